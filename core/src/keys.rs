@@ -1,0 +1,1 @@
+//! X25519 identities and recipients in age's encodings.

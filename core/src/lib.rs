@@ -1,0 +1,4 @@
+//! Kinko core.
+#![doc = include_str!("../../docs/FORMAT.md")]
+
+pub mod keys;
