@@ -2,3 +2,4 @@
 #![doc = include_str!("../../docs/FORMAT.md")]
 
 pub mod keys;
+pub mod vault;
