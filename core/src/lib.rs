@@ -1,5 +1,8 @@
-//! Kinko core.
-#![doc = include_str!("../../docs/FORMAT.md")]
+//! Kinko core: per-file envelope encryption, age-compatible keys, and (later) the vault.
+//!
+//! - [`envelope`]: seal and open files (format v1, docs/FORMAT.md).
+//! - [`keys`]: X25519 identities (`AGE-SECRET-KEY-1…`) and recipients (`age1…`).
 
+pub mod envelope;
 pub mod keys;
 pub mod vault;

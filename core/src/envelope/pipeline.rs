@@ -1,0 +1,115 @@
+//! The bounded parallel pipeline behind [`Sealer`](super::Sealer) and
+//! [`Opener`](super::Opener).
+//!
+//! Chunks are grouped into batches. A batch is processed on Kinko's own thread pool (one
+//! thread per core, so it never competes with a caller's rayon work) while the caller's
+//! thread reads the next batch or writes the previous one. At most three batches exist at
+//! once (being filled, being processed, being written), so memory is bounded by the batch
+//! size whatever the file size. A file that fits in one or two chunks never touches the pool.
+
+use std::sync::OnceLock;
+use std::sync::mpsc;
+
+use super::TAG_BYTES;
+
+/// Plaintext bytes per batch: large enough to amortise the hand-off to the pool (tens of
+/// microseconds), small enough that three batches stay a few MiB.
+const BATCH_BYTES: usize = 2 << 20;
+
+/// Chunks per batch for a given chunk size: at least 2, at most 64.
+pub(crate) fn batch_chunks(chunk_size: usize) -> usize {
+    (BATCH_BYTES / chunk_size).clamp(2, 64)
+}
+
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .thread_name(|i| format!("kinko-crypto-{i}"))
+            .build()
+            .expect("spawning the crypto thread pool")
+    })
+}
+
+/// Runs `f` on the pool and blocks until it returns.
+pub(crate) fn run<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    pool().install(f)
+}
+
+/// A batch being processed on the pool.
+pub(crate) struct InFlight<T>(mpsc::Receiver<T>);
+
+impl<T> std::fmt::Debug for InFlight<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InFlight(..)")
+    }
+}
+
+impl<T: Send + 'static> InFlight<T> {
+    /// Starts `f` on the pool.
+    pub(crate) fn spawn(f: impl FnOnce() -> T + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::sync_channel(1);
+        pool().spawn(move || {
+            // The receiver is gone if the sealer or opener was dropped or seeked meanwhile.
+            let _ = tx.send(f());
+        });
+        InFlight(rx)
+    }
+
+    /// Waits for the result.
+    pub(crate) fn wait(self) -> T {
+        self.0
+            .recv()
+            .expect("a crypto worker panicked (this is a bug in Kinko)")
+    }
+}
+
+/// One chunk's buffer: room for a full chunk and its tag, and how much of it is used.
+#[derive(Debug)]
+pub(crate) struct ChunkBuf {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) len: usize,
+}
+
+impl ChunkBuf {
+    pub(crate) fn new(chunk_size: usize) -> Self {
+        ChunkBuf {
+            buf: vec![0; chunk_size + TAG_BYTES],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Recycles chunk buffers so a long stream allocates a bounded number of them once.
+#[derive(Debug)]
+pub(crate) struct BufPool {
+    chunk_size: usize,
+    free: Vec<ChunkBuf>,
+}
+
+impl BufPool {
+    pub(crate) fn new(chunk_size: usize) -> Self {
+        BufPool {
+            chunk_size,
+            free: Vec::new(),
+        }
+    }
+
+    pub(crate) fn get(&mut self) -> ChunkBuf {
+        self.free
+            .pop()
+            .unwrap_or_else(|| ChunkBuf::new(self.chunk_size))
+    }
+
+    /// Returns a buffer; plaintext left in it is wiped first.
+    pub(crate) fn put(&mut self, mut chunk: ChunkBuf) {
+        zeroize::Zeroize::zeroize(&mut chunk.buf[..chunk.len]);
+        chunk.len = 0;
+        self.free.push(chunk);
+    }
+}
