@@ -184,6 +184,10 @@ impl KeyRing {
     pub fn primary(&self) -> &MasterKey {
         &self.primary
     }
+    /// Every key, primary first.
+    pub fn all(&self) -> impl Iterator<Item = &MasterKey> {
+        std::iter::once(&self.primary).chain(&self.old)
+    }
     /// The key with this id, primary or old.
     pub fn get(&self, id: &KekId) -> Option<&MasterKey> {
         std::iter::once(&self.primary)
@@ -345,6 +349,13 @@ mod tests {
             w.unwrap(&lone, b"aad"),
             Err(UnwrapError::UnknownKek(_))
         ));
+    }
+
+    #[test]
+    fn key_id_matches_the_envelope_symmetric_key_id() {
+        let k = MasterKey::generate();
+        let sym = crate::envelope::SymmetricKey::from_bytes(*k.expose_secret());
+        assert_eq!(k.id().0, sym.key_id().0);
     }
 
     #[test]

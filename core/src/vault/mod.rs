@@ -31,12 +31,13 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub use crate::envelope::Metadata;
 pub use audit::{Actor, AuditError, AuditRecord, AuditReport, Checkpoint, Outcome};
 pub use fs_blob::FsBlobStore;
 pub use kek::{KekId, KeyLoadError, KeyRing, MasterKey};
 pub use model::{ExpiryEntry, ExpiryKind, FileRecord, FileState, ShareRecord, UserRecord};
 pub use policy::{AccessKind, DownloadTicket, LinkSecret, Outward, PasswordCost, Refusal};
-pub use sealing::{FileMeta, PlainRead, SealingError};
+pub use sealing::{PlainRead, SealingError};
 pub use sled_store::SledMetaStore;
 pub use store::{BlobStore, Durability, MetaStore, StoreError};
 pub use sweeper::{RepairReport, RotationReport, SweepReport};
@@ -791,7 +792,7 @@ impl Vault {
     pub fn upload(
         &self,
         ctx: &Ctx,
-        meta: &FileMeta,
+        meta: &Metadata,
         retention: Option<u64>,
         input: &mut dyn Read,
     ) -> Result<FileId, VaultError> {
@@ -841,7 +842,7 @@ impl Vault {
     ///
     /// # Errors
     /// Forbidden, not found, key or store errors.
-    pub fn file_meta(&self, ctx: &Ctx, file: &FileId) -> Result<FileMeta, VaultError> {
+    pub fn file_meta(&self, ctx: &Ctx, file: &FileId) -> Result<Metadata, VaultError> {
         let f = self.active_file(file)?;
         if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
             return Err(VaultError::NotFound("file"));
@@ -1281,7 +1282,7 @@ impl Vault {
     ///
     /// # Errors
     /// The file is gone (deleted since the grant), key or store errors.
-    pub fn grant_meta(&self, grant: &Grant) -> Result<FileMeta, VaultError> {
+    pub fn grant_meta(&self, grant: &Grant) -> Result<Metadata, VaultError> {
         let f = self.active_file(&grant.file)?;
         Ok(sealing::metadata(&f.header, &self.config.keys)?)
     }

@@ -1,144 +1,139 @@
-//! The seam between the vault and the envelope format.
+//! The seam between the vault and the envelope format ([`crate::envelope`]).
 //!
 //! The vault stores each file as an envelope split in two: the header (stanzas wrapping the
-//! DEK, encrypted metadata, header MAC) in the metadata store and the payload as a blob. Every
-//! use the vault makes of the envelope goes through the functions here: seal a new file to the
-//! KEK, read which KEK a header is wrapped under, re-wrap a header to a new KEK (rotation) or
-//! to recipients (bound download), and open a payload.
-//!
-//! STAND-IN: until `crate::envelope` lands on main, this module implements the seam with a
-//! minimal format of its own — header = `"KNKSTAND" || WrappedSecret(DEK) || metadata`, payload
-//! = the plaintext unchanged. It exists only so the vault's storage, policy and crash logic can
-//! be built and tested; it gets replaced wholesale by calls into `crate::envelope`.
+//! DEK, encrypted metadata, header MAC) in the metadata store — it *is* the file's wrapped
+//! DEK — and the payload as a blob. Every use the vault makes of the envelope goes through
+//! the functions here: seal a new file to the KEK, read which KEK a header is wrapped under,
+//! re-wrap a header to a new KEK (rotation) or to recipients (bound download), and open a
+//! payload.
 
-use std::io::{self, Read, Seek, Write};
+use std::io::{Read, Seek, Write};
 
-use super::codec::{Dec, Enc};
-use super::kek::{KekId, KeyRing, MasterKey, UnwrapError, WrappedSecret};
+use crate::envelope::{
+    self, Header, Keyring, Metadata, OpenError, Opener, Recipients, RewrapError, SealError,
+    SealOptions, Sealer, SymmetricKey,
+};
+use crate::keys::Recipient;
+
+use super::kek::{KekId, KeyRing, MasterKey};
 use super::store::BlobRead;
-use super::types::random_array;
-
-const MAGIC: &[u8; 8] = b"KNKSTAND";
-const AAD: &[u8] = b"kinko stand-in header";
-
-/// What the uploader says about a file; stored encrypted in its header.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FileMeta {
-    /// File name.
-    pub name: String,
-    /// MIME type.
-    pub content_type: String,
-}
 
 /// A sealing or opening failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealingError {
-    /// Reading the input or writing the payload failed.
-    #[error("I/O error while sealing or opening: {0}")]
-    Io(#[from] io::Error),
-    /// The header's DEK could not be unwrapped.
-    #[error("cannot unwrap the file key: {0}")]
-    Unwrap(#[from] UnwrapError),
-    /// The header is malformed.
-    #[error("malformed file header")]
-    Malformed,
-    /// The operation is not available in this build.
-    #[error("{0} is not available until the envelope format lands")]
-    Unsupported(&'static str),
+    /// Sealing failed (I/O while streaming, invalid recipient).
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Opening failed: no loaded KEK opens the header, the header MAC failed, or the header
+    /// is malformed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The header has no stanza under a master key.
+    #[error("the file header is not wrapped under any master key")]
+    NoKekStanza,
 }
 
-/// A header parsed enough for the vault's needs.
-#[derive(Debug)]
-struct Parsed {
-    wrapped: WrappedSecret,
-    meta: FileMeta,
+impl From<RewrapError> for SealingError {
+    fn from(e: RewrapError) -> Self {
+        match e {
+            RewrapError::Open(e) => SealingError::Open(e),
+            RewrapError::Seal(e) => SealingError::Seal(e),
+        }
+    }
 }
 
-fn parse(header: &[u8]) -> Result<Parsed, SealingError> {
-    let rest = header
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or(SealingError::Malformed)?;
-    let mut d = Dec::new(rest, 1).map_err(|_| SealingError::Malformed)?;
-    let wrapped = WrappedSecret::decode(d.bytes().map_err(|_| SealingError::Malformed)?)
-        .map_err(|_| SealingError::Malformed)?;
-    let meta = FileMeta {
-        name: d.string().map_err(|_| SealingError::Malformed)?,
-        content_type: d.string().map_err(|_| SealingError::Malformed)?,
-    };
-    d.end().map_err(|_| SealingError::Malformed)?;
-    Ok(Parsed { wrapped, meta })
+fn symmetric(k: &MasterKey) -> SymmetricKey {
+    SymmetricKey::from_bytes(*k.expose_secret())
 }
 
-fn build(wrapped: &WrappedSecret, meta: &FileMeta) -> Vec<u8> {
-    let mut e = Enc::with_version(1);
-    e.bytes(&wrapped.encode())
-        .str(&meta.name)
-        .str(&meta.content_type);
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&e.finish());
-    out
+fn keyring(ring: &KeyRing) -> Keyring {
+    ring.all()
+        .fold(Keyring::new(), |kr, k| kr.symmetric(symmetric(k)))
 }
 
-/// Seals `input` to `kek`: writes the payload to `payload` and returns the header bytes and
-/// the plaintext size.
+/// Seals `input` to `kek`, streaming the payload into `payload`; returns the header bytes
+/// and the plaintext size.
 pub(crate) fn seal(
     kek: &MasterKey,
-    meta: &FileMeta,
+    meta: &Metadata,
     input: &mut dyn Read,
     payload: &mut dyn Write,
 ) -> Result<(Vec<u8>, u64), SealingError> {
-    let dek: [u8; 32] = random_array();
-    let wrapped = WrappedSecret::wrap(kek, &dek, AAD);
-    let size = io::copy(input, payload)?;
-    Ok((build(&wrapped, meta), size))
+    let recipients = Recipients::new().symmetric(&symmetric(kek));
+    let mut meta = meta.clone();
+    meta.size = None; // filled in by the detached sealer
+    let opts = SealOptions {
+        metadata: meta,
+        ..SealOptions::default()
+    };
+    let mut sealer = Sealer::detached(payload, &recipients, opts)?;
+    sealer.copy_from(input).map_err(SealError::Io)?;
+    let size = sealer.bytes_written();
+    let (header, _) = sealer.finish_detached()?;
+    Ok((header.to_bytes(), size))
 }
 
-/// The id of the master key the header's DEK is wrapped under.
+/// The id of the (first) master key the header's DEK is wrapped under.
 pub(crate) fn kek_of(header: &[u8]) -> Result<KekId, SealingError> {
-    Ok(parse(header)?.wrapped.kek)
+    Header::from_bytes(header)?
+        .stanzas()
+        .iter()
+        .find_map(|s| s.key_id())
+        .map(|id| KekId(id.0))
+        .ok_or(SealingError::NoKekStanza)
 }
 
-/// Re-wraps the DEK under `new` (KEK rotation); the payload is untouched.
+/// Re-wraps the DEK under `new` (KEK rotation): drops the stanzas of every key in the ring,
+/// adds one for `new`. The payload is untouched.
 pub(crate) fn rewrap(
     header: &[u8],
     ring: &KeyRing,
     new: &MasterKey,
 ) -> Result<Vec<u8>, SealingError> {
-    let p = parse(header)?;
-    let dek = p.wrapped.unwrap(ring, AAD)?;
-    Ok(build(
-        &WrappedSecret::wrap(new, secrecy::ExposeSecret::expose_secret(&dek), AAD),
-        &p.meta,
-    ))
+    let h = Header::from_bytes(header)?;
+    let dek = h.unwrap_key(&keyring(ring))?;
+    let ring_ids: Vec<[u8; 16]> = ring.all().map(|k| k.id().0).collect();
+    let keep = |s: &envelope::Stanza| s.key_id().is_none_or(|id| !ring_ids.contains(&id.0));
+    Ok(
+        h.rewrap(&dek, keep, &Recipients::new().symmetric(&symmetric(new)))?
+            .to_bytes(),
+    )
 }
 
-/// Decrypts the metadata.
-pub(crate) fn metadata(header: &[u8], ring: &KeyRing) -> Result<FileMeta, SealingError> {
-    let p = parse(header)?;
-    p.wrapped.unwrap(ring, AAD)?;
-    Ok(p.meta)
+/// Decrypts the metadata (name, content type, size, modification time).
+pub(crate) fn metadata(header: &[u8], ring: &KeyRing) -> Result<Metadata, SealingError> {
+    let h = Header::from_bytes(header)?;
+    let dek = h.unwrap_key(&keyring(ring))?;
+    Ok(h.metadata(&dek)?)
 }
 
-/// A readable, seekable plaintext stream.
+/// A readable, seekable plaintext stream (an envelope opener over a blob).
 pub trait PlainRead: Read + Seek + Send + std::fmt::Debug {}
 impl<T: Read + Seek + Send + std::fmt::Debug> PlainRead for T {}
 
-/// Opens the payload for reading plaintext.
+/// Opens the payload for reading plaintext; seeking decrypts only the chunks a range covers.
 pub(crate) fn open(
     header: &[u8],
     ring: &KeyRing,
     payload: Box<dyn BlobRead>,
 ) -> Result<Box<dyn PlainRead>, SealingError> {
-    parse(header)?.wrapped.unwrap(ring, AAD)?;
-    Ok(Box::new(payload))
+    let h = Header::from_bytes(header)?;
+    let dek = h.unwrap_key(&keyring(ring))?;
+    Ok(Box::new(Opener::from_parts_seekable(h, dek, payload)?))
 }
 
-/// A header that opens only for `recipients` (X25519 public keys); the payload is unchanged.
+/// A header that opens only for `recipients` (X25519 public keys): no KEK stanza is kept, so
+/// the bound copy is useless to anyone else, the server included. The payload is unchanged.
 pub(crate) fn bind(
-    _header: &[u8],
-    _ring: &KeyRing,
-    _recipients: &[[u8; 32]],
+    header: &[u8],
+    ring: &KeyRing,
+    recipients: &[[u8; 32]],
 ) -> Result<Vec<u8>, SealingError> {
-    Err(SealingError::Unsupported("a recipient-bound download"))
+    let h = Header::from_bytes(header)?;
+    let dek = h.unwrap_key(&keyring(ring))?;
+    let add = recipients.iter().fold(Recipients::new(), |r, k| {
+        r.x25519(Recipient::from_bytes(*k))
+    });
+    Ok(h.rewrap(&dek, |_| false, &add)?.to_bytes())
 }
