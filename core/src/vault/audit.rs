@@ -635,10 +635,27 @@ impl AuditLog {
             let c = Checkpoint::sign(&self.signing, rec.seq, hash, rec.time);
             ops.push(Op::PutCheckpoint(rec.seq, c.encode()));
         }
-        store.commit(&guards, ops, durability)?;
-        head.seq = rec.seq;
-        head.hash = hash;
-        Ok(rec.seq)
+        match store.commit(&guards, ops, durability) {
+            Ok(()) => {
+                head.seq = rec.seq;
+                head.hash = hash;
+                Ok(rec.seq)
+            }
+            Err(StoreError::Conflict) => {
+                // Either a record guard failed (the caller re-reads and retries) or the
+                // sequence number was taken behind our back (another writer on a shared
+                // backend). In the second case resynchronise the head from the store, so the
+                // retry appends after it; a head that does not decode fails closed.
+                if !store.audit_range(rec.seq, 1)?.is_empty() {
+                    let (seq, bytes) = store.audit_last()?.expect("a record exists at seq");
+                    let (_, hash) = decode_stored(seq, &bytes)
+                        .map_err(|_| StoreError::Corrupt("audit chain head"))?;
+                    *head = Head { seq, hash };
+                }
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Signs the current head and stores the checkpoint (an explicit, on-demand checkpoint).
