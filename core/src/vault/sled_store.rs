@@ -76,6 +76,7 @@ impl SledMetaStore {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(flush_every_ms)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(backend)?;
         let tree = db.open_tree("kinko-meta-v1").map_err(backend)?;
