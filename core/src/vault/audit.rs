@@ -635,10 +635,17 @@ impl AuditLog {
             let c = Checkpoint::sign(&self.signing, rec.seq, hash, rec.time);
             ops.push(Op::PutCheckpoint(rec.seq, c.encode()));
         }
-        match store.commit(&guards, ops, durability) {
+        // Apply under the head lock (it orders the chain); flush after releasing it, so that
+        // concurrent durable commits share one fsync (group commit). A caller returns only
+        // after its flush, which covers every commit ordered before its own.
+        match store.commit(&guards, ops, Durability::Buffered) {
             Ok(()) => {
                 head.seq = rec.seq;
                 head.hash = hash;
+                drop(head);
+                if durability == Durability::Sync {
+                    store.flush()?;
+                }
                 Ok(rec.seq)
             }
             Err(StoreError::Conflict) => {

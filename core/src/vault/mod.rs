@@ -656,7 +656,7 @@ impl Vault {
                         let mut s = s;
                         s.revoked = Some(ctx.now);
                         s.version += 1;
-                        ops.push(Op::PutShare(s));
+                        ops.push(Op::UpdateShare(s));
                     }
                 }
             }
@@ -1066,7 +1066,7 @@ impl Vault {
             let entry = ctx.entry("share.revoke", share_obj(share), Outcome::Allowed);
             match self.commit(
                 vec![Guard::Share(s.id, Some(s.version))],
-                vec![Op::PutShare(s2)],
+                vec![Op::UpdateShare(s2)],
                 entry,
                 Durability::Sync,
             ) {
@@ -1098,7 +1098,7 @@ impl Vault {
                     if s.revoked.is_none() {
                         s.revoked = Some(ctx.now);
                         s.version += 1;
-                        ops.push(Op::PutShare(s));
+                        ops.push(Op::UpdateShare(s));
                     }
                 }
             }
@@ -1231,7 +1231,7 @@ impl Vault {
             };
             match self.commit(
                 guards,
-                next.clone().map(Op::PutShare).into_iter().collect(),
+                next.clone().map(Op::UpdateShare).into_iter().collect(),
                 entry,
                 durability,
             ) {

@@ -190,6 +190,7 @@ impl MetaStore for SledMetaStore {
                     batch.insert(expiry_key(&s.expiry_entry()), &[][..]);
                     batch.insert(key(b's', &[&s.id.0]), s.encode());
                 }
+                Op::UpdateShare(s) => batch.insert(key(b's', &[&s.id.0]), s.encode()),
                 Op::DeleteShare(s) => {
                     batch.remove(key(b'S', &[&s.file.0, &s.id.0]));
                     batch.remove(key(b'O', &[&s.owner.0, &s.id.0]));

@@ -70,6 +70,9 @@ pub enum Op {
     DeleteFile(FileRecord),
     /// Insert or replace a share and its index entries (by file, by owner, expiry).
     PutShare(ShareRecord),
+    /// Replace an existing share whose file, owner and expiry are unchanged (a counter, a
+    /// revocation): the index entries stay as they are, so only the record is written.
+    UpdateShare(ShareRecord),
     /// Delete a share and its index entries.
     DeleteShare(ShareRecord),
     /// Remove one expiry index entry (a stale one: its record is already gone).
