@@ -631,7 +631,7 @@ impl AuditLog {
         stored.extend_from_slice(&hash);
         guards.push(Guard::AuditFree(rec.seq));
         ops.push(Op::AppendAudit(rec.seq, stored));
-        if rec.seq % self.checkpoint_every == 0 {
+        if rec.seq.is_multiple_of(self.checkpoint_every) {
             let c = Checkpoint::sign(&self.signing, rec.seq, hash, rec.time);
             ops.push(Op::PutCheckpoint(rec.seq, c.encode()));
         }

@@ -364,7 +364,7 @@ mod tests {
         let dbg = format!("{k:?}");
         assert!(dbg.starts_with("MasterKey(") && !dbg.contains("0101"));
         assert_eq!(
-            MasterKey::from_hex(&k.to_hex().expose_secret().to_string())
+            MasterKey::from_hex(k.to_hex().expose_secret())
                 .unwrap()
                 .id(),
             k.id()
