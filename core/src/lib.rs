@@ -5,3 +5,7 @@
 
 pub mod envelope;
 pub mod keys;
+
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
