@@ -2,9 +2,15 @@
 //!
 //! - [`envelope`]: seal and open files (format v1, docs/FORMAT.md).
 //! - [`keys`]: X25519 identities (`AGE-SECRET-KEY-1…`) and recipients (`age1…`).
+//! - [`format`](mod@format): the specification of the envelope bytes.
 
 pub mod envelope;
 pub mod keys;
+
+/// The envelope format, byte for byte (docs/FORMAT.md, included here so the specification
+/// and the code change in the same commits).
+#[doc = include_str!("../../docs/FORMAT.md")]
+pub mod format {}
 
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
