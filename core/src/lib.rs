@@ -2,7 +2,8 @@
 //!
 //! - [`envelope`]: seal and open files (format v1, docs/FORMAT.md).
 //! - [`keys`]: X25519 identities (`AGE-SECRET-KEY-1…`) and recipients (`age1…`).
-//! - [`format`](mod@format): the specification of the envelope bytes.
+//! - [`format`](mod@format): the specification of the envelope bytes; [`threats`]: the
+//!   threat model.
 
 pub mod envelope;
 pub mod keys;
@@ -11,6 +12,10 @@ pub mod keys;
 /// and the code change in the same commits).
 #[doc = include_str!("../../docs/FORMAT.md")]
 pub mod format {}
+
+/// What the envelope protects against and what it does not (docs/THREATS.md).
+#[doc = include_str!("../../docs/THREATS.md")]
+pub mod threats {}
 
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
