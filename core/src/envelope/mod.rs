@@ -334,3 +334,5 @@ impl fmt::Debug for Header {
     }
 }
 mod pipeline;
+
+pub use pipeline::THREADS_ENV;

@@ -209,6 +209,10 @@ impl<R: Read> Opener<R> {
     /// it are never read. For serving a byte range: seek to its start, set its end.
     pub fn set_end(&mut self, end: Option<u64>) {
         self.end = end;
+        if !self.raw_done {
+            // `done` can only have come from the old limit: the final chunk is not read yet.
+            self.done = false;
+        }
     }
 
     fn enc_chunk(&self) -> usize {

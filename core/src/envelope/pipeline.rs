@@ -21,11 +21,19 @@ pub(crate) fn batch_chunks(chunk_size: usize) -> usize {
     (BATCH_BYTES / chunk_size).clamp(2, 64)
 }
 
+/// Environment variable that caps the crypto threads (default: one per core).
+pub const THREADS_ENV: &str = "KINKO_CRYPTO_THREADS";
+
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
+        let threads = std::env::var(THREADS_ENV)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         rayon::ThreadPoolBuilder::new()
-            .num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .num_threads(threads)
             .thread_name(|i| format!("kinko-crypto-{i}"))
             .build()
             .expect("spawning the crypto thread pool")

@@ -612,6 +612,14 @@ fn seek_reads_only_what_it_needs_and_matches_plaintext() {
     let mut tail = Vec::new();
     opener.read_to_end(&mut tail).unwrap();
     assert_eq!(tail, &plain[plain.len() - 3..]);
+    // A limit that was reached, then lifted: reading goes on.
+    opener.seek(SeekFrom::Start(0)).unwrap();
+    opener.set_end(Some(0));
+    assert_eq!(opener.read(&mut [0; 8]).unwrap(), 0);
+    opener.set_end(None);
+    let mut all = Vec::new();
+    opener.read_to_end(&mut all).unwrap();
+    assert_eq!(all, plain);
     // Past the end: nothing, after the final chunk verified.
     opener
         .seek(SeekFrom::Start(plain.len() as u64 + 100))

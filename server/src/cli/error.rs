@@ -1,0 +1,545 @@
+//! The one error type of the `kinko` command line, its hints, and its exit codes.
+//!
+//! Every error prints as two lines: what happened (`Display`), then what to do about it
+//! ([`CliError::hint`]), the way age pairs each `err-*` message with a `rec-*` line. Exit
+//! codes are decided in one place, [`CliError::exit_code`], and documented in `kinko --help`
+//! from the same table ([`EXIT_CODES`]), so the two cannot drift apart.
+//!
+//! No variant carries a passphrase, an identity or a recipient string as typed: key parsing
+//! errors from `kinko-core` only say which check failed, and command-line keys are named by
+//! their position.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use kinko_core::envelope::{OpenError, SealError};
+use kinko_core::keys::KeyError;
+
+/// Exit code: success (also a closed pipe on stdout, e.g. `kinko open … | head`).
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit code: bad or conflicting arguments, or a refused output (terminal, existing key file).
+pub(crate) const EXIT_USAGE: u8 = 1;
+/// Exit code: reading or writing a file failed.
+pub(crate) const EXIT_IO: u8 = 2;
+/// Exit code: a recipient, identity, key file or passphrase given is not valid.
+pub(crate) const EXIT_BAD_KEY: u8 = 3;
+/// Exit code: the input is not a Kinko envelope (bad magic bytes).
+pub(crate) const EXIT_NOT_ENVELOPE: u8 = 4;
+/// Exit code: the envelope has a format version this build does not read.
+pub(crate) const EXIT_UNSUPPORTED_VERSION: u8 = 5;
+/// Exit code: the envelope uses a payload suite this build does not know.
+pub(crate) const EXIT_UNSUPPORTED_SUITE: u8 = 6;
+/// Exit code: a header field is out of range or inconsistent.
+pub(crate) const EXIT_MALFORMED_HEADER: u8 = 7;
+/// Exit code: no identity or passphrase given opens the envelope.
+pub(crate) const EXIT_NO_MATCH: u8 = 8;
+/// Exit code: the header MAC does not verify (the header was modified).
+pub(crate) const EXIT_HEADER_AUTH: u8 = 9;
+/// Exit code: a payload chunk does not verify (the payload was damaged or modified).
+pub(crate) const EXIT_CHUNK_AUTH: u8 = 10;
+/// Exit code: the envelope is cut short (header or payload).
+pub(crate) const EXIT_TRUNCATED: u8 = 11;
+/// Exit code: bytes follow the final chunk.
+pub(crate) const EXIT_TRAILING_DATA: u8 = 12;
+/// Exit code: the passphrase stanza asks for more Argon2 work than allowed.
+pub(crate) const EXIT_ARGON2_BOUNDS: u8 = 13;
+/// Exit code: the payload's length differs from the size recorded in the encrypted metadata.
+pub(crate) const EXIT_SIZE_MISMATCH: u8 = 14;
+
+/// Every exit code with its meaning, in the order `--help` lists them.
+pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
+    (EXIT_OK, "success (a closed pipe on stdout also exits 0)"),
+    (
+        EXIT_USAGE,
+        "usage: bad or conflicting arguments, binary output to a terminal, existing key file",
+    ),
+    (EXIT_IO, "I/O error reading or writing a file"),
+    (
+        EXIT_BAD_KEY,
+        "invalid recipient, identity, key file or passphrase input",
+    ),
+    (EXIT_NOT_ENVELOPE, "not a Kinko envelope"),
+    (EXIT_UNSUPPORTED_VERSION, "unsupported envelope version"),
+    (EXIT_UNSUPPORTED_SUITE, "unsupported payload suite"),
+    (EXIT_MALFORMED_HEADER, "malformed header"),
+    (
+        EXIT_NO_MATCH,
+        "no identity or passphrase given opens the file",
+    ),
+    (
+        EXIT_HEADER_AUTH,
+        "header authentication failed (the header was modified)",
+    ),
+    (
+        EXIT_CHUNK_AUTH,
+        "payload chunk authentication failed (damaged or modified)",
+    ),
+    (EXIT_TRUNCATED, "the envelope is truncated"),
+    (EXIT_TRAILING_DATA, "trailing data after the final chunk"),
+    (
+        EXIT_ARGON2_BOUNDS,
+        "passphrase stanza's Argon2 parameters out of bounds",
+    ),
+    (
+        EXIT_SIZE_MISMATCH,
+        "payload length differs from the size recorded at sealing",
+    ),
+];
+
+/// The "Exit codes:" section of `kinko --help`, built from [`EXIT_CODES`].
+pub(crate) fn exit_codes_help() -> String {
+    let mut help = String::from("Exit codes:\n");
+    for (code, meaning) in EXIT_CODES {
+        help.push_str(&format!("  {code:>2}  {meaning}\n"));
+    }
+    help
+}
+
+/// Which of the user's key inputs an error is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeySource {
+    /// The n-th `-r` argument (1-based). The argument itself is never repeated: someone may
+    /// have pasted a secret key by mistake.
+    RecipientArg(usize),
+    /// A recipients file given with `-R`.
+    RecipientsFile(PathBuf),
+    /// An identity file given with `-i`.
+    IdentityFile(PathBuf),
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::RecipientArg(n) => write!(f, "recipient #{n} given with -r"),
+            KeySource::RecipientsFile(p) => write!(f, "recipients file {}", p.display()),
+            KeySource::IdentityFile(p) => write!(f, "identity file {}", p.display()),
+        }
+    }
+}
+
+/// Everything that can make a `kinko` command fail.
+///
+/// `Display` says what happened; [`CliError::hint`] says what to do; [`CliError::exit_code`]
+/// gives the process exit code.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Arguments that parse but make no sense together.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// Binary output would go to a terminal.
+    #[error("refusing to write binary output to a terminal")]
+    TerminalOutput,
+    /// `keygen -o` would overwrite a file.
+    #[error("{} already exists; kinko never overwrites a key file", .0.display())]
+    OutputExists(PathBuf),
+    /// The input and the output are the same file.
+    #[error("the input and the output are the same file ({})", .0.display())]
+    SameInputAndOutput(PathBuf),
+    /// Sealing without anyone who could open the result.
+    #[error("no recipients: nobody could open the sealed file")]
+    NoRecipients,
+    /// Opening a file sealed only to keys, without any identity.
+    #[error("no identity given, and the file is not sealed with a passphrase ({sealed_to})")]
+    NoIdentity {
+        /// Who the file is sealed to, e.g. "2 X25519 recipients".
+        sealed_to: String,
+    },
+    /// Nothing given opens the file.
+    #[error("none of the identities or passphrases given opens this file ({sealed_to})")]
+    NoMatchingKey {
+        /// Who the file is sealed to.
+        sealed_to: String,
+        /// Whether a passphrase was tried.
+        passphrase_tried: bool,
+        /// Whether identities were tried.
+        identities_tried: bool,
+        /// Whether the file has a passphrase stanza.
+        passphrase_stanza: bool,
+    },
+    /// A key argument or key file is invalid.
+    #[error("{source_of}: {source}")]
+    Key {
+        /// Which argument or file.
+        source_of: KeySource,
+        /// What is wrong with it (never its contents).
+        source: KeyError,
+    },
+    /// A passphrase is needed and nothing can provide one.
+    #[error("a passphrase is needed but there is no terminal to ask for it")]
+    NoTerminal,
+    /// The two passphrases typed while sealing differ.
+    #[error("the passphrases do not match")]
+    PassphraseMismatch,
+    /// An empty passphrase while sealing.
+    #[error("the passphrase is empty")]
+    EmptyPassphrase,
+    /// A passphrase file or `KINKO_PASSPHRASE` is not UTF-8.
+    #[error("the passphrase from {0} is not valid UTF-8")]
+    PassphraseNotUtf8(String),
+    /// Reading a file given on the command line failed.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Writing the output failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file, or `<stdout>`.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Reading the passphrase from the terminal failed.
+    #[error("cannot read the passphrase from the terminal: {0}")]
+    Prompt(io::Error),
+    /// The envelope could not be opened or inspected.
+    #[error("{input}: {source}")]
+    Open {
+        /// The input file, or `<stdin>`.
+        input: String,
+        /// What the library found.
+        source: OpenError,
+    },
+    /// The envelope could not be sealed.
+    #[error("{source}")]
+    Seal {
+        /// What the library refused.
+        source: SealError,
+    },
+}
+
+impl CliError {
+    /// A usage error with its hint.
+    pub(crate) fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        CliError::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// The process exit code for this error (see [`EXIT_CODES`]).
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage { .. }
+            | CliError::TerminalOutput
+            | CliError::OutputExists(_)
+            | CliError::SameInputAndOutput(_)
+            | CliError::NoRecipients
+            | CliError::NoIdentity { .. }
+            | CliError::NoTerminal => EXIT_USAGE,
+            CliError::NoMatchingKey { .. } => EXIT_NO_MATCH,
+            CliError::Key {
+                source: KeyError::Io(_),
+                ..
+            } => EXIT_IO,
+            CliError::Key { .. }
+            | CliError::PassphraseMismatch
+            | CliError::EmptyPassphrase
+            | CliError::PassphraseNotUtf8(_) => EXIT_BAD_KEY,
+            CliError::Read { .. } | CliError::Write { .. } | CliError::Prompt(_) => EXIT_IO,
+            CliError::Open { source, .. } => open_exit_code(source),
+            CliError::Seal { source } => seal_exit_code(source),
+        }
+    }
+
+    /// What to do about it: one line (or two) for the user.
+    pub(crate) fn hint(&self) -> String {
+        match self {
+            CliError::Usage { hint, .. } => hint.clone(),
+            CliError::TerminalOutput => "Use -o FILE or redirect the output (kinko … > FILE). \
+                 To write to the terminal anyway, pass -o - explicitly."
+                .into(),
+            CliError::OutputExists(_) => {
+                "Choose another file name, or move the existing file away first.".into()
+            }
+            CliError::SameInputAndOutput(_) => {
+                "Write the output to another file (-o OTHER_FILE).".into()
+            }
+            CliError::NoRecipients => {
+                "Pass a recipient with -r age1…, a recipients file with -R FILE, or -p for a \
+                 passphrase."
+                    .into()
+            }
+            CliError::NoIdentity { .. } => {
+                "Pass the identity file the file was sealed to with -i FILE.".into()
+            }
+            CliError::NoMatchingKey {
+                passphrase_tried,
+                identities_tried,
+                passphrase_stanza,
+                ..
+            } => match (identities_tried, passphrase_tried, passphrase_stanza) {
+                (false, true, _) => "Check the passphrase. If the file was sealed to a key, pass \
+                                     its identity file with -i."
+                    .into(),
+                (true, true, _) => "Check the passphrase, and did you pass the right identity \
+                                    with -i?"
+                    .into(),
+                (_, false, true) => "Did you pass the right identity with -i? The file can \
+                                     also be opened with its passphrase: run without -i to be \
+                                     asked for it, or set KINKO_PASSPHRASE."
+                    .into(),
+                _ => "Did you pass the right identity with -i? The file was sealed to other \
+                      keys."
+                    .into(),
+            },
+            CliError::Key { source_of, source } => key_hint(source_of, source),
+            CliError::NoTerminal => "Set KINKO_PASSPHRASE or pass --passphrase-file FILE (in \
+                 scripts), or run kinko from a terminal."
+                .into(),
+            CliError::PassphraseMismatch => {
+                "Run the command again and type the same passphrase twice.".into()
+            }
+            CliError::EmptyPassphrase => {
+                "Choose a passphrase: a long one (several random words) resists guessing best."
+                    .into()
+            }
+            CliError::PassphraseNotUtf8(_) => "Passphrases must be UTF-8 text.".into(),
+            CliError::Read { .. } => "Check that the file exists and that you may read it.".into(),
+            CliError::Write { .. } => {
+                "Check that the directory exists, that you may write to it, and that the disk \
+                 has space."
+                    .into()
+            }
+            CliError::Prompt(_) => {
+                "Set KINKO_PASSPHRASE or pass --passphrase-file FILE instead.".into()
+            }
+            CliError::Open { source, .. } => open_hint(source),
+            CliError::Seal { source } => seal_hint(source),
+        }
+    }
+
+    /// Whether this error is only a closed pipe on the output (`kinko open … | head`): the
+    /// reader went away, which is not a failure of ours.
+    pub(crate) fn is_broken_pipe(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = source {
+            if let Some(io) = err.downcast_ref::<io::Error>()
+                && io.kind() == io::ErrorKind::BrokenPipe
+            {
+                return true;
+            }
+            source = err.source();
+        }
+        false
+    }
+}
+
+fn open_exit_code(err: &OpenError) -> u8 {
+    match err {
+        OpenError::NotAnEnvelope => EXIT_NOT_ENVELOPE,
+        OpenError::UnsupportedVersion(_) => EXIT_UNSUPPORTED_VERSION,
+        OpenError::UnsupportedSuite(_) => EXIT_UNSUPPORTED_SUITE,
+        OpenError::MalformedHeader(_) => EXIT_MALFORMED_HEADER,
+        OpenError::TruncatedHeader | OpenError::Truncated => EXIT_TRUNCATED,
+        OpenError::Argon2ParamsOutOfBounds { .. } => EXIT_ARGON2_BOUNDS,
+        OpenError::NoMatchingStanza => EXIT_NO_MATCH,
+        OpenError::HeaderAuthFailed => EXIT_HEADER_AUTH,
+        OpenError::ChunkAuthFailed { .. } => EXIT_CHUNK_AUTH,
+        OpenError::TrailingData => EXIT_TRAILING_DATA,
+        OpenError::SizeMismatch { .. } => EXIT_SIZE_MISMATCH,
+        OpenError::Io(_) => EXIT_IO,
+        // A variant added to kinko-core after this table was written.
+        _ => EXIT_IO,
+    }
+}
+
+fn seal_exit_code(err: &SealError) -> u8 {
+    match err {
+        SealError::NoRecipients
+        | SealError::TooManyStanzas(_)
+        | SealError::TooManyPassphrases
+        | SealError::InvalidChunkSize(_)
+        | SealError::MetadataTooLong(_) => EXIT_USAGE,
+        SealError::InvalidRecipient(_) => EXIT_BAD_KEY,
+        SealError::Argon2ParamsOutOfBounds { .. } => EXIT_ARGON2_BOUNDS,
+        SealError::SizeMismatch { .. } | SealError::Io(_) => EXIT_IO,
+        _ => EXIT_IO,
+    }
+}
+
+fn open_hint(err: &OpenError) -> String {
+    match err {
+        OpenError::NotAnEnvelope => "Is this the sealed file? Kinko envelopes are made by \
+                                     kinko seal (an age file needs age or rage)."
+            .into(),
+        OpenError::UnsupportedVersion(_) => {
+            "The file was made by a newer Kinko: upgrade kinko to open it.".into()
+        }
+        OpenError::UnsupportedSuite(_) => {
+            "The file was made by a newer Kinko, or it is damaged: try upgrading kinko.".into()
+        }
+        OpenError::MalformedHeader(_) => {
+            "The file is damaged or was not made by Kinko: get a fresh copy from the sender.".into()
+        }
+        OpenError::TruncatedHeader | OpenError::Truncated => {
+            "The file is cut short (an interrupted download or copy?): get the complete file \
+             again."
+                .into()
+        }
+        OpenError::Argon2ParamsOutOfBounds { .. } => {
+            "The passphrase stanza demands more memory or time than kinko allows, so the file \
+             may be hostile: ask the sender to seal it again with kinko's defaults."
+                .into()
+        }
+        OpenError::NoMatchingStanza => {
+            "Did you pass the right identity with -i? The file was sealed to other keys.".into()
+        }
+        OpenError::HeaderAuthFailed => {
+            "The header was modified after sealing, so do not trust this file: get a fresh \
+             copy from the sender."
+                .into()
+        }
+        OpenError::ChunkAuthFailed { .. } => {
+            "The file was damaged or modified after sealing: get a fresh copy from the sender. \
+             Nothing from the failed chunk on was written."
+                .into()
+        }
+        OpenError::TrailingData => {
+            "Bytes were appended after the end of the envelope (two files concatenated, or a \
+             modified file): get a fresh copy from the sender."
+                .into()
+        }
+        OpenError::SizeMismatch { .. } => {
+            "The envelope is inconsistent with its own metadata: get a fresh copy from the \
+             sender."
+                .into()
+        }
+        OpenError::Io(_) => "Check that the file exists and that you may read it.".into(),
+        _ => "Get a fresh copy of the file, or upgrade kinko.".into(),
+    }
+}
+
+fn seal_hint(err: &SealError) -> String {
+    match err {
+        SealError::NoRecipients => CliError::NoRecipients.hint(),
+        SealError::TooManyStanzas(_) => {
+            "Split the recipients over several files, or share one recipient key.".into()
+        }
+        SealError::TooManyPassphrases => "Pass -p only once.".into(),
+        SealError::InvalidRecipient(_) => {
+            "That key cannot be sealed to safely: ask its owner for their real public key \
+             (kinko keygen prints it)."
+                .into()
+        }
+        SealError::InvalidChunkSize(_) => {
+            "Pick a power of two between 4096 and 4194304, e.g. --chunk-size 64K.".into()
+        }
+        SealError::Argon2ParamsOutOfBounds { .. } => {
+            "Use the default passphrase parameters.".into()
+        }
+        SealError::MetadataTooLong(_) => {
+            "Rename the input file to a shorter name, or pipe it through stdin.".into()
+        }
+        SealError::SizeMismatch { .. } => {
+            "The input changed while it was read: seal it again once nothing writes to it.".into()
+        }
+        SealError::Io(_) => {
+            "Check that you may write the output and that the disk has space.".into()
+        }
+        _ => "Try again, or upgrade kinko.".into(),
+    }
+}
+
+fn key_hint(source_of: &KeySource, err: &KeyError) -> String {
+    match (source_of, err) {
+        (_, KeyError::Io(_)) => "Check that the file exists and that you may read it.".into(),
+        (KeySource::RecipientArg(_), _) => {
+            "A recipient is a public key, age1… (kinko keygen and age-keygen print it).".into()
+        }
+        (KeySource::RecipientsFile(_), _) => {
+            "A recipients file holds one age1… public key a line; blank lines and lines \
+             starting with # are ignored."
+                .into()
+        }
+        (KeySource::IdentityFile(_), _) => {
+            "Pass an identity file made by kinko keygen or age-keygen (one \
+             AGE-SECRET-KEY-1… line; # comments are ignored)."
+                .into()
+        }
+    }
+}
+
+impl From<SealError> for CliError {
+    fn from(source: SealError) -> Self {
+        CliError::Seal { source }
+    }
+}
+
+/// Prints `err` on stderr as two lines: `error: …` and `hint: …`.
+pub(crate) fn report(err: &CliError) {
+    eprintln!("kinko: error: {err}");
+    eprintln!("kinko: hint: {}", err.hint());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_and_all_documented() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, _) in EXIT_CODES {
+            assert!(seen.insert(*code), "exit code {code} listed twice");
+        }
+        let help = exit_codes_help();
+        for (code, meaning) in EXIT_CODES {
+            assert!(help.contains(&format!("{code:>2}  {meaning}")));
+        }
+    }
+
+    #[test]
+    fn each_tampering_case_has_its_own_exit_code() {
+        let errors = [
+            OpenError::NotAnEnvelope,
+            OpenError::UnsupportedVersion(2),
+            OpenError::UnsupportedSuite(9),
+            OpenError::MalformedHeader("x"),
+            OpenError::NoMatchingStanza,
+            OpenError::HeaderAuthFailed,
+            OpenError::ChunkAuthFailed { index: 1 },
+            OpenError::Truncated,
+            OpenError::TrailingData,
+            OpenError::Argon2ParamsOutOfBounds {
+                m_cost: 1 << 30,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            OpenError::SizeMismatch {
+                declared: 1,
+                actual: 2,
+            },
+            OpenError::Io(io::Error::other("x")),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for source in errors {
+            let code = open_exit_code(&source);
+            assert!(seen.insert(code), "{source} shares exit code {code}");
+            assert!(EXIT_CODES.iter().any(|(c, _)| *c == code));
+        }
+    }
+
+    #[test]
+    fn broken_pipe_is_found_in_the_chain() {
+        let err = CliError::Open {
+            input: "x".into(),
+            source: OpenError::Io(io::Error::from(io::ErrorKind::BrokenPipe)),
+        };
+        assert!(err.is_broken_pipe());
+        let err = CliError::Write {
+            path: "<stdout>".into(),
+            source: io::Error::from(io::ErrorKind::BrokenPipe),
+        };
+        assert!(err.is_broken_pipe());
+        assert!(!CliError::TerminalOutput.is_broken_pipe());
+    }
+}

@@ -1,0 +1,690 @@
+//! End-to-end tests of the `kinko` binary: real processes, real files in temporary
+//! directories, exact exit codes and the key words of each message.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+const KINKO: &str = env!("CARGO_BIN_EXE_kinko");
+
+// Exit codes, as documented in `kinko --help`.
+const EXIT_USAGE: i32 = 1;
+const EXIT_BAD_KEY: i32 = 3;
+const EXIT_NOT_ENVELOPE: i32 = 4;
+const EXIT_UNSUPPORTED_VERSION: i32 = 5;
+const EXIT_NO_MATCH: i32 = 8;
+const EXIT_HEADER_AUTH: i32 = 9;
+const EXIT_CHUNK_AUTH: i32 = 10;
+const EXIT_TRUNCATED: i32 = 11;
+const EXIT_TRAILING_DATA: i32 = 12;
+
+/// Identity 1 of the test vectors (secret bytes `01` × 32, core/tests/vectors/README.md).
+const VECTOR_IDENTITY_1: &str =
+    "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ9K4CN";
+const VECTOR_PASSPHRASE: &str = "kinko test vector passphrase";
+
+fn vector(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../core/tests/vectors")
+        .join(name)
+}
+
+/// A `kinko` command with no passphrase in its environment.
+fn kinko(dir: &Path) -> Command {
+    let mut cmd = Command::new(KINKO);
+    cmd.current_dir(dir).env_remove("KINKO_PASSPHRASE");
+    cmd
+}
+
+/// Runs `cmd` with `stdin` as its input and captures everything.
+fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kinko runs");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        // The command may exit before reading everything (an error); that is fine.
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "kinko failed ({:?}): {}",
+        out.status.code(),
+        stderr(out)
+    );
+}
+
+#[track_caller]
+fn assert_fails(out: &Output, code: i32, words: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    for w in words {
+        assert!(err.contains(w), "stderr lacks {w:?}: {err}");
+    }
+    assert!(
+        err.lines().any(|l| l.starts_with("kinko: hint: ")),
+        "no hint line: {err}"
+    );
+}
+
+/// Deterministic non-repeating test data.
+fn data(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Makes an identity file `name` in `dir` and returns its path and public key.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let out = run(kinko(dir).args(["keygen", "-o", name]), b"");
+    assert_ok(&out);
+    let public = stderr(&out)
+        .trim()
+        .strip_prefix("Public key: ")
+        .expect("keygen prints the public key")
+        .to_owned();
+    (dir.join(name), public)
+}
+
+/// Seals `plain` (written to `dir/plain`) to one fresh identity with 4 KiB chunks, and
+/// returns (identity path, envelope bytes).
+fn sealed_4k(dir: &Path, plain: &[u8]) -> (PathBuf, Vec<u8>) {
+    let (id, public) = keygen(dir, "id.txt");
+    fs::write(dir.join("plain"), plain).unwrap();
+    let out = run(
+        kinko(dir).args([
+            "seal",
+            "-r",
+            &public,
+            "--chunk-size",
+            "4096",
+            "plain",
+            "-o",
+            "plain.kinko",
+        ]),
+        b"",
+    );
+    assert_ok(&out);
+    (id, fs::read(dir.join("plain.kinko")).unwrap())
+}
+
+/// The header length of an envelope, from `kinko inspect --json`.
+fn header_len(dir: &Path, file: &str) -> usize {
+    let out = run(kinko(dir).args(["inspect", "--json", file]), b"");
+    assert_ok(&out);
+    let json = String::from_utf8(out.stdout).unwrap();
+    let rest = &json[json.find("\"header_len\":").unwrap() + 13..];
+    rest[..rest.find(',').unwrap()].parse().unwrap()
+}
+
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn keygen_creates_a_0600_file_and_refuses_to_overwrite() {
+    let dir = TempDir::new().unwrap();
+    let (path, public) = keygen(dir.path(), "key.txt");
+    assert!(public.starts_with("age1"));
+    let contents = fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = contents.lines().collect();
+    assert_eq!(lines.len(), 3, "{contents}");
+    assert!(lines[0].starts_with("# created: ") && lines[0].ends_with('Z'));
+    assert_eq!(lines[1], format!("# public key: {public}"));
+    assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let out = run(kinko(dir.path()).args(["keygen", "-o", "key.txt"]), b"");
+    assert_fails(&out, EXIT_USAGE, &["key.txt already exists"]);
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        contents,
+        "key overwritten"
+    );
+    assert!(!stderr(&out).contains("AGE-SECRET-KEY"));
+}
+
+#[test]
+fn keygen_to_stdout_writes_the_identity_and_never_prints_it_on_stderr() {
+    let dir = TempDir::new().unwrap();
+    let out = run(kinko(dir.path()).arg("keygen"), b"");
+    assert_ok(&out);
+    let identity = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(identity.contains("\nAGE-SECRET-KEY-1"));
+    let err = stderr(&out);
+    assert!(err.starts_with("Public key: age1"), "{err}");
+    assert!(!err.contains("AGE-SECRET-KEY"));
+}
+
+#[test]
+fn seal_to_two_recipients_opens_with_either_identity() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (alice, alice_pub) = keygen(d, "alice.txt");
+    let (bob, bob_pub) = keygen(d, "bob.txt");
+    fs::write(d.join("team.txt"), format!("# team\n\n{bob_pub}\n")).unwrap();
+    let plain = data(300_000);
+    fs::write(d.join("report.pdf"), &plain).unwrap();
+
+    let out = run(
+        kinko(d).args([
+            "seal",
+            "-r",
+            &alice_pub,
+            "-R",
+            "team.txt",
+            "report.pdf",
+            "-o",
+            "report.pdf.kinko",
+        ]),
+        b"",
+    );
+    assert_ok(&out);
+    assert!(out.stdout.is_empty());
+
+    for (who, id) in [("alice", &alice), ("bob", &bob)] {
+        let target = format!("{who}.pdf");
+        let out = run(
+            kinko(d)
+                .args(["open", "-i"])
+                .arg(id)
+                .args(["report.pdf.kinko", "-o", &target]),
+            b"",
+        );
+        assert_ok(&out);
+        assert_eq!(fs::read(d.join(&target)).unwrap(), plain, "{who}");
+    }
+}
+
+#[test]
+fn seal_and_open_through_stdin_and_stdout() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (id, public) = keygen(d, "id.txt");
+    let plain = data(200_001);
+    let sealed = run(kinko(d).args(["seal", "-r", &public]), &plain);
+    assert_ok(&sealed);
+    assert!(sealed.stdout.starts_with(b"\x89KNK\r\n\x1a\n"));
+
+    let opened = run(
+        kinko(d).args(["open", "-i"]).arg(&id).arg("-"),
+        &sealed.stdout,
+    );
+    assert_ok(&opened);
+    assert_eq!(opened.stdout, plain);
+
+    // Empty input round-trips too.
+    let sealed = run(kinko(d).args(["seal", "-r", &public, "-"]), b"");
+    assert_ok(&sealed);
+    let opened = run(kinko(d).args(["open", "-i"]).arg(&id), &sealed.stdout);
+    assert_ok(&opened);
+    assert!(opened.stdout.is_empty());
+}
+
+#[test]
+fn passphrase_seal_and_open_via_kinko_passphrase() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let plain = data(50_000);
+    let sealed = run(
+        kinko(d)
+            .env("KINKO_PASSPHRASE", "correct horse battery staple")
+            .args(["seal", "-p", "--suite", "chacha"]),
+        &plain,
+    );
+    assert_ok(&sealed);
+    fs::write(d.join("p.kinko"), &sealed.stdout).unwrap();
+
+    let opened = run(
+        kinko(d)
+            .env("KINKO_PASSPHRASE", "correct horse battery staple")
+            .args(["open", "p.kinko"]),
+        b"",
+    );
+    assert_ok(&opened);
+    assert_eq!(opened.stdout, plain);
+
+    // The same passphrase from a file (first line; the newline is not part of it).
+    fs::write(d.join("pass.txt"), "correct horse battery staple\n").unwrap();
+    let opened = run(
+        kinko(d).args(["open", "--passphrase-file", "pass.txt", "p.kinko"]),
+        b"",
+    );
+    assert_ok(&opened);
+    assert_eq!(opened.stdout, plain);
+
+    let wrong = run(
+        kinko(d)
+            .env("KINKO_PASSPHRASE", "wrong")
+            .args(["open", "p.kinko"]),
+        b"",
+    );
+    assert_fails(&wrong, EXIT_NO_MATCH, &["sealed with a passphrase"]);
+    assert!(wrong.stdout.is_empty());
+    assert!(!stderr(&wrong).contains("wrong\n"));
+}
+
+#[test]
+fn passphrase_vector_opens_with_the_vector_passphrase() {
+    let dir = TempDir::new().unwrap();
+    let out = run(
+        kinko(dir.path())
+            .env("KINKO_PASSPHRASE", VECTOR_PASSPHRASE)
+            .arg("open")
+            .arg(vector("passphrase_empty_chacha.kinko")),
+        b"",
+    );
+    assert_ok(&out);
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn open_with_a_wrong_identity_names_the_problem() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (_, public) = keygen(d, "alice.txt");
+    let (mallory, _) = keygen(d, "mallory.txt");
+    let sealed = run(kinko(d).args(["seal", "-r", &public]), b"secret");
+    assert_ok(&sealed);
+    let out = run(kinko(d).args(["open", "-i"]).arg(&mallory), &sealed.stdout);
+    assert_fails(
+        &out,
+        EXIT_NO_MATCH,
+        &[
+            "sealed to 1 X25519 recipient",
+            "Did you pass the right identity with -i?",
+        ],
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn open_without_any_identity_is_a_usage_error() {
+    let dir = TempDir::new().unwrap();
+    let out = run(
+        kinko(dir.path())
+            .arg("open")
+            .arg(vector("x25519_two_recipients_aes.kinko")),
+        b"",
+    );
+    assert_fails(&out, EXIT_USAGE, &["no identity given", "-i FILE"]);
+}
+
+#[test]
+fn tampered_bad_magic() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (id, mut sealed) = sealed_4k(d, &data(10_000));
+    sealed[1] ^= 0x20;
+    fs::write(d.join("bad.kinko"), &sealed).unwrap();
+    let out = run(kinko(d).args(["open", "-i"]).arg(&id).arg("bad.kinko"), b"");
+    assert_fails(
+        &out,
+        EXIT_NOT_ENVELOPE,
+        &["bad.kinko", "not a Kinko envelope"],
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn tampered_unsupported_version() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    fs::write(d.join("id.txt"), format!("{VECTOR_IDENTITY_1}\n")).unwrap();
+    let out = run(
+        kinko(d)
+            .args(["open", "-i", "id.txt"])
+            .arg(vector("bad_version.kinko")),
+        b"",
+    );
+    assert_fails(
+        &out,
+        EXIT_UNSUPPORTED_VERSION,
+        &["unsupported envelope version 2", "upgrade kinko"],
+    );
+}
+
+#[test]
+fn tampered_header_mac_byte() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (id, mut sealed) = sealed_4k(d, &data(10_000));
+    let hlen = header_len(d, "plain.kinko");
+    sealed[hlen - 1] ^= 0x01; // the last byte of the header MAC
+    fs::write(d.join("bad.kinko"), &sealed).unwrap();
+    let out = run(kinko(d).args(["open", "-i"]).arg(&id).arg("bad.kinko"), b"");
+    assert_fails(
+        &out,
+        EXIT_HEADER_AUTH,
+        &["header authentication failed", "do not trust this file"],
+    );
+    assert!(out.stdout.is_empty());
+
+    // The checked-in vector says the same.
+    fs::write(d.join("v1.txt"), format!("{VECTOR_IDENTITY_1}\n")).unwrap();
+    let out = run(
+        kinko(d)
+            .args(["open", "-i", "v1.txt"])
+            .arg(vector("bad_header_mac.kinko")),
+        b"",
+    );
+    assert_fails(&out, EXIT_HEADER_AUTH, &["header authentication failed"]);
+}
+
+#[test]
+fn tampered_payload_byte_names_the_chunk() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let plain = data(5 * 4096 + 100);
+    let (id, mut sealed) = sealed_4k(d, &plain);
+    let hlen = header_len(d, "plain.kinko");
+    sealed[hlen + 3 * (4096 + 16) + 77] ^= 0x80; // inside chunk 3
+    fs::write(d.join("bad.kinko"), &sealed).unwrap();
+    let out = run(kinko(d).args(["open", "-i"]).arg(&id).arg("bad.kinko"), b"");
+    assert_fails(
+        &out,
+        EXIT_CHUNK_AUTH,
+        &["payload chunk 3 failed authentication", "fresh copy"],
+    );
+    // Only verified chunks reach stdout: at most chunks 0..3, never a byte of chunk 3.
+    assert!(out.stdout.len() <= 3 * 4096);
+    assert_eq!(out.stdout, plain[..out.stdout.len()]);
+}
+
+#[test]
+fn tampered_truncated_at_a_chunk_boundary() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (id, sealed) = sealed_4k(d, &data(3 * 4096 + 5));
+    let hlen = header_len(d, "plain.kinko");
+    fs::write(d.join("cut.kinko"), &sealed[..hlen + 2 * (4096 + 16)]).unwrap();
+    let out = run(kinko(d).args(["open", "-i"]).arg(&id).arg("cut.kinko"), b"");
+    assert_fails(&out, EXIT_TRUNCATED, &["truncated", "cut short"]);
+
+    // Cut inside the header.
+    fs::write(d.join("cut.kinko"), &sealed[..hlen - 10]).unwrap();
+    let out = run(kinko(d).args(["open", "-i"]).arg(&id).arg("cut.kinko"), b"");
+    assert_fails(&out, EXIT_TRUNCATED, &["header is truncated"]);
+}
+
+#[test]
+fn tampered_trailing_data_after_a_full_final_chunk() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    // A plaintext that is an exact multiple of the chunk size: the final chunk is full, so
+    // appended bytes read as a chunk of their own (docs/FORMAT.md, "Payload").
+    let (id, mut sealed) = sealed_4k(d, &data(2 * 4096));
+    sealed.extend_from_slice(&[0u8; 100]);
+    fs::write(d.join("long.kinko"), &sealed).unwrap();
+    let out = run(
+        kinko(d).args(["open", "-i"]).arg(&id).arg("long.kinko"),
+        b"",
+    );
+    assert_fails(&out, EXIT_TRAILING_DATA, &["trailing data", "appended"]);
+}
+
+#[test]
+fn failed_open_to_a_file_leaves_the_output_untouched_and_no_temp_files() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let plain = data(8 * 4096 + 1);
+    let (id, mut sealed) = sealed_4k(d, &plain);
+    let hlen = header_len(d, "plain.kinko");
+    sealed[hlen + 6 * (4096 + 16)] ^= 1; // chunk 6: chunks 0..6 verify first
+    fs::write(d.join("bad.kinko"), &sealed).unwrap();
+    fs::write(d.join("out.bin"), b"precious").unwrap();
+    let before = dir_entries(d);
+
+    let out = run(
+        kinko(d)
+            .args(["open", "-i"])
+            .arg(&id)
+            .args(["bad.kinko", "-o", "out.bin"]),
+        b"",
+    );
+    assert_fails(&out, EXIT_CHUNK_AUTH, &["chunk 6"]);
+    assert_eq!(fs::read(d.join("out.bin")).unwrap(), b"precious");
+    assert_eq!(dir_entries(d), before, "temporary files left behind");
+
+    // A successful open replaces it.
+    let out = run(
+        kinko(d)
+            .args(["open", "-i"])
+            .arg(&id)
+            .args(["plain.kinko", "-o", "out.bin"]),
+        b"",
+    );
+    assert_ok(&out);
+    assert_eq!(fs::read(d.join("out.bin")).unwrap(), plain);
+    assert_eq!(dir_entries(d), before);
+}
+
+#[test]
+fn inspect_a_known_vector() {
+    let dir = TempDir::new().unwrap();
+    let file = vector("x25519_two_recipients_aes.kinko");
+    let out = run(kinko(dir.path()).arg("inspect").arg(&file), b"");
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "version:     1",
+        "suite:       AES-256-GCM",
+        "chunk size:  4096 bytes",
+        "stanzas:     2",
+        "  1. x25519",
+        "  2. x25519",
+        "header:      301 bytes",
+        "payload:     10048 bytes",
+        "plaintext:   10000 bytes in 3 chunks",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    // The metadata (file name "report.txt") stays encrypted.
+    assert!(!text.contains("report.txt"));
+
+    let out = run(
+        kinko(dir.path()).args(["inspect", "--json"]).arg(&file),
+        b"",
+    );
+    assert_ok(&out);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(json.contains(
+        "\"suite\":\"aes-256-gcm\",\"chunk_size\":4096,\
+         \"stanzas\":[{\"kind\":\"x25519\"},{\"kind\":\"x25519\"}]"
+    ));
+    assert!(json.contains("\"header_len\":301,\"payload_len\":10048,\"plaintext_len\":10000"));
+}
+
+#[test]
+fn inspect_shows_passphrase_and_symmetric_stanzas_and_truncation() {
+    let dir = TempDir::new().unwrap();
+    let out = run(
+        kinko(dir.path())
+            .arg("inspect")
+            .arg(vector("passphrase_empty_chacha.kinko")),
+        b"",
+    );
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("suite:       ChaCha20-Poly1305"));
+    assert!(text.contains("passphrase     Argon2id m=64 KiB, t=1, p=1"));
+    assert!(text.contains("plaintext:   0 bytes in 1 chunk"));
+
+    let out = run(
+        kinko(dir.path())
+            .arg("inspect")
+            .arg(vector("symmetric_one_chunk_exact_aes.kinko")),
+        b"",
+    );
+    assert_ok(&out);
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("symmetric-key  key id ")
+    );
+
+    // Cut inside a tag: no payload can have that length.
+    let sealed = fs::read(vector("x25519_two_recipients_aes.kinko")).unwrap();
+    let out = run(
+        kinko(dir.path()).args(["inspect", "-"]),
+        &sealed[..301 + 4112 + 10],
+    );
+    assert_ok(&out);
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("inconsistent")
+    );
+
+    let out = run(kinko(dir.path()).args(["inspect", "-"]), b"hello, world");
+    assert_fails(&out, EXIT_NOT_ENVELOPE, &["<stdin>: not a Kinko envelope"]);
+}
+
+#[test]
+fn recipient_errors_never_echo_the_argument() {
+    let dir = TempDir::new().unwrap();
+    let out = run(
+        kinko(dir.path()).args(["seal", "-r", VECTOR_IDENTITY_1]),
+        b"x",
+    );
+    assert_fails(
+        &out,
+        EXIT_BAD_KEY,
+        &["recipient #1 given with -r", "secret key"],
+    );
+    assert!(!stderr(&out).contains(VECTOR_IDENTITY_1));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let out = run(kinko(d).arg("seal"), b"x");
+    assert_fails(&out, EXIT_USAGE, &["no recipients", "-r age1"]);
+
+    let out = run(kinko(d).args(["seal", "--no-such-flag"]), b"");
+    assert_eq!(out.status.code(), Some(EXIT_USAGE));
+
+    let out = run(kinko(d).args(["seal", "-p", "--chunk-size", "1000"]), b"");
+    assert_fails(&out, EXIT_USAGE, &["invalid chunk size"]);
+
+    // A passphrase can only come with -p.
+    let out = run(kinko(d).args(["seal", "--passphrase-file", "f"]), b"");
+    assert_eq!(out.status.code(), Some(EXIT_USAGE));
+
+    let out = run(kinko(d).arg("--help"), b"");
+    assert_ok(&out);
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Exit codes:"));
+    assert!(help.contains(" 10  payload chunk authentication failed"));
+}
+
+#[test]
+fn same_input_and_output_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (_, public) = keygen(d, "id.txt");
+    fs::write(d.join("f"), b"data").unwrap();
+    let out = run(
+        kinko(d).args(["seal", "-r", &public, "f", "-o", "./f"]),
+        b"",
+    );
+    assert_fails(&out, EXIT_USAGE, &["same file"]);
+    assert_eq!(fs::read(d.join("f")).unwrap(), b"data");
+}
+
+#[test]
+fn a_closed_stdout_pipe_exits_0_quietly() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (id, sealed) = sealed_4k(d, &data(2 * 1024 * 1024));
+    drop(sealed);
+    let mut child = kinko(d)
+        .args(["open", "-i"])
+        .arg(&id)
+        .arg("plain.kinko")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read a little, then hang up, as `| head -c 10` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(out.stderr.is_empty(), "stderr: {}", stderr(&out));
+}
+
+/// `-o` naming something that is not a regular file (`/dev/null`, a FIFO) writes into it:
+/// renaming a temporary file over it would replace the device node itself. Tested on a
+/// FIFO, never on the real /dev/null.
+#[test]
+fn output_to_a_fifo_writes_through_and_keeps_the_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+
+    let dir = TempDir::new().unwrap();
+    let plain = data(10_000);
+    let (id, _) = sealed_4k(dir.path(), &plain);
+    let fifo = dir.path().join("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(fifo).unwrap())
+    };
+    let out = run(
+        kinko(dir.path()).args([
+            "open",
+            "-i",
+            id.to_str().unwrap(),
+            "-o",
+            "fifo",
+            "plain.kinko",
+        ]),
+        b"",
+    );
+    assert_ok(&out);
+    assert_eq!(reader.join().unwrap(), plain);
+    assert!(
+        fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO was replaced"
+    );
+}
