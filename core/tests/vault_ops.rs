@@ -325,6 +325,10 @@ fn revocation_of_file_shares_user_and_freeze() {
     v.unfreeze(&env.admin).unwrap();
     assert!(ok(&a) && ok(&b));
 
+    assert_eq!(v.my_shares(&env.member).unwrap().len(), 2);
+    assert_eq!(v.shares_of_file(&env.member, &file).unwrap().len(), 2);
+    assert_eq!(v.users(&env.admin).unwrap().len(), 2);
+    assert!(v.users(&env.member).is_err());
     assert_eq!(v.revoke_file_shares(&env.member, &file).unwrap(), 2);
     assert!(!ok(&a) && !ok(&b));
 

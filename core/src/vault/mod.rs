@@ -1113,6 +1113,27 @@ impl Vault {
         }
     }
 
+    /// The shares the caller created (`kinko shares`).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn my_shares(&self, ctx: &Ctx) -> Result<Vec<ShareRecord>, VaultError> {
+        let mut out = Vec::new();
+        for sid in self.meta.shares_of_user(&ctx.principal.user)? {
+            out.extend(self.meta.share(&sid)?);
+        }
+        Ok(out)
+    }
+
+    /// Every user (admin only).
+    ///
+    /// # Errors
+    /// Forbidden or store errors.
+    pub fn users(&self, ctx: &Ctx) -> Result<Vec<UserRecord>, VaultError> {
+        self.require(ctx, Permission::Administer, "user.list", "users")?;
+        Ok(self.meta.users()?)
+    }
+
     /// The shares of a file (owner or admin).
     ///
     /// # Errors
