@@ -642,24 +642,16 @@ impl Vault {
         self.require(ctx, Permission::Administer, "user.disable", &user_obj(user))?;
         loop {
             let u = self.meta.user(user)?.ok_or(VaultError::NotFound("user"))?;
-            let mut guards = vec![Guard::User(u.id, Some(u.version))];
+            let guards = vec![Guard::User(u.id, Some(u.version))];
             let mut ops = Vec::new();
             let tokens = self.meta.tokens_of(user)?;
             let n_tokens = tokens.len();
             ops.extend(tokens.into_iter().map(Op::DeleteToken));
-            let mut n_shares = 0;
-            for sid in self.meta.shares_of_user(user)? {
-                if let Some(s) = self.meta.share(&sid)? {
-                    guards.push(Guard::Share(s.id, Some(s.version)));
-                    if s.revoked.is_none() {
-                        n_shares += 1;
-                        let mut s = s;
-                        s.revoked = Some(ctx.now);
-                        s.version += 1;
-                        ops.push(Op::UpdateShare(s));
-                    }
-                }
-            }
+            // Revocations are read-modify-writes inside the commit: no share guard, so a
+            // stream of downloads cannot starve the disable.
+            let shares = self.meta.shares_of_user(user)?;
+            let n_shares = shares.len();
+            ops.extend(shares.into_iter().map(|s| Op::RevokeShare(s, ctx.now)));
             let mut u2 = u.clone();
             u2.disabled = true;
             u2.version += 1;
@@ -1058,15 +1050,12 @@ impl Vault {
                 "share.revoke",
                 &share_obj(share),
             )?;
-            let mut s2 = s.clone();
-            if s2.revoked.is_none() {
-                s2.revoked = Some(ctx.now);
-            }
-            s2.version += 1;
             let entry = ctx.entry("share.revoke", share_obj(share), Outcome::Allowed);
+            // A read-modify-write inside the commit: no version guard, so downloads racing
+            // the revocation cannot starve it; their own guarded commits retry and see it.
             match self.commit(
-                vec![Guard::Share(s.id, Some(s.version))],
-                vec![Op::UpdateShare(s2)],
+                vec![],
+                vec![Op::RevokeShare(s.id, ctx.now)],
                 entry,
                 Durability::Sync,
             ) {
@@ -1090,19 +1079,15 @@ impl Vault {
                 "file.revoke_shares",
                 &file_obj(file),
             )?;
-            let mut guards = vec![Guard::File(f.id, Some(f.version))];
+            let guards = vec![Guard::File(f.id, Some(f.version))];
             let mut ops = Vec::new();
+            let mut n = 0;
             for sid in self.meta.shares_of_file(file)? {
-                if let Some(mut s) = self.meta.share(&sid)? {
-                    guards.push(Guard::Share(s.id, Some(s.version)));
-                    if s.revoked.is_none() {
-                        s.revoked = Some(ctx.now);
-                        s.version += 1;
-                        ops.push(Op::UpdateShare(s));
-                    }
+                if let Some(s) = self.meta.share(&sid)? {
+                    n += usize::from(s.revoked.is_none());
+                    ops.push(Op::RevokeShare(s.id, ctx.now));
                 }
             }
-            let n = ops.len();
             let mut entry = ctx.entry("file.revoke_shares", file_obj(file), Outcome::Allowed);
             entry.detail = format!("shares_revoked={n}");
             match self.commit(guards, ops, entry, Durability::Sync) {

@@ -162,8 +162,10 @@ impl MetaStore for SledMetaStore {
         durability: Durability,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        let mut revokes = Vec::new();
         for op in ops {
             match op {
+                Op::RevokeShare(id, at) => revokes.push((id, at)),
                 Op::PutUser(u) => {
                     batch.insert(key(b'n', &[u.name.as_bytes()]), &u.id.0[..]);
                     batch.insert(key(b'u', &[&u.id.0]), u.encode());
@@ -208,6 +210,15 @@ impl MetaStore for SledMetaStore {
             for g in guards {
                 if !self.check(g)? {
                     return Err(StoreError::Conflict);
+                }
+            }
+            for (id, at) in revokes {
+                if let Some(mut s) = self.share(&id)? {
+                    if s.revoked.is_none() {
+                        s.revoked = Some(at);
+                    }
+                    s.version += 1;
+                    batch.insert(key(b's', &[&id.0]), s.encode());
                 }
             }
             self.tree.apply_batch(batch).map_err(backend)?;

@@ -73,6 +73,11 @@ pub enum Op {
     /// Replace an existing share whose file, owner and expiry are unchanged (a counter, a
     /// revocation): the index entries stay as they are, so only the record is written.
     UpdateShare(ShareRecord),
+    /// Revoke a share as a read-modify-write inside the commit (no version guard needed, so a
+    /// revocation never starves behind a stream of downloads): sets `revoked` to the time if
+    /// unset and bumps the version, which makes every in-flight decision on the share retry.
+    /// A missing share is skipped.
+    RevokeShare(ShareId, Timestamp),
     /// Delete a share and its index entries.
     DeleteShare(ShareRecord),
     /// Remove one expiry index entry (a stale one: its record is already gone).
