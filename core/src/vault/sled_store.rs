@@ -73,12 +73,26 @@ impl SledMetaStore {
     /// # Errors
     /// sled could not open the directory (for example another process holds it).
     pub fn open(dir: &Path, flush_every_ms: Option<u64>) -> Result<SledMetaStore, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .flush_every_ms(flush_every_ms)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(backend)?;
+            .mode(sled::Mode::HighThroughput);
+        // sled's background writer threads of a just-dropped instance (this process, or one
+        // being restarted) can hold the directory lock for a moment after the drop: retry the
+        // lock for up to ~2 s before reporting the directory as busy.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if attempts < 100 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        };
         let tree = db.open_tree("kinko-meta-v1").map_err(backend)?;
         Ok(SledMetaStore {
             db,
@@ -151,6 +165,13 @@ impl SledMetaStore {
                 Ok(make(id))
             })
             .collect()
+    }
+}
+
+impl Drop for SledMetaStore {
+    fn drop(&mut self) {
+        // A clean shutdown leaves nothing to recover (a failed flush is what a crash is).
+        let _ = self.db.flush();
     }
 }
 
