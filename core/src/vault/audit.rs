@@ -1,0 +1,694 @@
+//! The tamper-evident audit log.
+//!
+//! Each record is encoded canonically (see [`AuditRecord::body`] and `docs/VAULT.md`) and
+//! chained: `hash_n = BLAKE3-derive("kinko.dev/v1 audit chain", body_n)`, where `body_n`
+//! contains `hash_{n-1}` (32 zero bytes for the first record, `seq` 1). Changing, deleting or
+//! reordering a record breaks the chain; truncating the tail is caught by a signed
+//! [`Checkpoint`] of a later head.
+//!
+//! The record is committed in the same atomic store commit as the change it describes, so an
+//! operation and its audit record exist together or not at all, and a failed append fails the
+//! operation (fail closed).
+
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::sync::Mutex;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde_json::{Value, json};
+
+use super::codec::{self, CodecError, Dec, Enc, from_hex, to_hex};
+use super::kek::context;
+use super::store::{Durability, Guard, MetaStore, Op, StoreError};
+use super::types::{ShareId, Timestamp, TokenId, UserId};
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The vault itself (sweeper, startup repair).
+    System,
+    /// A user acting without a token (e.g. an in-process admin tool).
+    User(UserId),
+    /// A user authenticated with an API token.
+    Token(UserId, TokenId),
+    /// Someone presenting a share link.
+    Share(ShareId),
+    /// Nobody identifiable (for example an unknown token).
+    Anonymous,
+}
+
+/// Allowed, or refused and why. The reason is for the audit log only; requesters get one
+/// opaque error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The action happened.
+    Allowed,
+    /// The action was refused for this reason.
+    Refused(String),
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: u64,
+    /// When it happened (as passed to the operation).
+    pub time: Timestamp,
+    /// Who.
+    pub actor: Actor,
+    /// What, e.g. `share.download`, `user.disable`.
+    pub action: String,
+    /// On what, e.g. `share:<id>`, `file:<id>`.
+    pub object: String,
+    /// Client address as given by the caller (may be empty).
+    pub client: String,
+    /// Allowed or refused (and why).
+    pub outcome: Outcome,
+    /// Free-form detail (counts, repaired objects).
+    pub detail: String,
+    /// The previous record's hash (zeros for `seq` 1).
+    pub prev: [u8; 32],
+}
+
+/// The fields of a record the caller supplies; the log fills in `seq` and `prev`.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) time: Timestamp,
+    pub(crate) actor: Actor,
+    pub(crate) action: &'static str,
+    pub(crate) object: String,
+    pub(crate) client: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) detail: String,
+}
+
+const RECORD_V1: u8 = 1;
+
+impl AuditRecord {
+    /// The canonical bytes the chain hashes (the stored value minus its trailing hash).
+    pub fn body(&self) -> Vec<u8> {
+        let mut e = Enc::with_version(RECORD_V1);
+        e.u64(self.seq).u64(self.time.0).fixed(&self.prev);
+        match self.actor {
+            Actor::System => e.u8(0),
+            Actor::User(u) => e.u8(1).fixed(&u.0),
+            Actor::Token(u, t) => e.u8(2).fixed(&u.0).fixed(&t.0),
+            Actor::Share(s) => e.u8(3).fixed(&s.0),
+            Actor::Anonymous => e.u8(4),
+        };
+        e.str(&self.action).str(&self.object).str(&self.client);
+        match &self.outcome {
+            Outcome::Allowed => e.u8(1).str(""),
+            Outcome::Refused(why) => e.u8(2).str(why),
+        };
+        e.str(&self.detail);
+        e.finish()
+    }
+
+    /// This record's chain hash.
+    pub fn hash(&self) -> [u8; 32] {
+        chain_hash(&self.body())
+    }
+
+    fn decode_body(buf: &[u8]) -> codec::Result<AuditRecord> {
+        let mut d = Dec::new(buf, RECORD_V1)?;
+        let seq = d.u64()?;
+        let time = Timestamp(d.u64()?);
+        let prev = d.array()?;
+        let actor = match d.u8()? {
+            0 => Actor::System,
+            1 => Actor::User(UserId(d.array()?)),
+            2 => Actor::Token(UserId(d.array()?), TokenId(d.array()?)),
+            3 => Actor::Share(ShareId(d.array()?)),
+            4 => Actor::Anonymous,
+            _ => return Err(CodecError),
+        };
+        let action = d.string()?;
+        let object = d.string()?;
+        let client = d.string()?;
+        let outcome = match d.u8()? {
+            1 => {
+                d.string()?;
+                Outcome::Allowed
+            }
+            2 => Outcome::Refused(d.string()?),
+            _ => return Err(CodecError),
+        };
+        let detail = d.string()?;
+        d.end()?;
+        Ok(AuditRecord {
+            seq,
+            time,
+            actor,
+            action,
+            object,
+            client,
+            outcome,
+            detail,
+            prev,
+        })
+    }
+
+    /// The record as one JSON object (one line of the export).
+    pub fn to_json(&self) -> Value {
+        let actor = match self.actor {
+            Actor::System => json!({"kind": "system"}),
+            Actor::User(u) => json!({"kind": "user", "user": u.to_string()}),
+            Actor::Token(u, t) => {
+                json!({"kind": "token", "user": u.to_string(), "token": t.to_string()})
+            }
+            Actor::Share(s) => json!({"kind": "share", "share": s.to_string()}),
+            Actor::Anonymous => json!({"kind": "anonymous"}),
+        };
+        let (outcome, reason) = match &self.outcome {
+            Outcome::Allowed => ("allowed", ""),
+            Outcome::Refused(why) => ("refused", why.as_str()),
+        };
+        json!({
+            "type": "record",
+            "seq": self.seq,
+            "time": self.time.0,
+            "actor": actor,
+            "action": self.action,
+            "object": self.object,
+            "client": self.client,
+            "outcome": outcome,
+            "reason": reason,
+            "detail": self.detail,
+            "prev": to_hex(&self.prev),
+            "hash": to_hex(&self.hash()),
+        })
+    }
+
+    /// Parses [`AuditRecord::to_json`]; returns the record and the hash the line claims.
+    fn from_json(v: &Value) -> Option<(AuditRecord, [u8; 32])> {
+        let s = |k: &str| v.get(k)?.as_str().map(str::to_owned);
+        let a = v.get("actor")?;
+        fn id<T: std::str::FromStr>(a: &Value, k: &str) -> Option<T> {
+            a.get(k)?.as_str()?.parse().ok()
+        }
+        let actor = match a.get("kind")?.as_str()? {
+            "system" => Actor::System,
+            "user" => Actor::User(id(a, "user")?),
+            "token" => Actor::Token(id(a, "user")?, id(a, "token")?),
+            "share" => Actor::Share(id(a, "share")?),
+            "anonymous" => Actor::Anonymous,
+            _ => return None,
+        };
+        let outcome = match v.get("outcome")?.as_str()? {
+            "allowed" => Outcome::Allowed,
+            "refused" => Outcome::Refused(s("reason")?),
+            _ => return None,
+        };
+        let rec = AuditRecord {
+            seq: v.get("seq")?.as_u64()?,
+            time: Timestamp(v.get("time")?.as_u64()?),
+            actor,
+            action: s("action")?,
+            object: s("object")?,
+            client: s("client")?,
+            outcome,
+            detail: s("detail")?,
+            prev: from_hex(&s("prev")?)?,
+        };
+        Some((rec, from_hex(&s("hash")?)?))
+    }
+}
+
+fn chain_hash(body: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(context::AUDIT_CHAIN);
+    h.update(body);
+    *h.finalize().as_bytes()
+}
+
+/// A signed statement "the chain head at `seq` is `head`".
+#[derive(Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Sequence number of the record whose hash is `head`.
+    pub seq: u64,
+    /// That record's chain hash.
+    pub head: [u8; 32],
+    /// When the checkpoint was made.
+    pub time: Timestamp,
+    /// Ed25519 signature over [`Checkpoint::message`].
+    pub signature: [u8; 64],
+}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Checkpoint(seq {}, head {})",
+            self.seq,
+            to_hex(&self.head)
+        )
+    }
+}
+
+impl Checkpoint {
+    /// The signed bytes: `"kinko.dev/v1 audit checkpoint" || seq || head || time`.
+    pub fn message(seq: u64, head: &[u8; 32], time: Timestamp) -> Vec<u8> {
+        let mut m = context::AUDIT_CHECKPOINT.to_vec();
+        m.extend_from_slice(&seq.to_be_bytes());
+        m.extend_from_slice(head);
+        m.extend_from_slice(&time.0.to_be_bytes());
+        m
+    }
+
+    pub(crate) fn sign(key: &SigningKey, seq: u64, head: [u8; 32], time: Timestamp) -> Self {
+        let signature = key.sign(&Checkpoint::message(seq, &head, time)).to_bytes();
+        Checkpoint {
+            seq,
+            head,
+            time,
+            signature,
+        }
+    }
+
+    /// Checks the signature with only the public audit key.
+    pub fn verify(&self, key: &VerifyingKey) -> bool {
+        key.verify_strict(
+            &Checkpoint::message(self.seq, &self.head, self.time),
+            &Signature::from_bytes(&self.signature),
+        )
+        .is_ok()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::with_version(1);
+        e.u64(self.seq)
+            .fixed(&self.head)
+            .u64(self.time.0)
+            .fixed(&self.signature);
+        e.finish()
+    }
+
+    fn decode(buf: &[u8]) -> codec::Result<Self> {
+        let mut d = Dec::new(buf, 1)?;
+        let c = Checkpoint {
+            seq: d.u64()?,
+            head: d.array()?,
+            time: Timestamp(d.u64()?),
+            signature: d.array()?,
+        };
+        d.end()?;
+        Ok(c)
+    }
+
+    /// One JSON line of the export.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "type": "checkpoint",
+            "seq": self.seq,
+            "head": to_hex(&self.head),
+            "time": self.time.0,
+            "signature": to_hex(&self.signature),
+        })
+    }
+
+    fn from_json(v: &Value) -> Option<Checkpoint> {
+        Some(Checkpoint {
+            seq: v.get("seq")?.as_u64()?,
+            head: from_hex(v.get("head")?.as_str()?)?,
+            time: Timestamp(v.get("time")?.as_u64()?),
+            signature: from_hex(v.get("signature")?.as_str()?)?,
+        })
+    }
+}
+
+/// What verification found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// A record's bytes do not decode.
+    #[error("audit record {seq} is malformed")]
+    Malformed {
+        /// Position (or line number in an export).
+        seq: u64,
+    },
+    /// A record's stored or claimed hash does not match its contents.
+    #[error("audit record {seq} was modified")]
+    HashMismatch {
+        /// The record.
+        seq: u64,
+    },
+    /// A sequence number is missing or out of order (a record was deleted or moved).
+    #[error("audit chain has a gap or is out of order at {seq} (expected {expected})")]
+    Gap {
+        /// The sequence number found.
+        seq: u64,
+        /// The one expected.
+        expected: u64,
+    },
+    /// A record does not point at its predecessor's hash.
+    #[error("audit record {seq} does not link to the previous record")]
+    BrokenLink {
+        /// The record.
+        seq: u64,
+    },
+    /// A checkpoint's signature does not verify under the audit key.
+    #[error("checkpoint at {seq} has a bad signature")]
+    BadSignature {
+        /// The checkpoint's seq.
+        seq: u64,
+    },
+    /// A checkpoint names a head the chain does not have (truncated or rewritten chain).
+    #[error("checkpoint at {seq} does not match the chain")]
+    CheckpointMismatch {
+        /// The checkpoint's seq.
+        seq: u64,
+    },
+    /// The export has no signed checkpoint, so nothing in it is vouched for.
+    #[error("the export contains no signed checkpoint")]
+    NoCheckpoint,
+    /// Reading the store or the export failed.
+    #[error("cannot read the audit log: {0}")]
+    Read(String),
+}
+
+/// The result of a successful verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Records checked.
+    pub records: u64,
+    /// The last record's hash.
+    pub head: [u8; 32],
+    /// Checkpoints whose signature and head verified.
+    pub checkpoints: u64,
+    /// The highest sequence number covered by a verified checkpoint (0 if none).
+    pub signed_through: u64,
+}
+
+/// Streaming chain verifier shared by store verification and export verification.
+#[derive(Debug)]
+struct ChainCheck {
+    expected: u64,
+    prev: [u8; 32],
+    hashes: std::collections::HashMap<u64, [u8; 32]>,
+}
+
+impl ChainCheck {
+    fn new() -> Self {
+        ChainCheck {
+            expected: 1,
+            prev: [0; 32],
+            hashes: Default::default(),
+        }
+    }
+    fn push(&mut self, rec: &AuditRecord, claimed: &[u8; 32]) -> Result<(), AuditError> {
+        if rec.seq != self.expected {
+            return Err(AuditError::Gap {
+                seq: rec.seq,
+                expected: self.expected,
+            });
+        }
+        let h = rec.hash();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&h[..], &claimed[..])) {
+            return Err(AuditError::HashMismatch { seq: rec.seq });
+        }
+        if rec.prev != self.prev {
+            return Err(AuditError::BrokenLink { seq: rec.seq });
+        }
+        self.hashes.insert(rec.seq, h);
+        self.prev = h;
+        self.expected += 1;
+        Ok(())
+    }
+    fn check_point(&self, c: &Checkpoint, key: &VerifyingKey) -> Result<(), AuditError> {
+        if !c.verify(key) {
+            return Err(AuditError::BadSignature { seq: c.seq });
+        }
+        match self.hashes.get(&c.seq) {
+            Some(h) if *h == c.head => Ok(()),
+            _ => Err(AuditError::CheckpointMismatch { seq: c.seq }),
+        }
+    }
+}
+
+fn decode_stored(seq: u64, bytes: &[u8]) -> Result<(AuditRecord, [u8; 32]), AuditError> {
+    if bytes.len() < 32 {
+        return Err(AuditError::Malformed { seq });
+    }
+    let (body, hash) = bytes.split_at(bytes.len() - 32);
+    let rec = AuditRecord::decode_body(body).map_err(|_| AuditError::Malformed { seq })?;
+    if rec.seq != seq {
+        return Err(AuditError::Gap {
+            seq: rec.seq,
+            expected: seq,
+        });
+    }
+    Ok((rec, hash.try_into().expect("split at 32")))
+}
+
+/// Verifies the chain held by `store` and every stored checkpoint against `key`.
+///
+/// # Errors
+/// The first problem found.
+pub fn verify_store(store: &dyn MetaStore, key: &VerifyingKey) -> Result<AuditReport, AuditError> {
+    const PAGE: usize = 4096;
+    let rd = |e: StoreError| AuditError::Read(e.to_string());
+    let mut check = ChainCheck::new();
+    let mut from = 1;
+    loop {
+        let page = store.audit_range(from, PAGE).map_err(rd)?;
+        let n = page.len();
+        for (seq, bytes) in page {
+            let (rec, hash) = decode_stored(seq, &bytes)?;
+            check.push(&rec, &hash)?;
+            from = seq + 1;
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    let mut report = AuditReport {
+        records: check.expected - 1,
+        head: check.prev,
+        checkpoints: 0,
+        signed_through: 0,
+    };
+    for (seq, bytes) in store.checkpoints().map_err(rd)? {
+        let c = Checkpoint::decode(&bytes).map_err(|_| AuditError::Malformed { seq })?;
+        check.check_point(&c, key)?;
+        report.checkpoints += 1;
+        report.signed_through = report.signed_through.max(c.seq);
+    }
+    Ok(report)
+}
+
+/// Writes the log as JSON Lines: every record, each checkpoint right after the record it
+/// covers. Returns the number of lines.
+///
+/// # Errors
+/// Store or write errors.
+pub fn export(store: &dyn MetaStore, out: &mut dyn Write) -> Result<u64, AuditError> {
+    const PAGE: usize = 4096;
+    let rd = |e: StoreError| AuditError::Read(e.to_string());
+    let wr = |e: std::io::Error| AuditError::Read(e.to_string());
+    let mut checkpoints = store.checkpoints().map_err(rd)?.into_iter().peekable();
+    let mut lines = 0;
+    let mut from = 1;
+    loop {
+        let page = store.audit_range(from, PAGE).map_err(rd)?;
+        let n = page.len();
+        for (seq, bytes) in page {
+            let (rec, _) = decode_stored(seq, &bytes)?;
+            writeln!(out, "{}", rec.to_json()).map_err(wr)?;
+            lines += 1;
+            while let Some((cseq, c)) = checkpoints.next_if(|(cseq, _)| *cseq <= seq) {
+                let c = Checkpoint::decode(&c).map_err(|_| AuditError::Malformed { seq: cseq })?;
+                writeln!(out, "{}", c.to_json()).map_err(wr)?;
+                lines += 1;
+            }
+            from = seq + 1;
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    Ok(lines)
+}
+
+/// Verifies a JSON Lines export with nothing but the audit public key: the chain must be
+/// intact from record 1, and every checkpoint line must carry a valid signature over a head
+/// the chain has. Records after the last checkpoint are chain-checked but not vouched for;
+/// [`AuditReport::signed_through`] says how far the signature reaches.
+///
+/// # Errors
+/// The first problem found, or [`AuditError::NoCheckpoint`].
+pub fn verify_export(
+    input: &mut dyn BufRead,
+    key: &VerifyingKey,
+) -> Result<AuditReport, AuditError> {
+    let mut check = ChainCheck::new();
+    let mut report = AuditReport {
+        records: 0,
+        head: [0; 32],
+        checkpoints: 0,
+        signed_through: 0,
+    };
+    for (n, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| AuditError::Read(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = AuditError::Malformed { seq: n as u64 + 1 };
+        let v: Value = serde_json::from_str(&line).map_err(|_| bad.clone())?;
+        match v.get("type").and_then(Value::as_str) {
+            Some("record") => {
+                let (rec, claimed) = AuditRecord::from_json(&v).ok_or(bad)?;
+                check.push(&rec, &claimed)?;
+                report.records += 1;
+            }
+            Some("checkpoint") => {
+                let c = Checkpoint::from_json(&v).ok_or(bad)?;
+                check.check_point(&c, key)?;
+                report.checkpoints += 1;
+                report.signed_through = report.signed_through.max(c.seq);
+            }
+            _ => return Err(bad),
+        }
+    }
+    if report.checkpoints == 0 {
+        return Err(AuditError::NoCheckpoint);
+    }
+    report.head = check.prev;
+    Ok(report)
+}
+
+#[derive(Debug)]
+struct Head {
+    seq: u64,
+    hash: [u8; 32],
+}
+
+/// The live log: the chain head, and the lock that orders appends.
+pub(crate) struct AuditLog {
+    head: Mutex<Head>,
+    signing: SigningKey,
+    checkpoint_every: u64,
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog").finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Loads the head from the store.
+    pub(crate) fn open(
+        store: &dyn MetaStore,
+        signing: SigningKey,
+        checkpoint_every: u64,
+    ) -> Result<AuditLog, StoreError> {
+        let head = match store.audit_last()? {
+            None => Head {
+                seq: 0,
+                hash: [0; 32],
+            },
+            Some((seq, bytes)) => {
+                let (_, hash) =
+                    decode_stored(seq, &bytes).map_err(|_| StoreError::Corrupt("audit record"))?;
+                Head { seq, hash }
+            }
+        };
+        Ok(AuditLog {
+            head: Mutex::new(head),
+            signing,
+            checkpoint_every: checkpoint_every.max(1),
+        })
+    }
+
+    pub(crate) fn public_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// Appends `entry` in the same atomic commit as `ops` under `guards`. If anything fails,
+    /// neither the ops nor the record are written. Returns the record's seq.
+    pub(crate) fn commit(
+        &self,
+        store: &dyn MetaStore,
+        mut guards: Vec<Guard>,
+        mut ops: Vec<Op>,
+        entry: Entry,
+        durability: Durability,
+    ) -> Result<u64, StoreError> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let rec = AuditRecord {
+            seq: head.seq + 1,
+            time: entry.time,
+            actor: entry.actor,
+            action: entry.action.to_owned(),
+            object: entry.object,
+            client: entry.client,
+            outcome: entry.outcome,
+            detail: entry.detail,
+            prev: head.hash,
+        };
+        let mut stored = rec.body();
+        let hash = chain_hash(&stored);
+        stored.extend_from_slice(&hash);
+        guards.push(Guard::AuditFree(rec.seq));
+        ops.push(Op::AppendAudit(rec.seq, stored));
+        if rec.seq.is_multiple_of(self.checkpoint_every) {
+            let c = Checkpoint::sign(&self.signing, rec.seq, hash, rec.time);
+            ops.push(Op::PutCheckpoint(rec.seq, c.encode()));
+        }
+        // Apply under the head lock (it orders the chain); flush after releasing it, so that
+        // concurrent durable commits share one fsync (group commit). A caller returns only
+        // after its flush, which covers every commit ordered before its own.
+        match store.commit(&guards, ops, Durability::Buffered) {
+            Ok(()) => {
+                head.seq = rec.seq;
+                head.hash = hash;
+                drop(head);
+                if durability == Durability::Sync {
+                    store.flush()?;
+                }
+                Ok(rec.seq)
+            }
+            Err(StoreError::Conflict) => {
+                // Either a record guard failed (the caller re-reads and retries) or the
+                // sequence number was taken behind our back (another writer on a shared
+                // backend). In the second case resynchronise the head from the store, so the
+                // retry appends after it; a head that does not decode fails closed.
+                if !store.audit_range(rec.seq, 1)?.is_empty() {
+                    let (seq, bytes) = store.audit_last()?.expect("a record exists at seq");
+                    let (_, hash) = decode_stored(seq, &bytes)
+                        .map_err(|_| StoreError::Corrupt("audit chain head"))?;
+                    *head = Head { seq, hash };
+                }
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Signs the current head and stores the checkpoint (an explicit, on-demand checkpoint).
+    pub(crate) fn checkpoint(
+        &self,
+        store: &dyn MetaStore,
+        now: Timestamp,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        let head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        if head.seq == 0 {
+            return Ok(None);
+        }
+        let c = Checkpoint::sign(&self.signing, head.seq, head.hash, now);
+        store.commit(
+            &[],
+            vec![Op::PutCheckpoint(c.seq, c.encode())],
+            Durability::Sync,
+        )?;
+        Ok(Some(c))
+    }
+}
+
+/// Decodes a stored record (for tests and tools that read the store directly).
+///
+/// # Errors
+/// The bytes are not a stored audit record.
+pub fn decode_record(seq: u64, bytes: &[u8]) -> Result<AuditRecord, AuditError> {
+    decode_stored(seq, bytes).map(|(r, _)| r)
+}

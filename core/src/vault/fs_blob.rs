@@ -1,0 +1,161 @@
+//! [`BlobStore`] on the local filesystem.
+//!
+//! Layout under the blob root: `<ab>/<file id hex>` for published blobs (fanned out by the
+//! first byte so no directory grows huge) and `.tmp/<file id hex>.<random>` for blobs being
+//! written. Publishing is: write, `fsync` the file, `rename` into place, `fsync` the
+//! directory. A crash leaves either no blob under the final name or the complete one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::codec::{from_hex, to_hex};
+use super::store::{BlobRead, BlobStore, BlobWriter, StoreError};
+use super::types::{FileId, random_array};
+
+const TMP_DIR: &str = ".tmp";
+
+/// The embedded blob store.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl FsBlobStore {
+    /// Opens (or creates) the blob store rooted at `root`.
+    ///
+    /// # Errors
+    /// The directories cannot be created.
+    pub fn open(root: &Path) -> Result<FsBlobStore, StoreError> {
+        fs::create_dir_all(root.join(TMP_DIR))?;
+        Ok(FsBlobStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn fan_dir(&self, id: &FileId) -> PathBuf {
+        self.root.join(to_hex(&id.0[..1]))
+    }
+
+    fn path(&self, id: &FileId) -> PathBuf {
+        self.fan_dir(id).join(id.to_string())
+    }
+}
+
+/// A blob being written under its temporary name.
+#[derive(Debug)]
+struct FsBlobWriter {
+    file: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    dir: PathBuf,
+    dest: PathBuf,
+    root: PathBuf,
+    written: u64,
+}
+
+impl Write for FsBlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.as_mut().expect("not yet committed").write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().expect("not yet committed").flush()
+    }
+}
+
+impl BlobWriter for FsBlobWriter {
+    fn commit(mut self: Box<Self>) -> Result<u64, StoreError> {
+        let file = self.file.take().expect("commit is called once");
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        if !self.dir.exists() {
+            fs::create_dir_all(&self.dir)?;
+            sync_dir(&self.root)?;
+        }
+        fs::rename(&self.tmp, &self.dest)?;
+        sync_dir(&self.dir)?;
+        Ok(self.written)
+    }
+}
+
+impl Drop for FsBlobWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Abandoned before commit: nothing was published; remove the temporary.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn create(&self, id: &FileId) -> Result<Box<dyn BlobWriter>, StoreError> {
+        let tmp = self
+            .root
+            .join(TMP_DIR)
+            .join(format!("{id}.{}", to_hex(&random_array::<8>())));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(Box::new(FsBlobWriter {
+            file: Some(BufWriter::with_capacity(64 * 1024, file)),
+            tmp,
+            dir: self.fan_dir(id),
+            dest: self.path(id),
+            root: self.root.clone(),
+            written: 0,
+        }))
+    }
+
+    fn open(&self, id: &FileId) -> Result<Box<dyn BlobRead>, StoreError> {
+        Ok(Box::new(File::open(self.path(id))?))
+    }
+
+    fn exists(&self, id: &FileId) -> Result<bool, StoreError> {
+        Ok(self.path(id).try_exists()?)
+    }
+
+    fn delete(&self, id: &FileId) -> Result<(), StoreError> {
+        match fs::remove_file(self.path(id)) {
+            Ok(()) => Ok(sync_dir(&self.fan_dir(id))?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<FileId>, StoreError> {
+        let mut out = Vec::new();
+        for dir in fs::read_dir(&self.root)? {
+            let dir = dir?;
+            let name = dir.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.len() != 2 || from_hex::<1>(name).is_none() {
+                continue;
+            }
+            for f in fs::read_dir(dir.path())? {
+                let f = f?;
+                if let Some(id) = f.file_name().to_str().and_then(from_hex::<16>) {
+                    out.push(FileId(id));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove_temporaries(&self) -> Result<u64, StoreError> {
+        let dir = self.root.join(TMP_DIR);
+        let mut n = 0;
+        for f in fs::read_dir(&dir)? {
+            fs::remove_file(f?.path())?;
+            n += 1;
+        }
+        if n > 0 {
+            sync_dir(&dir)?;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,1382 @@
+//! The vault: the server-side store of files, shares, users and the audit log.
+//!
+//! Nothing here knows about HTTP. The server authenticates callers with
+//! [`Vault::authenticate`], then calls one method per operation; partners' link requests go
+//! through [`Vault::access`], whose decision is the pure function [`policy::decide`].
+//!
+//! * Storage sits behind two traits, [`MetaStore`] and [`BlobStore`], with sled and the local
+//!   filesystem as the embedded defaults ([`Vault::open`] puts both under one data directory).
+//! * Every change is one atomic store commit that also appends its audit record, so a change
+//!   without its record (or the reverse) cannot exist, and a failed audit append fails the
+//!   change (fail closed).
+//! * The write order that makes every crash state safe, the data model and the audit format
+//!   are described in `docs/VAULT.md`.
+
+pub mod audit;
+mod codec;
+mod fs_blob;
+pub mod kek;
+pub mod model;
+pub mod policy;
+mod sealing;
+mod sled_store;
+pub mod store;
+mod sweeper;
+mod types;
+pub mod users;
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use crate::envelope::Metadata;
+pub use audit::{Actor, AuditError, AuditRecord, AuditReport, Checkpoint, Outcome};
+pub use fs_blob::FsBlobStore;
+pub use kek::{KekId, KeyLoadError, KeyRing, MasterKey};
+pub use model::{ExpiryEntry, ExpiryKind, FileRecord, FileState, ShareRecord, UserRecord};
+pub use policy::{AccessKind, DownloadTicket, LinkSecret, Outward, PasswordCost, Refusal};
+pub use sealing::{PlainRead, SealingError};
+pub use sled_store::SledMetaStore;
+pub use store::{BlobStore, Durability, MetaStore, StoreError};
+pub use sweeper::{RepairReport, RotationReport, SweepReport};
+pub use types::{FileId, ParseIdError, Role, ShareId, Timestamp, TokenId, UserId};
+pub use users::{ApiToken, Permission, Principal};
+
+use audit::{AuditLog, Entry};
+use kek::{VaultKeys, WrappedSecret};
+use policy::{Credentials, Decision, PasswordCheck, PolicyEnv};
+use store::{BlobRead, Guard, Op};
+use users::{TokenRefusal, authorize};
+
+const SETTING_SEED: &str = "seed";
+const SETTING_FREEZE: &str = "freeze";
+const SETTING_RETENTION: &str = "retention";
+const SEED_AAD: &[u8] = b"kinko vault seed v1";
+
+const DAY: u64 = 24 * 60 * 60;
+
+/// How access decisions reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessDurability {
+    /// A counted download (and a wrong-password attempt) is flushed to disk before the grant
+    /// is returned, so no crash can give a download back. Views, range resumes and refusals
+    /// are buffered.
+    SyncCounted,
+    /// Every decision is buffered and reaches the disk with the next flush (at most
+    /// `flush_every_ms` later). After a crash, up to that window of counted downloads may be
+    /// forgotten, so a limit can be exceeded by the downloads of that window.
+    Buffered,
+}
+
+/// Settings of a vault.
+#[derive(Debug)]
+pub struct VaultConfig {
+    /// The master keys.
+    pub keys: KeyRing,
+    /// Durability of access decisions.
+    pub access_durability: AccessDurability,
+    /// sled's background flush interval (bounds the loss window of buffered commits).
+    pub flush_every_ms: Option<u64>,
+    /// Argon2id cost of new share passwords.
+    pub password_cost: PasswordCost,
+    /// Wrong passwords before a share locks.
+    pub max_password_attempts: u32,
+    /// How long a download ticket (the ranges of one counted download) stays valid, seconds.
+    pub ticket_ttl: u64,
+    /// A signed checkpoint is stored every this many audit records.
+    pub checkpoint_every: u64,
+    /// The longest share lifetime, seconds.
+    pub max_share_lifetime: u64,
+}
+
+impl VaultConfig {
+    /// Defaults around the given keys.
+    pub fn new(keys: KeyRing) -> VaultConfig {
+        VaultConfig {
+            keys,
+            access_durability: AccessDurability::SyncCounted,
+            flush_every_ms: Some(100),
+            password_cost: PasswordCost::default(),
+            max_password_attempts: 5,
+            ticket_ttl: 60 * 60,
+            checkpoint_every: 1000,
+            max_share_lifetime: 90 * DAY,
+        }
+    }
+}
+
+/// Errors of the vault's operations (everything except link access, see [`AccessError`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The token is unknown, wrong, expired or its user disabled (one opaque answer).
+    #[error("authentication failed")]
+    Unauthenticated,
+    /// The caller's role does not allow this.
+    #[error("not allowed")]
+    Forbidden,
+    /// No such object (or not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is malformed or outside policy (message says which).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The name is taken.
+    #[error("{0} already exists")]
+    Exists(&'static str),
+    /// The metadata or blob store failed. The operation did not happen.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key could not be unwrapped (for example the KEK it names is not loaded).
+    #[error(transparent)]
+    Key(#[from] kek::UnwrapError),
+    /// Sealing or opening a file failed.
+    #[error(transparent)]
+    Sealing(#[from] SealingError),
+}
+
+/// What a link requester is told. Every refusal that is not about the password is
+/// [`AccessError::Denied`]: unknown, expired, revoked, exhausted, locked, frozen, disabled
+/// owner and wrong secret look identical (the audit log has the reason).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// Refused.
+    #[error("this link is not valid")]
+    Denied,
+    /// The link is right; the share needs its password.
+    #[error("a password is required")]
+    PasswordRequired,
+    /// The link is right; the password is wrong.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The vault failed (including a failed audit append); nothing was granted.
+    #[error("internal error")]
+    Internal(#[source] VaultError),
+}
+
+impl From<Refusal> for AccessError {
+    fn from(r: Refusal) -> Self {
+        match r.outward() {
+            Outward::Denied => AccessError::Denied,
+            Outward::PasswordRequired => AccessError::PasswordRequired,
+            Outward::WrongPassword => AccessError::WrongPassword,
+        }
+    }
+}
+
+/// The caller of an operation: who, from where, and when.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The authenticated caller.
+    pub principal: Principal,
+    /// Client address, as the server saw it.
+    pub client: String,
+    /// The time of the request.
+    pub now: Timestamp,
+}
+
+impl Ctx {
+    fn actor(&self) -> Actor {
+        match self.principal.token {
+            Some(t) => Actor::Token(self.principal.user, t),
+            None => Actor::User(self.principal.user),
+        }
+    }
+    fn entry(&self, action: &'static str, object: String, outcome: Outcome) -> Entry {
+        Entry {
+            time: self.now,
+            actor: self.actor(),
+            action,
+            object,
+            client: self.client.clone(),
+            outcome,
+            detail: String::new(),
+        }
+    }
+}
+
+/// Options of a new share.
+#[derive(Debug, Default)]
+pub struct ShareOptions {
+    /// Lifetime in seconds from now (capped by the configured maximum; required).
+    pub expires_in: u64,
+    /// Download limit.
+    pub max_downloads: Option<u32>,
+    /// Optional password.
+    pub password: Option<SecretString>,
+    /// X25519 public keys the download is bound to (empty: plaintext download).
+    pub recipients: Vec<[u8; 32]>,
+}
+
+/// A new share: the id and the secret that together make the link. Shown once.
+#[derive(Debug)]
+pub struct NewShare {
+    /// The share id.
+    pub id: ShareId,
+    /// The link secret.
+    pub secret: LinkSecret,
+    /// When it expires.
+    pub expires: Timestamp,
+}
+
+/// Permission, granted by [`Vault::access`], to serve one share's file.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The share.
+    pub share: ShareId,
+    /// The file.
+    pub file: FileId,
+    /// Plaintext size.
+    pub size: u64,
+    /// When the share expires.
+    pub expires: Timestamp,
+    /// Downloads left after this one (`None`: unlimited).
+    pub downloads_left: Option<u32>,
+    /// For downloads: the ticket that makes the further ranges of this download uncounted.
+    pub ticket: Option<DownloadTicket>,
+    recipients: Vec<[u8; 32]>,
+    kind: GrantKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrantKind {
+    View,
+    Download,
+}
+
+/// A file's bytes as a download delivers them.
+#[derive(Debug)]
+pub enum Download {
+    /// Plaintext (a link share without recipients).
+    Plaintext(Box<dyn PlainRead>),
+    /// The file still encrypted, to the share's recipients: `header` then `payload`.
+    Bound {
+        /// A header that opens only for the recipients.
+        header: Vec<u8>,
+        /// The unchanged payload.
+        payload: Box<dyn BlobRead>,
+    },
+}
+
+/// Retention policy: files are kept `default` seconds unless the uploader asks for less or
+/// more, never more than `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Default retention, seconds.
+    pub default: u64,
+    /// Maximum retention an uploader may ask for, seconds.
+    pub max: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            default: 30 * DAY,
+            max: 365 * DAY,
+        }
+    }
+}
+
+/// The vault.
+pub struct Vault {
+    meta: Box<dyn MetaStore>,
+    blobs: Box<dyn BlobStore>,
+    config: VaultConfig,
+    keys: VaultKeys,
+    audit: AuditLog,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("meta", &self.meta)
+            .field("blobs", &self.blobs)
+            .field("kek", &self.config.keys.primary().id())
+            .finish_non_exhaustive()
+    }
+}
+
+fn share_obj(s: &ShareId) -> String {
+    format!("share:{s}")
+}
+fn file_obj(f: &FileId) -> String {
+    format!("file:{f}")
+}
+fn user_obj(u: &UserId) -> String {
+    format!("user:{u}")
+}
+
+impl Vault {
+    /// Opens the embedded vault under `data_dir` (`meta/` for sled, `blobs/` for payloads),
+    /// creating it if needed, and repairs what a crash left behind (reported in the audit log
+    /// and returned).
+    ///
+    /// # Errors
+    /// The stores cannot be opened, or the vault seed is wrapped under a KEK not in the ring.
+    pub fn open(
+        data_dir: &Path,
+        config: VaultConfig,
+        now: Timestamp,
+    ) -> Result<(Vault, RepairReport), VaultError> {
+        let meta = SledMetaStore::open(&data_dir.join("meta"), config.flush_every_ms)?;
+        let blobs = FsBlobStore::open(&data_dir.join("blobs"))?;
+        Vault::with_stores(Box::new(meta), Box::new(blobs), config, now)
+    }
+
+    /// Opens a vault over any stores.
+    ///
+    /// # Errors
+    /// As [`Vault::open`].
+    pub fn with_stores(
+        meta: Box<dyn MetaStore>,
+        blobs: Box<dyn BlobStore>,
+        config: VaultConfig,
+        now: Timestamp,
+    ) -> Result<(Vault, RepairReport), VaultError> {
+        let seed = match meta.setting(SETTING_SEED)? {
+            Some(bytes) => {
+                let w = WrappedSecret::decode(&bytes).map_err(|_| StoreError::Corrupt("seed"))?;
+                w.unwrap(&config.keys, SEED_AAD)?
+            }
+            None => {
+                let seed: [u8; 32] = types::random_array();
+                let w = WrappedSecret::wrap(config.keys.primary(), &seed, SEED_AAD);
+                meta.commit(
+                    &[Guard::Setting(SETTING_SEED, None)],
+                    vec![Op::PutSetting(SETTING_SEED, w.encode())],
+                    Durability::Sync,
+                )?;
+                secrecy::SecretBox::new(Box::new(seed))
+            }
+        };
+        let keys = VaultKeys::derive(seed.expose_secret());
+        let audit = AuditLog::open(
+            meta.as_ref(),
+            keys.audit_signing.clone(),
+            config.checkpoint_every,
+        )?;
+        let vault = Vault {
+            meta,
+            blobs,
+            config,
+            keys,
+            audit,
+        };
+        let report = vault.repair(now)?;
+        Ok((vault, report))
+    }
+
+    /// The public half of the audit signing key: publish it, and anyone can verify an export.
+    pub fn audit_public_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.audit.public_key()
+    }
+
+    /// The metadata store (read access for tools and tests).
+    pub fn meta(&self) -> &dyn MetaStore {
+        self.meta.as_ref()
+    }
+
+    /// The blob store (read access for tools and tests).
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.blobs.as_ref()
+    }
+
+    /// Forces everything committed so far to disk.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn flush(&self) -> Result<(), VaultError> {
+        Ok(self.meta.flush()?)
+    }
+
+    fn commit(
+        &self,
+        guards: Vec<Guard>,
+        ops: Vec<Op>,
+        entry: Entry,
+        durability: Durability,
+    ) -> Result<u64, StoreError> {
+        self.audit
+            .commit(self.meta.as_ref(), guards, ops, entry, durability)
+    }
+
+    /// Records a refusal of `ctx`'s action and returns `err`. If even the audit append fails,
+    /// the store error is returned instead.
+    fn refuse<T>(
+        &self,
+        ctx: &Ctx,
+        action: &'static str,
+        object: String,
+        err: VaultError,
+    ) -> Result<T, VaultError> {
+        let entry = ctx.entry(action, object, Outcome::Refused(err.to_string()));
+        self.commit(vec![], vec![], entry, Durability::Buffered)?;
+        Err(err)
+    }
+
+    fn require(
+        &self,
+        ctx: &Ctx,
+        what: Permission,
+        action: &'static str,
+        object: &str,
+    ) -> Result<(), VaultError> {
+        if authorize(&ctx.principal, what) {
+            Ok(())
+        } else {
+            self.refuse(ctx, action, object.to_owned(), VaultError::Forbidden)
+        }
+    }
+
+    // ---------------------------------------------------------------- users and tokens
+
+    /// Creates the first admin of an empty vault and issues their token (shown once).
+    ///
+    /// # Errors
+    /// [`VaultError::Exists`] if the vault already has users.
+    pub fn bootstrap_admin(
+        &self,
+        name: &str,
+        token_ttl: u64,
+        now: Timestamp,
+    ) -> Result<(UserId, ApiToken), VaultError> {
+        if !self.meta.users()?.is_empty() {
+            return Err(VaultError::Exists("an admin"));
+        }
+        let user = UserRecord {
+            id: UserId::random(),
+            name: name.to_owned(),
+            role: Role::Admin,
+            disabled: false,
+            created: now,
+            version: 1,
+        };
+        let (token, trec) = self.new_token(user.id, "bootstrap", now, token_ttl);
+        let entry = Entry {
+            time: now,
+            actor: Actor::System,
+            action: "user.bootstrap",
+            object: user_obj(&user.id),
+            client: String::new(),
+            outcome: Outcome::Allowed,
+            detail: format!("name={name} role=admin token={}", token.id()),
+        };
+        self.commit(
+            vec![
+                Guard::UserNameFree(name.to_owned()),
+                Guard::User(user.id, None),
+            ],
+            vec![Op::PutUser(user.clone()), Op::PutToken(trec)],
+            entry,
+            Durability::Sync,
+        )?;
+        Ok((user.id, token))
+    }
+
+    fn new_token(
+        &self,
+        user: UserId,
+        label: &str,
+        now: Timestamp,
+        ttl: u64,
+    ) -> (ApiToken, model::TokenRecord) {
+        let token = ApiToken::generate();
+        let rec = model::TokenRecord {
+            id: token.id(),
+            user,
+            hash: token.hash(&self.keys.token_hash),
+            created: now,
+            expires: now.plus(ttl),
+            label: label.to_owned(),
+        };
+        (token, rec)
+    }
+
+    /// Checks an API token. Refusals are audited; the caller learns only
+    /// [`VaultError::Unauthenticated`].
+    ///
+    /// # Errors
+    /// [`VaultError::Unauthenticated`], or a store error.
+    pub fn authenticate(
+        &self,
+        token: &ApiToken,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<Principal, VaultError> {
+        let stored = self.meta.token(&token.id())?;
+        let user = match &stored {
+            Some(t) => self.meta.user(&t.user)?,
+            None => None,
+        };
+        match users::check_token(
+            stored.as_ref(),
+            user.as_ref(),
+            token,
+            &self.keys.token_hash,
+            now,
+        ) {
+            Ok(p) => Ok(p),
+            Err(why) => {
+                let actor = match (&stored, why) {
+                    (Some(t), TokenRefusal::Expired | TokenRefusal::UserDisabled) => {
+                        Actor::Token(t.user, t.id)
+                    }
+                    _ => Actor::Anonymous,
+                };
+                let entry = Entry {
+                    time: now,
+                    actor,
+                    action: "token.authenticate",
+                    object: format!("token:{}", token.id()),
+                    client: client.to_owned(),
+                    outcome: Outcome::Refused(why.as_str().to_owned()),
+                    detail: String::new(),
+                };
+                self.commit(vec![], vec![], entry, Durability::Buffered)?;
+                Err(VaultError::Unauthenticated)
+            }
+        }
+    }
+
+    /// Creates a user (admin only).
+    ///
+    /// # Errors
+    /// Forbidden, a taken name, or store errors.
+    pub fn create_user(&self, ctx: &Ctx, name: &str, role: Role) -> Result<UserId, VaultError> {
+        self.require(ctx, Permission::Administer, "user.create", name)?;
+        if name.is_empty() || name.len() > 256 {
+            return Err(VaultError::Invalid("a user name is 1 to 256 bytes".into()));
+        }
+        let user = UserRecord {
+            id: UserId::random(),
+            name: name.to_owned(),
+            role,
+            disabled: false,
+            created: ctx.now,
+            version: 1,
+        };
+        let mut entry = ctx.entry("user.create", user_obj(&user.id), Outcome::Allowed);
+        entry.detail = format!("name={name} role={role}");
+        match self.commit(
+            vec![
+                Guard::UserNameFree(name.to_owned()),
+                Guard::User(user.id, None),
+            ],
+            vec![Op::PutUser(user.clone())],
+            entry,
+            Durability::Sync,
+        ) {
+            Ok(_) => Ok(user.id),
+            Err(StoreError::Conflict) => self.refuse(
+                ctx,
+                "user.create",
+                name.to_owned(),
+                VaultError::Exists("user"),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Issues an API token for `user` (admin only). The token is returned once; only its keyed
+    /// hash is stored.
+    ///
+    /// # Errors
+    /// Forbidden, unknown or disabled user, or store errors.
+    pub fn issue_token(
+        &self,
+        ctx: &Ctx,
+        user: &UserId,
+        label: &str,
+        ttl: u64,
+    ) -> Result<ApiToken, VaultError> {
+        self.require(ctx, Permission::Administer, "token.issue", &user_obj(user))?;
+        let u = self.meta.user(user)?.ok_or(VaultError::NotFound("user"))?;
+        if u.disabled {
+            return Err(VaultError::Invalid("the user is disabled".into()));
+        }
+        let (token, rec) = self.new_token(u.id, label, ctx.now, ttl);
+        let mut entry = ctx.entry(
+            "token.issue",
+            format!("token:{}", token.id()),
+            Outcome::Allowed,
+        );
+        entry.detail = format!("user={} expires={}", u.id, rec.expires);
+        self.commit(
+            vec![Guard::User(u.id, Some(u.version))],
+            vec![Op::PutToken(rec)],
+            entry,
+            Durability::Sync,
+        )?;
+        Ok(token)
+    }
+
+    /// Revokes one API token (admin, or the token's own user).
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn revoke_token(&self, ctx: &Ctx, token: &TokenId) -> Result<(), VaultError> {
+        let t = self
+            .meta
+            .token(token)?
+            .ok_or(VaultError::NotFound("token"))?;
+        self.require(
+            ctx,
+            Permission::ManageOwned { owner: t.user },
+            "token.revoke",
+            &format!("token:{token}"),
+        )?;
+        let entry = ctx.entry("token.revoke", format!("token:{token}"), Outcome::Allowed);
+        self.commit(vec![], vec![Op::DeleteToken(t)], entry, Durability::Sync)?;
+        Ok(())
+    }
+
+    /// Disables a user: the user's tokens are deleted and every share the user created is
+    /// revoked, in one atomic commit (admin only).
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn disable_user(&self, ctx: &Ctx, user: &UserId) -> Result<(), VaultError> {
+        self.require(ctx, Permission::Administer, "user.disable", &user_obj(user))?;
+        loop {
+            let u = self.meta.user(user)?.ok_or(VaultError::NotFound("user"))?;
+            let guards = vec![Guard::User(u.id, Some(u.version))];
+            let mut ops = Vec::new();
+            let tokens = self.meta.tokens_of(user)?;
+            let n_tokens = tokens.len();
+            ops.extend(tokens.into_iter().map(Op::DeleteToken));
+            // Revocations are read-modify-writes inside the commit: no share guard, so a
+            // stream of downloads cannot starve the disable.
+            let shares = self.meta.shares_of_user(user)?;
+            let n_shares = shares.len();
+            ops.extend(shares.into_iter().map(|s| Op::RevokeShare(s, ctx.now)));
+            let mut u2 = u.clone();
+            u2.disabled = true;
+            u2.version += 1;
+            ops.push(Op::PutUser(u2));
+            let mut entry = ctx.entry("user.disable", user_obj(user), Outcome::Allowed);
+            entry.detail = format!("tokens_deleted={n_tokens} shares_revoked={n_shares}");
+            match self.commit(guards, ops, entry, Durability::Sync) {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Re-enables a user. Their old tokens and shares stay gone (admin only).
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn enable_user(&self, ctx: &Ctx, user: &UserId) -> Result<(), VaultError> {
+        self.require(ctx, Permission::Administer, "user.enable", &user_obj(user))?;
+        let u = self.meta.user(user)?.ok_or(VaultError::NotFound("user"))?;
+        let mut u2 = u.clone();
+        u2.disabled = false;
+        u2.version += 1;
+        let entry = ctx.entry("user.enable", user_obj(user), Outcome::Allowed);
+        self.commit(
+            vec![Guard::User(u.id, Some(u.version))],
+            vec![Op::PutUser(u2)],
+            entry,
+            Durability::Sync,
+        )?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- settings
+
+    /// The retention policy.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn retention(&self) -> Result<Retention, VaultError> {
+        Ok(match self.meta.setting(SETTING_RETENTION)? {
+            Some(b) if b.len() == 16 => Retention {
+                default: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+                max: u64::from_be_bytes(b[8..].try_into().expect("8 bytes")),
+            },
+            _ => Retention::default(),
+        })
+    }
+
+    /// Sets the retention policy (admin only).
+    ///
+    /// # Errors
+    /// Forbidden, `default > max`, or store errors.
+    pub fn set_retention(&self, ctx: &Ctx, r: Retention) -> Result<(), VaultError> {
+        self.require(ctx, Permission::Administer, "retention.set", "retention")?;
+        if r.default > r.max || r.default == 0 {
+            return Err(VaultError::Invalid("retention: 0 < default <= max".into()));
+        }
+        let mut b = r.default.to_be_bytes().to_vec();
+        b.extend_from_slice(&r.max.to_be_bytes());
+        let mut entry = ctx.entry("retention.set", "retention".into(), Outcome::Allowed);
+        entry.detail = format!("default={} max={}", r.default, r.max);
+        self.commit(
+            vec![],
+            vec![Op::PutSetting(SETTING_RETENTION, b)],
+            entry,
+            Durability::Sync,
+        )?;
+        Ok(())
+    }
+
+    fn freeze_value(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.meta.setting(SETTING_FREEZE)
+    }
+
+    /// Whether an emergency freeze is in force.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn frozen(&self) -> Result<bool, VaultError> {
+        Ok(is_frozen(&self.freeze_value()?))
+    }
+
+    /// Emergency freeze: every share of the deployment is refused until [`Vault::unfreeze`]
+    /// (admin only). Shares are not modified, so lifting the freeze restores them.
+    ///
+    /// # Errors
+    /// Forbidden or store errors.
+    pub fn freeze(&self, ctx: &Ctx) -> Result<(), VaultError> {
+        self.set_freeze(ctx, true)
+    }
+
+    /// Lifts the emergency freeze (admin only).
+    ///
+    /// # Errors
+    /// Forbidden or store errors.
+    pub fn unfreeze(&self, ctx: &Ctx) -> Result<(), VaultError> {
+        self.set_freeze(ctx, false)
+    }
+
+    fn set_freeze(&self, ctx: &Ctx, on: bool) -> Result<(), VaultError> {
+        let action = if on {
+            "deployment.freeze"
+        } else {
+            "deployment.unfreeze"
+        };
+        self.require(ctx, Permission::Administer, action, "deployment")?;
+        let mut v = vec![u8::from(on)];
+        v.extend_from_slice(&ctx.now.0.to_be_bytes());
+        let entry = ctx.entry(action, "deployment".into(), Outcome::Allowed);
+        self.commit(
+            vec![],
+            vec![Op::PutSetting(SETTING_FREEZE, v)],
+            entry,
+            Durability::Sync,
+        )?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- files
+
+    /// Uploads a file: seals it to the KEK while streaming the payload into a temporary blob,
+    /// publishes the blob, then commits the file record. `retention` (seconds) defaults to the
+    /// policy's and may not exceed its maximum.
+    ///
+    /// # Errors
+    /// Forbidden, retention over the maximum, I/O or store errors. On error no file exists
+    /// (a published blob without a record is removed, or at the latest at the next startup).
+    pub fn upload(
+        &self,
+        ctx: &Ctx,
+        meta: &Metadata,
+        retention: Option<u64>,
+        input: &mut dyn Read,
+    ) -> Result<FileId, VaultError> {
+        self.require(ctx, Permission::Upload, "file.upload", "file")?;
+        let policy = self.retention()?;
+        let keep = retention.unwrap_or(policy.default);
+        if keep == 0 || keep > policy.max {
+            return self.refuse(
+                ctx,
+                "file.upload",
+                "file".into(),
+                VaultError::Invalid(format!("retention must be 1..={} seconds", policy.max)),
+            );
+        }
+        let id = FileId::random();
+        let kek = self.config.keys.primary();
+        let mut writer = self.blobs.create(&id)?;
+        let (header, size) = sealing::seal(kek, meta, input, &mut writer)?;
+        let blob_size = writer.commit()?;
+        let rec = FileRecord {
+            id,
+            owner: ctx.principal.user,
+            size,
+            blob_size,
+            header,
+            kek: kek.id(),
+            created: ctx.now,
+            retain_until: ctx.now.plus(keep),
+            state: FileState::Active,
+            version: 1,
+        };
+        let mut entry = ctx.entry("file.upload", file_obj(&id), Outcome::Allowed);
+        entry.detail = format!("size={size} retain_until={}", rec.retain_until);
+        if let Err(e) = self.commit(
+            vec![Guard::File(id, None)],
+            vec![Op::PutFile(rec)],
+            entry,
+            Durability::Sync,
+        ) {
+            let _ = self.blobs.delete(&id);
+            return Err(e.into());
+        }
+        Ok(id)
+    }
+
+    /// The file's decrypted metadata (owner, admin).
+    ///
+    /// # Errors
+    /// Forbidden, not found, key or store errors.
+    pub fn file_meta(&self, ctx: &Ctx, file: &FileId) -> Result<Metadata, VaultError> {
+        let f = self.active_file(file)?;
+        if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
+            return Err(VaultError::NotFound("file"));
+        }
+        Ok(sealing::metadata(&f.header, &self.config.keys)?)
+    }
+
+    /// Opens a file's plaintext for its owner (or an admin).
+    ///
+    /// # Errors
+    /// Forbidden, not found, key or store errors.
+    pub fn open_file(&self, ctx: &Ctx, file: &FileId) -> Result<Box<dyn PlainRead>, VaultError> {
+        let f = self.active_file(file)?;
+        if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
+            return Err(VaultError::NotFound("file"));
+        }
+        let entry = ctx.entry("file.read", file_obj(file), Outcome::Allowed);
+        self.commit(
+            vec![Guard::File(f.id, Some(f.version))],
+            vec![],
+            entry,
+            Durability::Buffered,
+        )?;
+        Ok(sealing::open(
+            &f.header,
+            &self.config.keys,
+            self.blobs.open(file)?,
+        )?)
+    }
+
+    fn active_file(&self, file: &FileId) -> Result<FileRecord, VaultError> {
+        match self.meta.file(file)? {
+            Some(f) if f.state == FileState::Active => Ok(f),
+            _ => Err(VaultError::NotFound("file")),
+        }
+    }
+
+    /// Deletes a file by crypto-shredding: one commit destroys the header (the wrapped DEK)
+    /// and deletes every share of the file; then the blob is deleted; then the tombstone. A
+    /// crash in between is finished by the next startup.
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn delete_file(&self, ctx: &Ctx, file: &FileId) -> Result<(), VaultError> {
+        let f = self.active_file(file)?;
+        self.require(
+            ctx,
+            Permission::ManageOwned { owner: f.owner },
+            "file.delete",
+            &file_obj(file),
+        )?;
+        self.shred(ctx.actor(), &ctx.client, "file.delete", file, ctx.now)
+    }
+
+    /// The shred sequence, shared by delete, retention sweep and repair.
+    fn shred(
+        &self,
+        actor: Actor,
+        client: &str,
+        action: &'static str,
+        file: &FileId,
+        now: Timestamp,
+    ) -> Result<(), VaultError> {
+        loop {
+            let Some(f) = self.meta.file(file)? else {
+                return Ok(());
+            };
+            if f.state == FileState::Active {
+                let mut guards = vec![Guard::File(f.id, Some(f.version))];
+                let mut ops = Vec::new();
+                for sid in self.meta.shares_of_file(file)? {
+                    if let Some(s) = self.meta.share(&sid)? {
+                        guards.push(Guard::Share(s.id, Some(s.version)));
+                        ops.push(Op::DeleteShare(s));
+                    }
+                }
+                let n_shares = ops.len();
+                let mut tomb = f.clone();
+                tomb.header = Vec::new();
+                tomb.state = FileState::Shredded;
+                tomb.version += 1;
+                ops.push(Op::PutFile(tomb));
+                let entry = Entry {
+                    time: now,
+                    actor,
+                    action,
+                    object: file_obj(file),
+                    client: client.to_owned(),
+                    outcome: Outcome::Allowed,
+                    detail: format!("key shredded; shares_deleted={n_shares}"),
+                };
+                match self.commit(guards, ops, entry, Durability::Sync) {
+                    Ok(_) => continue,
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Shredded: the key is gone; remove the blob, then the tombstone.
+            self.blobs.delete(file)?;
+            let entry = Entry {
+                time: now,
+                actor,
+                action: "file.purge",
+                object: file_obj(file),
+                client: client.to_owned(),
+                outcome: Outcome::Allowed,
+                detail: "blob deleted".into(),
+            };
+            match self.commit(
+                vec![Guard::File(f.id, Some(f.version))],
+                vec![Op::DeleteFile(f)],
+                entry,
+                Durability::Sync,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- shares
+
+    /// Creates a share of `file`. The share is on disk before this returns.
+    ///
+    /// # Errors
+    /// Forbidden, not found, lifetime outside policy, or store errors.
+    pub fn create_share(
+        &self,
+        ctx: &Ctx,
+        file: &FileId,
+        opts: ShareOptions,
+    ) -> Result<NewShare, VaultError> {
+        let f = self.active_file(file)?;
+        self.require(
+            ctx,
+            Permission::ManageOwned { owner: f.owner },
+            "share.create",
+            &file_obj(file),
+        )?;
+        if opts.expires_in == 0 || opts.expires_in > self.config.max_share_lifetime {
+            return Err(VaultError::Invalid(format!(
+                "share lifetime must be 1..={} seconds",
+                self.config.max_share_lifetime
+            )));
+        }
+        if opts.max_downloads == Some(0) {
+            return Err(VaultError::Invalid("a download limit is at least 1".into()));
+        }
+        if !opts.recipients.is_empty() {
+            // Fail now rather than at download time if bound downloads are unavailable.
+            sealing::bind(&f.header, &self.config.keys, &opts.recipients)?;
+        }
+        let id = ShareId::random();
+        let secret = LinkSecret::generate();
+        // The share never outlives its file.
+        let expires = ctx.now.plus(opts.expires_in).min(f.retain_until);
+        let rec = ShareRecord {
+            id,
+            file: f.id,
+            owner: f.owner,
+            created: ctx.now,
+            expires,
+            secret_hash: secret.hash(&self.keys.link_hash, &id),
+            password: opts
+                .password
+                .as_ref()
+                .map(|p| policy::hash_password(p, self.config.password_cost)),
+            max_downloads: opts.max_downloads,
+            downloads: 0,
+            failed_attempts: 0,
+            max_attempts: self.config.max_password_attempts,
+            recipients: opts.recipients,
+            revoked: None,
+            version: 1,
+        };
+        let mut entry = ctx.entry("share.create", share_obj(&id), Outcome::Allowed);
+        entry.detail = format!(
+            "file={} expires={} max_downloads={} password={} recipients={}",
+            f.id,
+            expires,
+            rec.max_downloads
+                .map_or("none".to_owned(), |m| m.to_string()),
+            rec.password.is_some(),
+            rec.recipients.len()
+        );
+        self.commit(
+            vec![Guard::File(f.id, Some(f.version)), Guard::Share(id, None)],
+            vec![Op::PutShare(rec)],
+            entry,
+            Durability::Sync,
+        )?;
+        Ok(NewShare {
+            id,
+            secret,
+            expires,
+        })
+    }
+
+    /// Revokes one share (its owner or an admin).
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn revoke_share(&self, ctx: &Ctx, share: &ShareId) -> Result<(), VaultError> {
+        loop {
+            let s = self
+                .meta
+                .share(share)?
+                .ok_or(VaultError::NotFound("share"))?;
+            self.require(
+                ctx,
+                Permission::ManageOwned { owner: s.owner },
+                "share.revoke",
+                &share_obj(share),
+            )?;
+            let entry = ctx.entry("share.revoke", share_obj(share), Outcome::Allowed);
+            // A read-modify-write inside the commit: no version guard, so downloads racing
+            // the revocation cannot starve it; their own guarded commits retry and see it.
+            match self.commit(
+                vec![],
+                vec![Op::RevokeShare(s.id, ctx.now)],
+                entry,
+                Durability::Sync,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Revokes every share of a file in one commit (its owner or an admin). Returns how many.
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn revoke_file_shares(&self, ctx: &Ctx, file: &FileId) -> Result<usize, VaultError> {
+        loop {
+            let f = self.active_file(file)?;
+            self.require(
+                ctx,
+                Permission::ManageOwned { owner: f.owner },
+                "file.revoke_shares",
+                &file_obj(file),
+            )?;
+            let guards = vec![Guard::File(f.id, Some(f.version))];
+            let mut ops = Vec::new();
+            let mut n = 0;
+            for sid in self.meta.shares_of_file(file)? {
+                if let Some(s) = self.meta.share(&sid)? {
+                    n += usize::from(s.revoked.is_none());
+                    ops.push(Op::RevokeShare(s.id, ctx.now));
+                }
+            }
+            let mut entry = ctx.entry("file.revoke_shares", file_obj(file), Outcome::Allowed);
+            entry.detail = format!("shares_revoked={n}");
+            match self.commit(guards, ops, entry, Durability::Sync) {
+                Ok(_) => return Ok(n),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The shares the caller created (`kinko shares`).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn my_shares(&self, ctx: &Ctx) -> Result<Vec<ShareRecord>, VaultError> {
+        let mut out = Vec::new();
+        for sid in self.meta.shares_of_user(&ctx.principal.user)? {
+            out.extend(self.meta.share(&sid)?);
+        }
+        Ok(out)
+    }
+
+    /// Every user (admin only).
+    ///
+    /// # Errors
+    /// Forbidden or store errors.
+    pub fn users(&self, ctx: &Ctx) -> Result<Vec<UserRecord>, VaultError> {
+        self.require(ctx, Permission::Administer, "user.list", "users")?;
+        Ok(self.meta.users()?)
+    }
+
+    /// The shares of a file (owner or admin).
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn shares_of_file(&self, ctx: &Ctx, file: &FileId) -> Result<Vec<ShareRecord>, VaultError> {
+        let f = self.active_file(file)?;
+        if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
+            return Err(VaultError::NotFound("file"));
+        }
+        let mut out = Vec::new();
+        for sid in self.meta.shares_of_file(file)? {
+            out.extend(self.meta.share(&sid)?);
+        }
+        Ok(out)
+    }
+
+    /// A link request: decides with [`policy::decide`], counts, audits, all in one atomic
+    /// commit guarded by the share's version (a concurrent change makes it re-read and decide
+    /// again). Returns a [`Grant`] to pass to [`Vault::download`].
+    ///
+    /// # Errors
+    /// One opaque [`AccessError::Denied`] for every refusal not about the password;
+    /// [`AccessError::Internal`] if the vault fails (nothing is granted then).
+    pub fn access(
+        &self,
+        share_id: &ShareId,
+        secret: &LinkSecret,
+        password: Option<&SecretString>,
+        kind: AccessKind,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<Grant, AccessError> {
+        let internal = |e: StoreError| AccessError::Internal(e.into());
+        let mut password_check: Option<PasswordCheck> = None;
+        loop {
+            let share = self.meta.share(share_id).map_err(internal)?;
+            let freeze = self.freeze_value().map_err(internal)?;
+            let mut env = PolicyEnv {
+                frozen: is_frozen(&freeze),
+                owner_enabled: false,
+                file_active: false,
+            };
+            let mut creds = Credentials {
+                secret_ok: false,
+                password: PasswordCheck::Missing,
+                ticket_ok: false,
+            };
+            let mut file = None;
+            if let Some(s) = &share {
+                env.owner_enabled = self
+                    .meta
+                    .user(&s.owner)
+                    .map_err(internal)?
+                    .is_some_and(|u| !u.disabled);
+                file = self
+                    .meta
+                    .file(&s.file)
+                    .map_err(internal)?
+                    .filter(|f| f.state == FileState::Active);
+                env.file_active = file.is_some();
+                creds.secret_ok = policy::secret_matches(s, secret, &self.keys.link_hash);
+                if creds.secret_ok && kind == AccessKind::Download {
+                    // Argon2 only behind a correct secret, and only once per request.
+                    creds.password =
+                        *password_check.get_or_insert_with(|| policy::check_password(s, password));
+                }
+                if let AccessKind::Resume(t) = &kind {
+                    creds.ticket_ok = t.valid(&self.keys.ticket_mac, &s.id, now);
+                }
+            }
+            let decision = policy::decide(share.as_ref(), &env, &creds, &kind, now);
+            let next = share
+                .as_ref()
+                .and_then(|s| policy::next_state(s, &decision));
+            let mut guards = vec![Guard::Setting(SETTING_FREEZE, freeze)];
+            if let Some(s) = &share {
+                guards.push(Guard::Share(s.id, Some(s.version)));
+            } else {
+                guards.push(Guard::Share(*share_id, None));
+            }
+            let action = match kind {
+                AccessKind::View => "share.view",
+                AccessKind::Download => "share.download",
+                AccessKind::Resume(_) => "share.download.range",
+            };
+            let outcome = match decision {
+                Decision::Allow { .. } => Outcome::Allowed,
+                Decision::Refuse(r) => Outcome::Refused(r.as_str().to_owned()),
+            };
+            let detail = match (&next, &share) {
+                (Some(n), _) => format!(
+                    "downloads={}/{} failed_passwords={}/{}",
+                    n.downloads,
+                    n.max_downloads.map_or("-".to_owned(), |m| m.to_string()),
+                    n.failed_attempts,
+                    n.max_attempts
+                ),
+                (None, Some(s)) => format!("file={}", s.file),
+                (None, None) => String::new(),
+            };
+            let durability = match (self.config.access_durability, &next) {
+                (AccessDurability::SyncCounted, Some(_)) => Durability::Sync,
+                _ => Durability::Buffered,
+            };
+            let entry = Entry {
+                time: now,
+                actor: Actor::Share(*share_id),
+                action,
+                object: share.as_ref().map_or_else(
+                    || share_obj(share_id),
+                    |s| format!("{} {}", share_obj(&s.id), file_obj(&s.file)),
+                ),
+                client: client.to_owned(),
+                outcome,
+                detail,
+            };
+            match self.commit(
+                guards,
+                next.clone().map(Op::UpdateShare).into_iter().collect(),
+                entry,
+                durability,
+            ) {
+                Ok(_) => {}
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(internal(e)),
+            }
+            return match decision {
+                Decision::Refuse(r) => Err(r.into()),
+                Decision::Allow { counted } => {
+                    let s = next
+                        .as_ref()
+                        .or(share.as_ref())
+                        .expect("allowed implies a share");
+                    let f = file.expect("allowed implies an active file");
+                    let ticket = match kind {
+                        AccessKind::View => None,
+                        AccessKind::Resume(t) => Some(t),
+                        AccessKind::Download => {
+                            debug_assert!(counted);
+                            Some(DownloadTicket::issue(
+                                &self.keys.ticket_mac,
+                                &s.id,
+                                now.plus(self.config.ticket_ttl).min(s.expires),
+                            ))
+                        }
+                    };
+                    Ok(Grant {
+                        share: s.id,
+                        file: s.file,
+                        size: f.size,
+                        expires: s.expires,
+                        downloads_left: s.max_downloads.map(|m| m.saturating_sub(s.downloads)),
+                        kind: if ticket.is_some() {
+                            GrantKind::Download
+                        } else {
+                            GrantKind::View
+                        },
+                        ticket,
+                        recipients: s.recipients.clone(),
+                    })
+                }
+            };
+        }
+    }
+
+    /// The decrypted metadata for a share's landing page.
+    ///
+    /// # Errors
+    /// The file is gone (deleted since the grant), key or store errors.
+    pub fn grant_meta(&self, grant: &Grant) -> Result<Metadata, VaultError> {
+        let f = self.active_file(&grant.file)?;
+        Ok(sealing::metadata(&f.header, &self.config.keys)?)
+    }
+
+    /// The bytes of a granted download: plaintext, or for a recipient-bound share the file
+    /// still encrypted to the recipients (a fresh header, the unchanged payload).
+    ///
+    /// # Errors
+    /// A view grant, the file gone since the grant, key, sealing or store errors.
+    pub fn download(&self, grant: &Grant) -> Result<Download, VaultError> {
+        if grant.kind != GrantKind::Download {
+            return Err(VaultError::Invalid(
+                "a view grant does not allow a download".into(),
+            ));
+        }
+        let f = self.active_file(&grant.file)?;
+        let payload = self.blobs.open(&f.id)?;
+        if grant.recipients.is_empty() {
+            Ok(Download::Plaintext(sealing::open(
+                &f.header,
+                &self.config.keys,
+                payload,
+            )?))
+        } else {
+            let header = sealing::bind(&f.header, &self.config.keys, &grant.recipients)?;
+            Ok(Download::Bound { header, payload })
+        }
+    }
+
+    // ---------------------------------------------------------------- audit
+
+    /// Verifies the whole audit chain and every stored checkpoint (admin, auditor).
+    ///
+    /// # Errors
+    /// Forbidden, or the first problem found.
+    pub fn verify_audit(&self, ctx: &Ctx) -> Result<AuditReport, VaultError> {
+        self.require(ctx, Permission::ReadAudit, "audit.verify", "audit")?;
+        let r = audit::verify_store(self.meta.as_ref(), &self.audit_public_key());
+        let outcome = match &r {
+            Ok(_) => Outcome::Allowed,
+            Err(e) => Outcome::Refused(format!("verification failed: {e}")),
+        };
+        self.commit(
+            vec![],
+            vec![],
+            ctx.entry("audit.verify", "audit".into(), outcome),
+            Durability::Buffered,
+        )?;
+        r.map_err(|e| VaultError::Invalid(e.to_string()))
+    }
+
+    /// Signs the current chain head now (admin, auditor), and exports the log as JSON Lines.
+    /// Returns the number of lines written.
+    ///
+    /// # Errors
+    /// Forbidden, store or write errors.
+    pub fn export_audit(&self, ctx: &Ctx, out: &mut dyn std::io::Write) -> Result<u64, VaultError> {
+        self.require(ctx, Permission::ReadAudit, "audit.export", "audit")?;
+        self.commit(
+            vec![],
+            vec![],
+            ctx.entry("audit.export", "audit".into(), Outcome::Allowed),
+            Durability::Buffered,
+        )?;
+        self.audit.checkpoint(self.meta.as_ref(), ctx.now)?;
+        audit::export(self.meta.as_ref(), out).map_err(|e| VaultError::Invalid(e.to_string()))
+    }
+
+    /// Signs the current chain head and stores the checkpoint.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn checkpoint(&self, now: Timestamp) -> Result<Option<Checkpoint>, VaultError> {
+        Ok(self.audit.checkpoint(self.meta.as_ref(), now)?)
+    }
+}
+
+fn is_frozen(v: &Option<Vec<u8>>) -> bool {
+    v.as_deref().and_then(|b| b.first()) == Some(&1)
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Vault>();
+}
+
+/// The default layout of a data directory.
+pub fn data_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    (data_dir.join("meta"), data_dir.join("blobs"))
+}

@@ -1,0 +1,408 @@
+//! [`MetaStore`] on sled 0.34: one tree, keys prefixed by record kind.
+//!
+//! | prefix | key                      | value                |
+//! |--------|--------------------------|----------------------|
+//! | `u`    | user id                  | user record          |
+//! | `n`    | user name                | user id              |
+//! | `t`    | token id                 | token record         |
+//! | `T`    | user id, token id        | (empty)              |
+//! | `f`    | file id                  | file record          |
+//! | `s`    | share id                 | share record         |
+//! | `S`    | file id, share id        | (empty)              |
+//! | `O`    | owner id, share id       | (empty)              |
+//! | `x`    | at (u64 BE), kind, id    | (empty)              |
+//! | `c`    | setting name             | setting bytes        |
+//! | `a`    | seq (u64 BE)             | audit record         |
+//! | `k`    | seq (u64 BE)             | signed checkpoint    |
+//!
+//! A commit checks its guards and applies one `sled::Batch` while holding the store's commit
+//! lock. sled keeps an exclusive lock on its directory, so this process is the only writer and
+//! the lock makes commits serializable; a batch is applied atomically and recovered
+//! atomically after a crash.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::model::{ExpiryEntry, FileRecord, ShareRecord, TokenRecord, UserRecord};
+use super::store::{Durability, ExpiredScan, Guard, MetaStore, Op, StoreError};
+use super::types::{FileId, ShareId, Timestamp, TokenId, UserId};
+
+/// The embedded metadata store.
+#[derive(Debug)]
+pub struct SledMetaStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    commit_lock: Mutex<()>,
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(prefix);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn expiry_key(e: &ExpiryEntry) -> Vec<u8> {
+    key(b'x', &[&e.key()])
+}
+
+fn version_of<T>(
+    raw: Option<sled::IVec>,
+    decode: fn(&[u8]) -> super::codec::Result<T>,
+    version: fn(&T) -> u64,
+    what: &'static str,
+) -> Result<Option<u64>, StoreError> {
+    raw.map(|v| {
+        decode(&v)
+            .map(|r| version(&r))
+            .map_err(|_| StoreError::Corrupt(what))
+    })
+    .transpose()
+}
+
+impl SledMetaStore {
+    /// Opens (or creates) the store in `dir`. `flush_every_ms` bounds how long a
+    /// [`Durability::Buffered`] commit may stay only in memory (sled's background flusher).
+    ///
+    /// # Errors
+    /// sled could not open the directory (for example another process holds it).
+    pub fn open(dir: &Path, flush_every_ms: Option<u64>) -> Result<SledMetaStore, StoreError> {
+        let config = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(flush_every_ms)
+            .mode(sled::Mode::HighThroughput);
+        // sled's background writer threads of a just-dropped instance (this process, or one
+        // being restarted) can hold the directory lock for a moment after the drop: retry the
+        // lock for up to ~2 s before reporting the directory as busy.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if attempts < 100 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        };
+        let tree = db.open_tree("kinko-meta-v1").map_err(backend)?;
+        Ok(SledMetaStore {
+            db,
+            tree,
+            commit_lock: Mutex::new(()),
+        })
+    }
+
+    fn get(&self, k: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        self.tree.get(k).map_err(backend)
+    }
+
+    fn check(&self, guard: &Guard) -> Result<bool, StoreError> {
+        Ok(match guard {
+            Guard::User(id, v) => {
+                version_of(
+                    self.get(&key(b'u', &[&id.0]))?,
+                    UserRecord::decode,
+                    |r| r.version,
+                    "user",
+                )? == *v
+            }
+            Guard::File(id, v) => {
+                version_of(
+                    self.get(&key(b'f', &[&id.0]))?,
+                    FileRecord::decode,
+                    |r| r.version,
+                    "file",
+                )? == *v
+            }
+            Guard::Share(id, v) => {
+                version_of(
+                    self.get(&key(b's', &[&id.0]))?,
+                    ShareRecord::decode,
+                    |r| r.version,
+                    "share",
+                )? == *v
+            }
+            Guard::UserNameFree(name) => self.get(&key(b'n', &[name.as_bytes()]))?.is_none(),
+            Guard::AuditFree(seq) => self.get(&key(b'a', &[&seq.to_be_bytes()]))?.is_none(),
+            Guard::Setting(name, v) => {
+                self.get(&key(b'c', &[name.as_bytes()]))?.as_deref() == v.as_deref()
+            }
+        })
+    }
+
+    fn decode_all<T>(
+        &self,
+        prefix: &[u8],
+        decode: fn(&[u8]) -> super::codec::Result<T>,
+        what: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (_, v) = kv.map_err(backend)?;
+                decode(&v).map_err(|_| StoreError::Corrupt(what))
+            })
+            .collect()
+    }
+
+    fn index_ids<T>(&self, prefix: &[u8], make: fn([u8; 16]) -> T) -> Result<Vec<T>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, _) = kv.map_err(backend)?;
+                let id: [u8; 16] = k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("index"))?;
+                Ok(make(id))
+            })
+            .collect()
+    }
+}
+
+impl Drop for SledMetaStore {
+    fn drop(&mut self) {
+        // A clean shutdown leaves nothing to recover (a failed flush is what a crash is).
+        let _ = self.db.flush();
+    }
+}
+
+impl MetaStore for SledMetaStore {
+    fn commit(
+        &self,
+        guards: &[Guard],
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut revokes = Vec::new();
+        for op in ops {
+            match op {
+                Op::RevokeShare(id, at) => revokes.push((id, at)),
+                Op::PutUser(u) => {
+                    batch.insert(key(b'n', &[u.name.as_bytes()]), &u.id.0[..]);
+                    batch.insert(key(b'u', &[&u.id.0]), u.encode());
+                }
+                Op::PutToken(t) => {
+                    batch.insert(key(b'T', &[&t.user.0, &t.id.0]), &[][..]);
+                    batch.insert(key(b't', &[&t.id.0]), t.encode());
+                }
+                Op::DeleteToken(t) => {
+                    batch.remove(key(b'T', &[&t.user.0, &t.id.0]));
+                    batch.remove(key(b't', &[&t.id.0]));
+                }
+                Op::PutFile(f) => {
+                    batch.insert(expiry_key(&f.expiry_entry()), &[][..]);
+                    batch.insert(key(b'f', &[&f.id.0]), f.encode());
+                }
+                Op::DeleteFile(f) => {
+                    batch.remove(expiry_key(&f.expiry_entry()));
+                    batch.remove(key(b'f', &[&f.id.0]));
+                }
+                Op::PutShare(s) => {
+                    batch.insert(key(b'S', &[&s.file.0, &s.id.0]), &[][..]);
+                    batch.insert(key(b'O', &[&s.owner.0, &s.id.0]), &[][..]);
+                    batch.insert(expiry_key(&s.expiry_entry()), &[][..]);
+                    batch.insert(key(b's', &[&s.id.0]), s.encode());
+                }
+                Op::UpdateShare(s) => batch.insert(key(b's', &[&s.id.0]), s.encode()),
+                Op::DeleteShare(s) => {
+                    batch.remove(key(b'S', &[&s.file.0, &s.id.0]));
+                    batch.remove(key(b'O', &[&s.owner.0, &s.id.0]));
+                    batch.remove(expiry_key(&s.expiry_entry()));
+                    batch.remove(key(b's', &[&s.id.0]));
+                }
+                Op::DeleteExpiry(e) => batch.remove(expiry_key(&e)),
+                Op::PutSetting(name, v) => batch.insert(key(b'c', &[name.as_bytes()]), v),
+                Op::AppendAudit(seq, rec) => batch.insert(key(b'a', &[&seq.to_be_bytes()]), rec),
+                Op::PutCheckpoint(seq, c) => batch.insert(key(b'k', &[&seq.to_be_bytes()]), c),
+            }
+        }
+        {
+            let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            for g in guards {
+                if !self.check(g)? {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            for (id, at) in revokes {
+                if let Some(mut s) = self.share(&id)? {
+                    if s.revoked.is_none() {
+                        s.revoked = Some(at);
+                    }
+                    s.version += 1;
+                    batch.insert(key(b's', &[&id.0]), s.encode());
+                }
+            }
+            self.tree.apply_batch(batch).map_err(backend)?;
+        }
+        if durability == Durability::Sync {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(backend)
+    }
+
+    fn user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.get(&key(b'u', &[&id.0]))?
+            .map(|v| UserRecord::decode(&v).map_err(|_| StoreError::Corrupt("user")))
+            .transpose()
+    }
+
+    fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        match self.get(&key(b'n', &[name.as_bytes()]))? {
+            None => Ok(None),
+            Some(id) => {
+                let id: [u8; 16] = id
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("name"))?;
+                self.user(&UserId(id))
+            }
+        }
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.decode_all(b"u", UserRecord::decode, "user")
+    }
+
+    fn token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.get(&key(b't', &[&id.0]))?
+            .map(|v| TokenRecord::decode(&v).map_err(|_| StoreError::Corrupt("token")))
+            .transpose()
+    }
+
+    fn tokens_of(&self, user: &UserId) -> Result<Vec<TokenRecord>, StoreError> {
+        let ids = self.index_ids(&key(b'T', &[&user.0]), TokenId)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(t) = self.token(&id)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn file(&self, id: &FileId) -> Result<Option<FileRecord>, StoreError> {
+        self.get(&key(b'f', &[&id.0]))?
+            .map(|v| FileRecord::decode(&v).map_err(|_| StoreError::Corrupt("file")))
+            .transpose()
+    }
+
+    fn files_after(
+        &self,
+        after: Option<&FileId>,
+        limit: usize,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        let start = match after {
+            // The first key strictly after `f || id`.
+            Some(id) => {
+                let mut k = key(b'f', &[&id.0]);
+                k.push(0);
+                k
+            }
+            None => vec![b'f'],
+        };
+        self.tree
+            .range(start..vec![b'f' + 1])
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv.map_err(backend)?;
+                FileRecord::decode(&v).map_err(|_| StoreError::Corrupt("file"))
+            })
+            .collect()
+    }
+
+    fn share(&self, id: &ShareId) -> Result<Option<ShareRecord>, StoreError> {
+        self.get(&key(b's', &[&id.0]))?
+            .map(|v| ShareRecord::decode(&v).map_err(|_| StoreError::Corrupt("share")))
+            .transpose()
+    }
+
+    fn shares_of_file(&self, file: &FileId) -> Result<Vec<ShareId>, StoreError> {
+        self.index_ids(&key(b'S', &[&file.0]), ShareId)
+    }
+
+    fn shares_of_user(&self, user: &UserId) -> Result<Vec<ShareId>, StoreError> {
+        self.index_ids(&key(b'O', &[&user.0]), ShareId)
+    }
+
+    fn expired(&self, now: Timestamp, limit: usize) -> Result<ExpiredScan, StoreError> {
+        // Keys `x || at || ...` with at <= now are exactly those below `x || (now + 1)`.
+        let end = match now.0.checked_add(1) {
+            Some(n) => key(b'x', &[&n.to_be_bytes()]),
+            None => vec![b'x' + 1],
+        };
+        let mut entries = Vec::new();
+        let mut visited = 0;
+        for kv in self.tree.range(vec![b'x']..end).take(limit) {
+            let (k, _) = kv.map_err(backend)?;
+            visited += 1;
+            entries.push(ExpiryEntry::from_key(&k[1..]).ok_or(StoreError::Corrupt("expiry"))?);
+        }
+        Ok(ExpiredScan { entries, visited })
+    }
+
+    fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .get(&key(b'c', &[name.as_bytes()]))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn audit_last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self.tree.scan_prefix(b"a").next_back() {
+            None => Ok(None),
+            Some(kv) => {
+                let (k, v) = kv.map_err(backend)?;
+                let seq = u64::from_be_bytes(
+                    k[1..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("audit key"))?,
+                );
+                Ok(Some((seq, v.to_vec())))
+            }
+        }
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.tree
+            .range(key(b'a', &[&from.to_be_bytes()])..vec![b'a' + 1])
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                let seq = u64::from_be_bytes(
+                    k[1..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("audit key"))?,
+                );
+                Ok((seq, v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix(b"k")
+            .map(|kv| {
+                let (k, v) = kv.map_err(backend)?;
+                let seq = u64::from_be_bytes(
+                    k[1..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("checkpoint key"))?,
+                );
+                Ok((seq, v.to_vec()))
+            })
+            .collect()
+    }
+}

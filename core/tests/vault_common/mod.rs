@@ -1,0 +1,68 @@
+//! Shared helpers for the vault tests: a real sled store and a real filesystem in a temp dir.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+
+use kinko_core::vault::{
+    AccessDurability, Ctx, KeyRing, MasterKey, PasswordCost, Principal, Role, Timestamp, UserId,
+    Vault, VaultConfig,
+};
+
+pub const T0: Timestamp = Timestamp(1_800_000_000);
+pub const DAY: u64 = 86_400;
+
+/// A config with cheap Argon2 (tests hash many passwords) and the given key(s).
+pub fn config(keys: KeyRing) -> VaultConfig {
+    let mut c = VaultConfig::new(keys);
+    c.password_cost = PasswordCost {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    c.access_durability = AccessDurability::SyncCounted;
+    c
+}
+
+pub fn kek_from(bytes: [u8; 32]) -> MasterKey {
+    MasterKey::from_bytes(bytes)
+}
+
+pub struct Env {
+    pub vault: Vault,
+    pub admin: Ctx,
+    pub member: Ctx,
+    pub member_id: UserId,
+}
+
+pub fn ctx(user: UserId, role: Role, now: Timestamp) -> Ctx {
+    Ctx {
+        principal: Principal {
+            user,
+            role,
+            token: None,
+        },
+        client: "127.0.0.1".into(),
+        now,
+    }
+}
+
+/// Opens a vault in `dir` with an admin and a member.
+pub fn setup(dir: &Path, kek: [u8; 32]) -> Env {
+    let (vault, _) = Vault::open(dir, config(KeyRing::new(kek_from(kek))), T0).unwrap();
+    let (admin_id, _) = vault.bootstrap_admin("root", 30 * DAY, T0).unwrap();
+    let admin = ctx(admin_id, Role::Admin, T0);
+    let member_id = vault.create_user(&admin, "alice", Role::Member).unwrap();
+    let member = ctx(member_id, Role::Member, T0);
+    Env {
+        vault,
+        admin,
+        member,
+        member_id,
+    }
+}
+
+pub fn at(c: &Ctx, now: Timestamp) -> Ctx {
+    let mut c = c.clone();
+    c.now = now;
+    c
+}

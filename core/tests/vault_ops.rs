@@ -1,0 +1,624 @@
+//! End-to-end vault operations on a real sled store and a real filesystem.
+
+mod vault_common;
+
+use std::io::{Read, Seek, SeekFrom};
+
+use kinko_core::envelope::{self, Keyring, SymmetricKey};
+use kinko_core::keys::Identity;
+use kinko_core::vault::{
+    AccessError, AccessKind, ApiToken, Download, FileState, KeyRing, LinkSecret, MasterKey,
+    Metadata, Retention, Role, ShareOptions, Timestamp, Vault, VaultError,
+};
+use secrecy::{ExposeSecret, SecretString};
+use vault_common::*;
+
+fn meta(name: &str) -> Metadata {
+    Metadata {
+        name: name.into(),
+        content_type: "text/plain".into(),
+        ..Default::default()
+    }
+}
+
+fn upload(env: &Env, data: &[u8]) -> kinko_core::vault::FileId {
+    env.vault
+        .upload(&env.member, &meta("report.txt"), None, &mut &data[..])
+        .unwrap()
+}
+
+fn share(
+    env: &Env,
+    file: &kinko_core::vault::FileId,
+    opts: ShareOptions,
+) -> kinko_core::vault::NewShare {
+    env.vault.create_share(&env.member, file, opts).unwrap()
+}
+
+fn opts(expires_in: u64, max: Option<u32>) -> ShareOptions {
+    ShareOptions {
+        expires_in,
+        max_downloads: max,
+        ..Default::default()
+    }
+}
+
+fn read_all(d: Download) -> Vec<u8> {
+    match d {
+        Download::Plaintext(mut r) => {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).unwrap();
+            v
+        }
+        Download::Bound { .. } => panic!("expected plaintext"),
+    }
+}
+
+#[test]
+fn upload_share_download_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [1; 32]);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let file = upload(&env, &data);
+    let rec = env.vault.meta().file(&file).unwrap().unwrap();
+    assert_eq!(rec.size, data.len() as u64);
+    assert!(
+        rec.blob_size > rec.size,
+        "the blob holds ciphertext with tags"
+    );
+    // The blob on disk is not the plaintext.
+    let mut blob = Vec::new();
+    env.vault
+        .blobs()
+        .open(&file)
+        .unwrap()
+        .read_to_end(&mut blob)
+        .unwrap();
+    assert!(!blob.windows(64).any(|w| w == &data[1000..1064]));
+
+    let s = share(&env, &file, opts(DAY, Some(2)));
+    let g = env
+        .vault
+        .access(&s.id, &s.secret, None, AccessKind::View, "1.2.3.4", T0)
+        .unwrap();
+    assert_eq!(env.vault.grant_meta(&g).unwrap().name, "report.txt");
+    assert!(
+        env.vault.download(&g).is_err(),
+        "a view grant does not download"
+    );
+
+    let g = env
+        .vault
+        .access(&s.id, &s.secret, None, AccessKind::Download, "1.2.3.4", T0)
+        .unwrap();
+    assert_eq!(g.downloads_left, Some(1));
+    assert_eq!(read_all(env.vault.download(&g).unwrap()), data);
+
+    // Random access: a range decrypts only what it covers.
+    let Download::Plaintext(mut r) = env.vault.download(&g).unwrap() else {
+        panic!()
+    };
+    r.seek(SeekFrom::Start(150_000)).unwrap();
+    let mut buf = vec![0; 1000];
+    r.read_exact(&mut buf).unwrap();
+    assert_eq!(buf, data[150_000..151_000]);
+
+    // The owner reads it back too.
+    let mut back = Vec::new();
+    env.vault
+        .open_file(&env.member, &file)
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back, data);
+}
+
+#[test]
+fn refusals_look_identical_outward() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [2; 32]);
+    let file = upload(&env, b"secret plans");
+    let s = share(&env, &file, opts(DAY, Some(1)));
+    let denied = |r: Result<_, AccessError>| matches!(r, Err(AccessError::Denied));
+    let v = &env.vault;
+    // Unknown share.
+    assert!(denied(v.access(
+        &kinko_core::vault::ShareId::random(),
+        &s.secret,
+        None,
+        AccessKind::Download,
+        "",
+        T0
+    )));
+    // Wrong secret.
+    assert!(denied(v.access(
+        &s.id,
+        &LinkSecret::generate(),
+        None,
+        AccessKind::Download,
+        "",
+        T0
+    )));
+    // Expired: refused at access time, before any sweep.
+    assert!(denied(v.access(
+        &s.id,
+        &s.secret,
+        None,
+        AccessKind::Download,
+        "",
+        s.expires
+    )));
+    // Exhausted.
+    v.access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+        .unwrap();
+    assert!(denied(v.access(
+        &s.id,
+        &s.secret,
+        None,
+        AccessKind::Download,
+        "",
+        T0
+    )));
+    // Revoked.
+    let s2 = share(&env, &file, opts(DAY, None));
+    v.revoke_share(&env.member, &s2.id).unwrap();
+    assert!(denied(v.access(
+        &s2.id,
+        &s2.secret,
+        None,
+        AccessKind::View,
+        "",
+        T0
+    )));
+    // The audit log has every precise reason.
+    let mut out = Vec::new();
+    v.export_audit(&env.admin, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for reason in [
+        "unknown share",
+        "wrong link secret",
+        "share expired",
+        "download limit reached",
+        "share revoked",
+    ] {
+        assert!(text.contains(reason), "audit log lacks {reason:?}");
+    }
+}
+
+#[test]
+fn password_lockout_after_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [3; 32]);
+    let file = upload(&env, b"x");
+    let pw = SecretString::from("correct horse");
+    let s = share(
+        &env,
+        &file,
+        ShareOptions {
+            expires_in: DAY,
+            password: Some(pw.clone()),
+            ..Default::default()
+        },
+    );
+    let v = &env.vault;
+    assert!(matches!(
+        v.access(&s.id, &s.secret, None, AccessKind::Download, "", T0),
+        Err(AccessError::PasswordRequired)
+    ));
+    // A view needs no password.
+    v.access(&s.id, &s.secret, None, AccessKind::View, "", T0)
+        .unwrap();
+    let wrong = SecretString::from("wrong");
+    for _ in 0..4 {
+        assert!(matches!(
+            v.access(&s.id, &s.secret, Some(&wrong), AccessKind::Download, "", T0),
+            Err(AccessError::WrongPassword)
+        ));
+    }
+    // A wrong *secret* with a wrong password does not count toward the lock.
+    assert!(matches!(
+        v.access(
+            &s.id,
+            &LinkSecret::generate(),
+            Some(&wrong),
+            AccessKind::Download,
+            "",
+            T0
+        ),
+        Err(AccessError::Denied)
+    ));
+    v.access(&s.id, &s.secret, Some(&pw), AccessKind::Download, "", T0)
+        .unwrap();
+    assert!(matches!(
+        v.access(&s.id, &s.secret, Some(&wrong), AccessKind::Download, "", T0),
+        Err(AccessError::WrongPassword)
+    ));
+    // Fifth wrong password: locked, and now even the right password is refused, opaquely.
+    assert!(matches!(
+        v.access(&s.id, &s.secret, Some(&pw), AccessKind::Download, "", T0),
+        Err(AccessError::Denied)
+    ));
+    assert!(v.meta().share(&s.id).unwrap().unwrap().locked());
+}
+
+#[test]
+fn range_requests_of_one_download_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [4; 32]);
+    let file = upload(&env, &[7u8; 100_000]);
+    let s = share(&env, &file, opts(DAY, Some(1)));
+    let v = &env.vault;
+    let g = v
+        .access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+        .unwrap();
+    let ticket = g.ticket.clone().unwrap();
+    let ticket = kinko_core::vault::DownloadTicket::parse(&ticket.encode()).unwrap();
+    for i in 0..5 {
+        let g2 = v
+            .access(
+                &s.id,
+                &s.secret,
+                None,
+                AccessKind::Resume(ticket.clone()),
+                "",
+                T0.plus(i),
+            )
+            .unwrap();
+        v.download(&g2).unwrap();
+    }
+    assert_eq!(v.meta().share(&s.id).unwrap().unwrap().downloads, 1);
+    // A fresh download is refused: the limit of 1 was taken by the first request.
+    assert!(
+        v.access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+            .is_err()
+    );
+    // The ticket expires; it is bound to its share; revocation still cuts it off.
+    assert!(
+        v.access(
+            &s.id,
+            &s.secret,
+            None,
+            AccessKind::Resume(ticket.clone()),
+            "",
+            ticket.expires
+        )
+        .is_err()
+    );
+    let other = share(&env, &file, opts(DAY, None));
+    assert!(
+        v.access(
+            &other.id,
+            &other.secret,
+            None,
+            AccessKind::Resume(ticket.clone()),
+            "",
+            T0
+        )
+        .is_err()
+    );
+    v.revoke_share(&env.member, &s.id).unwrap();
+    assert!(
+        v.access(&s.id, &s.secret, None, AccessKind::Resume(ticket), "", T0)
+            .is_err()
+    );
+}
+
+#[test]
+fn revocation_of_file_shares_user_and_freeze() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [5; 32]);
+    let v = &env.vault;
+    let file = upload(&env, b"data");
+    let a = share(&env, &file, opts(DAY, None));
+    let b = share(&env, &file, opts(DAY, None));
+    let ok = |s: &kinko_core::vault::NewShare| {
+        v.access(&s.id, &s.secret, None, AccessKind::View, "", T0)
+            .is_ok()
+    };
+    assert!(ok(&a) && ok(&b));
+
+    // Emergency freeze suspends every share; lifting it restores them.
+    v.freeze(&env.admin).unwrap();
+    assert!(v.frozen().unwrap());
+    assert!(!ok(&a) && !ok(&b));
+    assert!(matches!(v.freeze(&env.member), Err(VaultError::Forbidden)));
+    v.unfreeze(&env.admin).unwrap();
+    assert!(ok(&a) && ok(&b));
+
+    assert_eq!(v.my_shares(&env.member).unwrap().len(), 2);
+    assert_eq!(v.shares_of_file(&env.member, &file).unwrap().len(), 2);
+    assert_eq!(v.users(&env.admin).unwrap().len(), 2);
+    assert!(v.users(&env.member).is_err());
+    assert_eq!(v.revoke_file_shares(&env.member, &file).unwrap(), 2);
+    assert!(!ok(&a) && !ok(&b));
+
+    // Disabling a user kills their tokens and every share at once.
+    let c = share(&env, &file, opts(DAY, None));
+    let token = v
+        .issue_token(&env.admin, &env.member_id, "laptop", DAY)
+        .unwrap();
+    let parsed = ApiToken::parse(token.expose_secret().expose_secret()).unwrap();
+    assert_eq!(v.authenticate(&parsed, "", T0).unwrap().user, env.member_id);
+    assert!(ok(&c));
+    v.disable_user(&env.admin, &env.member_id).unwrap();
+    assert!(!ok(&c));
+    assert!(matches!(
+        v.authenticate(&parsed, "", T0),
+        Err(VaultError::Unauthenticated)
+    ));
+    assert!(v.meta().tokens_of(&env.member_id).unwrap().is_empty());
+    // Re-enabling does not bring back old shares or tokens.
+    v.enable_user(&env.admin, &env.member_id).unwrap();
+    assert!(!ok(&c));
+    assert!(matches!(
+        v.authenticate(&parsed, "", T0),
+        Err(VaultError::Unauthenticated)
+    ));
+}
+
+#[test]
+fn tokens_hash_only_expiry_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [6; 32]);
+    let v = &env.vault;
+    let token = v
+        .issue_token(&env.admin, &env.member_id, "ci", 100)
+        .unwrap();
+    let text = token.expose_secret();
+    let stored = v.meta().token(&token.id()).unwrap().unwrap();
+    // Only a keyed hash is stored: the secret part appears nowhere in the record.
+    assert_ne!(&stored.hash[..], &text.expose_secret().as_bytes()[38..70]);
+    let parsed = ApiToken::parse(text.expose_secret()).unwrap();
+    let p = v.authenticate(&parsed, "", T0.plus(99)).unwrap();
+    assert_eq!(p.role, Role::Member);
+    assert!(
+        v.authenticate(&parsed, "", T0.plus(100)).is_err(),
+        "expired at its expiry instant"
+    );
+    // A token with a guessed secret and a real id is refused.
+    let forged = format!("kinko_{}{}", token.id(), "00".repeat(32));
+    assert!(
+        v.authenticate(&ApiToken::parse(&forged).unwrap(), "", T0)
+            .is_err()
+    );
+    // Members cannot administer; auditors cannot upload.
+    assert!(matches!(
+        v.create_user(&env.member, "mallory", Role::Admin),
+        Err(VaultError::Forbidden)
+    ));
+    let aud = v.create_user(&env.admin, "audrey", Role::Auditor).unwrap();
+    let aud = ctx(aud, Role::Auditor, T0);
+    assert!(matches!(
+        v.upload(&aud, &meta("x"), None, &mut &b"x"[..]),
+        Err(VaultError::Forbidden)
+    ));
+    assert!(v.verify_audit(&aud).is_ok());
+    assert!(matches!(
+        v.create_user(&env.admin, "alice", Role::Member),
+        Err(VaultError::Exists(_))
+    ));
+    // Another member cannot touch alice's file.
+    let bob = v.create_user(&env.admin, "bob", Role::Member).unwrap();
+    let bob = ctx(bob, Role::Member, T0);
+    let file = upload(&env, b"alice's");
+    assert!(v.create_share(&bob, &file, opts(DAY, None)).is_err());
+    assert!(v.delete_file(&bob, &file).is_err());
+    v.revoke_token(&env.admin, &token.id()).unwrap();
+    assert!(v.authenticate(&parsed, "", T0).is_err());
+}
+
+#[test]
+fn delete_crypto_shreds_then_removes_blob_and_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [7; 32]);
+    let v = &env.vault;
+    let file = upload(&env, b"to be destroyed");
+    let s = share(&env, &file, opts(DAY, None));
+    v.delete_file(&env.member, &file).unwrap();
+    assert!(v.meta().file(&file).unwrap().is_none());
+    assert!(v.meta().share(&s.id).unwrap().is_none());
+    assert!(!v.blobs().exists(&file).unwrap());
+    assert!(matches!(
+        v.access(&s.id, &s.secret, None, AccessKind::View, "", T0),
+        Err(AccessError::Denied)
+    ));
+    let mut out = Vec::new();
+    v.export_audit(&env.admin, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let shred = text.find("key shredded").unwrap();
+    let purge = text.find("blob deleted").unwrap();
+    assert!(shred < purge, "the key is destroyed before the blob");
+}
+
+#[test]
+fn retention_default_max_and_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [8; 32]);
+    let v = &env.vault;
+    v.set_retention(
+        &env.admin,
+        Retention {
+            default: 10 * DAY,
+            max: 20 * DAY,
+        },
+    )
+    .unwrap();
+    assert!(
+        v.set_retention(&env.member, Retention { default: 1, max: 2 })
+            .is_err()
+    );
+    assert!(matches!(
+        v.upload(&env.member, &meta("x"), Some(21 * DAY), &mut &b"x"[..]),
+        Err(VaultError::Invalid(_))
+    ));
+    let long = v
+        .upload(&env.member, &meta("x"), Some(20 * DAY), &mut &b"x"[..])
+        .unwrap();
+    let short = upload(&env, b"short-lived");
+    assert_eq!(
+        v.meta().file(&short).unwrap().unwrap().retain_until,
+        T0.plus(10 * DAY)
+    );
+    // A share never outlives its file.
+    let s = share(&env, &short, opts(30 * DAY, None));
+    assert_eq!(s.expires, T0.plus(10 * DAY));
+    let r = v.sweep(T0.plus(10 * DAY - 1)).unwrap();
+    assert_eq!((r.visited, r.shares_removed, r.files_removed), (0, 0, 0));
+    let r = v.sweep(T0.plus(10 * DAY)).unwrap();
+    assert_eq!((r.shares_removed, r.files_removed), (1, 1));
+    assert!(v.meta().file(&short).unwrap().is_none());
+    assert!(!v.blobs().exists(&short).unwrap());
+    assert_eq!(
+        v.meta().file(&long).unwrap().unwrap().state,
+        FileState::Active
+    );
+}
+
+#[test]
+fn recipient_bound_download_opens_only_for_the_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [9; 32]);
+    let v = &env.vault;
+    let partner = Identity::generate();
+    let data = b"for the partner's eyes only".repeat(1000);
+    let file = upload(&env, &data);
+    let s = share(
+        &env,
+        &file,
+        ShareOptions {
+            expires_in: DAY,
+            recipients: vec![*partner.to_public().as_bytes()],
+            ..Default::default()
+        },
+    );
+    let g = v
+        .access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+        .unwrap();
+    let Download::Bound {
+        header,
+        mut payload,
+    } = v.download(&g).unwrap()
+    else {
+        panic!("expected bound")
+    };
+    let mut sealed = header.clone();
+    payload.read_to_end(&mut sealed).unwrap();
+    let mut out = Vec::new();
+    envelope::open(&sealed[..], &mut out, &Keyring::new().identity(partner)).unwrap();
+    assert_eq!(out, data);
+    // Not even the server's KEK opens the bound copy; a stranger's key neither.
+    let kek = SymmetricKey::from_bytes([9; 32]);
+    assert!(envelope::open(&sealed[..], &mut Vec::new(), &Keyring::new().symmetric(kek)).is_err());
+    assert!(
+        envelope::open(
+            &sealed[..],
+            &mut Vec::new(),
+            &Keyring::new().identity(Identity::generate())
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn kek_rotation_rewraps_everything_and_retires_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = [10u8; 32];
+    let new = [11u8; 32];
+    let files: Vec<_>;
+    let share_link;
+    let token_text;
+    {
+        let env = setup(dir.path(), old);
+        files = (0..20)
+            .map(|i| upload(&env, format!("file {i}").as_bytes()))
+            .collect();
+        let s = share(&env, &files[3], opts(DAY, None));
+        share_link = (s.id, s.secret);
+        token_text = env
+            .vault
+            .issue_token(&env.admin, &env.member_id, "t", DAY)
+            .unwrap()
+            .expose_secret();
+        let blob_before: Vec<u8> = {
+            let mut b = Vec::new();
+            env.vault
+                .blobs()
+                .open(&files[0])
+                .unwrap()
+                .read_to_end(&mut b)
+                .unwrap();
+            b
+        };
+        drop(env);
+        // Reopen with the new key as primary, the old one retiring.
+        let ring = KeyRing::new(MasterKey::from_bytes(new)).with_old(MasterKey::from_bytes(old));
+        let (v, _) = Vault::open(dir.path(), config(ring), T0).unwrap();
+        let admin = v.meta().user_by_name("root").unwrap().unwrap();
+        let admin = ctx(admin.id, Role::Admin, T0);
+        let r = v.rotate_kek(&admin).unwrap();
+        assert_eq!(
+            (r.rewrapped, r.already_current, r.seed_rewrapped),
+            (20, 0, true)
+        );
+        let r = v.rotate_kek(&admin).unwrap();
+        assert_eq!(
+            (r.rewrapped, r.already_current, r.seed_rewrapped),
+            (0, 20, false)
+        );
+        let mut b = Vec::new();
+        v.blobs()
+            .open(&files[0])
+            .unwrap()
+            .read_to_end(&mut b)
+            .unwrap();
+        assert_eq!(b, blob_before, "payloads are not touched");
+    }
+    // The old key is no longer needed: open with the new key alone.
+    let (v, _) = Vault::open(
+        dir.path(),
+        config(KeyRing::new(MasterKey::from_bytes(new))),
+        T0,
+    )
+    .unwrap();
+    let alice = v.meta().user_by_name("alice").unwrap().unwrap();
+    let alice = ctx(alice.id, Role::Member, T0);
+    for (i, f) in files.iter().enumerate() {
+        let mut out = Vec::new();
+        v.open_file(&alice, f)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, format!("file {i}").as_bytes());
+    }
+    // Tokens and link secrets (keyed by the seed) still work.
+    assert!(
+        v.authenticate(
+            &ApiToken::parse(token_text.expose_secret()).unwrap(),
+            "",
+            T0
+        )
+        .is_ok()
+    );
+    assert!(
+        v.access(
+            &share_link.0,
+            &share_link.1,
+            None,
+            AccessKind::Download,
+            "",
+            T0
+        )
+        .is_ok()
+    );
+    // And the old key alone opens nothing.
+    drop(v);
+    assert!(
+        Vault::open(
+            dir.path(),
+            config(KeyRing::new(MasterKey::from_bytes(old))),
+            T0
+        )
+        .is_err()
+    );
+    let _ = Timestamp(0);
+}
