@@ -121,7 +121,11 @@ pub(crate) fn check_distinct(input: &InputArg, output: &OutputArg) -> Result<(),
 #[derive(Debug)]
 pub(crate) enum Output {
     /// Standard output.
-    Stdout(io::StdoutLock<'static>),
+    ///
+    /// Held as a duplicate of file descriptor 1, not through `io::Stdout`: that one is
+    /// line-buffered, and binary data full of newline bytes would be scanned and copied
+    /// through its buffer. The sealer and opener already write whole chunks.
+    Stdout(fs::File),
     /// A temporary file next to the target.
     File(AtomicOutput),
     /// An existing target that is not a regular file (`/dev/null`, a FIFO, a terminal
@@ -139,7 +143,15 @@ impl Output {
     pub(crate) fn create(arg: &OutputArg) -> Result<Self, CliError> {
         match arg {
             OutputArg::DefaultStdout | OutputArg::ExplicitStdout => {
-                Ok(Output::Stdout(io::stdout().lock()))
+                use std::os::fd::AsFd;
+                let fd = io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|source| CliError::Write {
+                        path: PathBuf::from("<stdout>"),
+                        source,
+                    })?;
+                Ok(Output::Stdout(fs::File::from(fd)))
             }
             OutputArg::File(path) => match fs::metadata(path) {
                 Ok(meta) if !meta.is_file() && !meta.is_dir() => fs::OpenOptions::new()
