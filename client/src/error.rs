@@ -146,11 +146,11 @@ pub enum ClientError {
         retry_after: Option<u64>,
     },
     /// No answer: the connection could not be made or broke.
-    #[error("{kind}: {detail}")]
+    #[error("{kind}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
     Network {
         /// What kind of failure.
         kind: NetworkErrorKind,
-        /// The transport's description (never a header value).
+        /// The transport's description (never a header value); empty when `kind` says it all.
         detail: String,
     },
     /// The caller's reader (an upload's source) or writer (a download's destination) failed.
@@ -359,10 +359,13 @@ pub(crate) fn from_ureq(err: ureq::Error) -> ClientError {
         ureq::Error::ConnectionFailed => NetworkErrorKind::ConnectionRefused,
         _ => NetworkErrorKind::Other,
     };
-    ClientError::Network {
-        kind,
-        detail: bounded(err.to_string()),
-    }
+    let detail = match kind {
+        NetworkErrorKind::Dns
+        | NetworkErrorKind::TimedOut
+        | NetworkErrorKind::ConnectionRefused => String::new(),
+        _ => bounded(err.to_string()),
+    };
+    ClientError::Network { kind, detail }
 }
 
 /// Maps an I/O error of the connection (not of the caller's reader or writer).
@@ -391,10 +394,12 @@ pub(crate) fn from_transport_io(err: &io::Error) -> ClientError {
         io::ErrorKind::InvalidData => NetworkErrorKind::Protocol,
         _ => NetworkErrorKind::Other,
     };
-    ClientError::Network {
-        kind,
-        detail: bounded(err.to_string()),
-    }
+    // "connection refused: Connection refused (os error 111)" says it twice.
+    let detail = match kind {
+        NetworkErrorKind::Other | NetworkErrorKind::Protocol => bounded(err.to_string()),
+        _ => String::new(),
+    };
+    ClientError::Network { kind, detail }
 }
 
 #[cfg(test)]
