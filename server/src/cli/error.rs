@@ -13,8 +13,11 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use kinko_client::{ClientError, NetworkErrorKind, UrlError};
 use kinko_core::envelope::{OpenError, SealError};
 use kinko_core::keys::KeyError;
+
+use super::passphrase::SecretKind;
 
 /// Exit code: success (also a closed pipe on stdout, e.g. `kinko open … | head`).
 pub(crate) const EXIT_OK: u8 = 0;
@@ -46,6 +49,27 @@ pub(crate) const EXIT_TRAILING_DATA: u8 = 12;
 pub(crate) const EXIT_ARGON2_BOUNDS: u8 = 13;
 /// Exit code: the payload's length differs from the size recorded in the encrypted metadata.
 pub(crate) const EXIT_SIZE_MISMATCH: u8 = 14;
+
+/// Exit code: the server cannot be reached (connection refused, DNS, TLS, connection lost).
+pub(crate) const EXIT_UNREACHABLE: u8 = 15;
+/// Exit code: not logged in, or the API token is malformed or refused.
+pub(crate) const EXIT_UNAUTHENTICATED: u8 = 16;
+/// Exit code: the account's role does not allow this.
+pub(crate) const EXIT_FORBIDDEN: u8 = 17;
+/// Exit code: no such file, share, user or token (or not the caller's).
+pub(crate) const EXIT_NOT_FOUND: u8 = 18;
+/// Exit code: the server refuses the link (wrong, expired, revoked, used up, locked, frozen).
+pub(crate) const EXIT_LINK_REFUSED: u8 = 19;
+/// Exit code: the share needs a password, or the one given is wrong.
+pub(crate) const EXIT_PASSWORD: u8 = 20;
+/// Exit code: too many attempts from this address; retry later.
+pub(crate) const EXIT_RATE_LIMITED: u8 = 21;
+/// Exit code: the server refused a value (outside policy, too large, name taken…).
+pub(crate) const EXIT_REFUSED: u8 = 22;
+/// Exit code: audit verification found a broken record.
+pub(crate) const EXIT_AUDIT_BROKEN: u8 = 23;
+/// Exit code: the server failed, is unavailable, or answered something unexpected.
+pub(crate) const EXIT_SERVER: u8 = 24;
 
 /// Every exit code with its meaning, in the order `--help` lists them.
 pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
@@ -85,6 +109,40 @@ pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
         EXIT_SIZE_MISMATCH,
         "payload length differs from the size recorded at sealing",
     ),
+    (
+        EXIT_UNREACHABLE,
+        "cannot reach the server (connection refused, DNS, TLS, connection lost)",
+    ),
+    (
+        EXIT_UNAUTHENTICATED,
+        "not logged in, or the API token is malformed or refused",
+    ),
+    (EXIT_FORBIDDEN, "the account's role does not allow this"),
+    (
+        EXIT_NOT_FOUND,
+        "no such file, share, user or token (or not yours)",
+    ),
+    (
+        EXIT_LINK_REFUSED,
+        "the link is wrong, expired, revoked, used up, locked or frozen",
+    ),
+    (
+        EXIT_PASSWORD,
+        "the share needs a password, or the password is wrong",
+    ),
+    (EXIT_RATE_LIMITED, "too many attempts; retry later"),
+    (
+        EXIT_REFUSED,
+        "the server refused a value (outside policy, too large, name taken)",
+    ),
+    (
+        EXIT_AUDIT_BROKEN,
+        "audit verification found a broken record",
+    ),
+    (
+        EXIT_SERVER,
+        "the server failed, is unavailable, or answered unexpectedly",
+    ),
 ];
 
 /// The "Exit codes:" section of `kinko --help`, built from [`EXIT_CODES`].
@@ -102,6 +160,8 @@ pub(crate) enum KeySource {
     /// The n-th `-r` argument (1-based). The argument itself is never repeated: someone may
     /// have pasted a secret key by mistake.
     RecipientArg(usize),
+    /// The n-th `--to` argument of `kinko share` (1-based), never repeated either.
+    ToArg(usize),
     /// A recipients file given with `-R`.
     RecipientsFile(PathBuf),
     /// An identity file given with `-i`.
@@ -112,6 +172,7 @@ impl fmt::Display for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeySource::RecipientArg(n) => write!(f, "recipient #{n} given with -r"),
+            KeySource::ToArg(n) => write!(f, "recipient #{n} given with --to"),
             KeySource::RecipientsFile(p) => write!(f, "recipients file {}", p.display()),
             KeySource::IdentityFile(p) => write!(f, "identity file {}", p.display()),
         }
@@ -170,18 +231,23 @@ pub(crate) enum CliError {
         /// What is wrong with it (never its contents).
         source: KeyError,
     },
-    /// A passphrase is needed and nothing can provide one.
-    #[error("a passphrase is needed but there is no terminal to ask for it")]
-    NoTerminal,
-    /// The two passphrases typed while sealing differ.
-    #[error("the passphrases do not match")]
-    PassphraseMismatch,
-    /// An empty passphrase while sealing.
-    #[error("the passphrase is empty")]
-    EmptyPassphrase,
-    /// A passphrase file or `KINKO_PASSPHRASE` is not UTF-8.
-    #[error("the passphrase from {0} is not valid UTF-8")]
-    PassphraseNotUtf8(String),
+    /// A passphrase (or password, or token) is needed and nothing can provide one.
+    #[error("a {} is needed but there is no terminal to ask for it", .0.name)]
+    NoTerminal(SecretKind),
+    /// The two passphrases (or passwords) typed differ.
+    #[error("the {}s do not match", .0.name)]
+    PassphraseMismatch(SecretKind),
+    /// An empty passphrase (or password, or token).
+    #[error("the {} is empty", .0.name)]
+    EmptyPassphrase(SecretKind),
+    /// A secret's file or environment variable is not UTF-8.
+    #[error("the {} from {from} is not valid UTF-8", kind.name)]
+    PassphraseNotUtf8 {
+        /// Which secret.
+        kind: SecretKind,
+        /// The file or variable.
+        from: String,
+    },
     /// Reading a file given on the command line failed.
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -198,9 +264,14 @@ pub(crate) enum CliError {
         /// Why.
         source: io::Error,
     },
-    /// Reading the passphrase from the terminal failed.
-    #[error("cannot read the passphrase from the terminal: {0}")]
-    Prompt(io::Error),
+    /// Reading a secret from the terminal failed.
+    #[error("cannot read the {} from the terminal: {source}", kind.name)]
+    Prompt {
+        /// Which secret.
+        kind: SecretKind,
+        /// Why.
+        source: io::Error,
+    },
     /// The envelope could not be opened or inspected.
     #[error("{input}: {source}")]
     Open {
@@ -215,6 +286,56 @@ pub(crate) enum CliError {
         /// What the library refused.
         source: SealError,
     },
+    /// A client command has no server, or no token for it.
+    #[error("{}", not_logged_in_text(server.as_deref()))]
+    NotLoggedIn {
+        /// The server the command would call, if one is known.
+        server: Option<String>,
+    },
+    /// An API token given is not one (the text itself is never repeated).
+    #[error("the API token from {from} is malformed")]
+    BadToken {
+        /// Where it came from: `KINKO_TOKEN`, a file, the terminal, the config file.
+        from: String,
+    },
+    /// A server URL given is not one.
+    #[error("invalid server URL: {0}")]
+    BadServerUrl(UrlError),
+    /// A share link given is not one.
+    #[error("invalid link: {0}")]
+    BadLink(UrlError),
+    /// The client configuration file cannot be used.
+    #[error("{}: {problem}", path.display())]
+    ClientConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never a token).
+        problem: String,
+    },
+    /// A call to the server failed.
+    #[error("{}", remote_text(server, source))]
+    Remote {
+        /// The server (no secrets: a base URL or a link without its secret).
+        server: String,
+        /// What the client reported.
+        source: ClientError,
+        /// Whether the call was a partner's link call (changes the advice).
+        link: bool,
+    },
+}
+
+fn not_logged_in_text(server: Option<&str>) -> String {
+    match server {
+        Some(s) => format!("no API token for {s}"),
+        None => "no server given, and not logged in".into(),
+    }
+}
+
+fn remote_text(server: &str, err: &ClientError) -> String {
+    match err {
+        ClientError::Network { .. } => format!("cannot reach {server}: {err}"),
+        _ => format!("{server}: {err}"),
+    }
 }
 
 impl CliError {
@@ -235,17 +356,22 @@ impl CliError {
             | CliError::SameInputAndOutput(_)
             | CliError::NoRecipients
             | CliError::NoIdentity { .. }
-            | CliError::NoTerminal => EXIT_USAGE,
+            | CliError::NoTerminal(_)
+            | CliError::BadServerUrl(_)
+            | CliError::BadLink(_)
+            | CliError::ClientConfig { .. } => EXIT_USAGE,
+            CliError::NotLoggedIn { .. } | CliError::BadToken { .. } => EXIT_UNAUTHENTICATED,
+            CliError::Remote { source, .. } => remote_exit_code(source),
             CliError::NoMatchingKey { .. } => EXIT_NO_MATCH,
             CliError::Key {
                 source: KeyError::Io(_),
                 ..
             } => EXIT_IO,
             CliError::Key { .. }
-            | CliError::PassphraseMismatch
-            | CliError::EmptyPassphrase
-            | CliError::PassphraseNotUtf8(_) => EXIT_BAD_KEY,
-            CliError::Read { .. } | CliError::Write { .. } | CliError::Prompt(_) => EXIT_IO,
+            | CliError::PassphraseMismatch(_)
+            | CliError::EmptyPassphrase(_)
+            | CliError::PassphraseNotUtf8 { .. } => EXIT_BAD_KEY,
+            CliError::Read { .. } | CliError::Write { .. } | CliError::Prompt { .. } => EXIT_IO,
             CliError::Open { source, .. } => open_exit_code(source),
             CliError::Seal { source } => seal_exit_code(source),
         }
@@ -293,28 +419,58 @@ impl CliError {
                     .into(),
             },
             CliError::Key { source_of, source } => key_hint(source_of, source),
-            CliError::NoTerminal => "Set KINKO_PASSPHRASE or pass --passphrase-file FILE (in \
-                 scripts), or run kinko from a terminal."
-                .into(),
-            CliError::PassphraseMismatch => {
-                "Run the command again and type the same passphrase twice.".into()
+            CliError::NoTerminal(kind) => format!(
+                "Set {} or pass {} FILE (in scripts), or run kinko from a terminal.",
+                kind.env, kind.file_flag
+            ),
+            CliError::PassphraseMismatch(kind) => format!(
+                "Run the command again and type the same {} twice.",
+                kind.name
+            ),
+            CliError::EmptyPassphrase(kind) => format!(
+                "Choose a {}: a long one (several random words) resists guessing best.",
+                kind.name
+            ),
+            CliError::PassphraseNotUtf8 { kind, .. } => {
+                format!("{}s must be UTF-8 text.", capitalized(kind.name))
             }
-            CliError::EmptyPassphrase => {
-                "Choose a passphrase: a long one (several random words) resists guessing best."
-                    .into()
-            }
-            CliError::PassphraseNotUtf8(_) => "Passphrases must be UTF-8 text.".into(),
             CliError::Read { .. } => "Check that the file exists and that you may read it.".into(),
             CliError::Write { .. } => {
                 "Check that the directory exists, that you may write to it, and that the disk \
                  has space."
                     .into()
             }
-            CliError::Prompt(_) => {
-                "Set KINKO_PASSPHRASE or pass --passphrase-file FILE instead.".into()
+            CliError::Prompt { kind, .. } => {
+                format!("Set {} or pass {} FILE instead.", kind.env, kind.file_flag)
             }
             CliError::Open { source, .. } => open_hint(source),
             CliError::Seal { source } => seal_hint(source),
+            CliError::NotLoggedIn { server: Some(s) } => {
+                format!("Run kinko login --server {s} (or set KINKO_TOKEN for scripts).")
+            }
+            CliError::NotLoggedIn { server: None } => "Run kinko login --server URL first \
+                 (or set KINKO_SERVER and KINKO_TOKEN for scripts)."
+                .into(),
+            CliError::BadToken { .. } => "An API token is kinko_ followed by 96 hex digits, as \
+                 an admin issued it (kinko admin token USER_ID). Ask your admin for one."
+                .into(),
+            CliError::BadServerUrl(_) => {
+                "Give the server's address, e.g. https://files.example.com (or \
+                 http://127.0.0.1:8750 for kinko serve --dev)."
+                    .into()
+            }
+            CliError::BadLink(_) => "Paste the whole link the sender gave you, including the part \
+                 after # (quote it in the shell: kinko get 'https://…#…')."
+                .into(),
+            CliError::ClientConfig { path, .. } => format!(
+                "Fix or delete {}, then run kinko login again.",
+                path.display()
+            ),
+            CliError::Remote {
+                server,
+                source,
+                link,
+            } => remote_hint(server, source, *link),
         }
     }
 
@@ -331,6 +487,107 @@ impl CliError {
             source = err.source();
         }
         false
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn remote_exit_code(err: &ClientError) -> u8 {
+    match err {
+        ClientError::Network { .. } => EXIT_UNREACHABLE,
+        ClientError::Unauthenticated { .. } => EXIT_UNAUTHENTICATED,
+        ClientError::Forbidden { .. } => EXIT_FORBIDDEN,
+        ClientError::NotFound { .. } => EXIT_NOT_FOUND,
+        ClientError::LinkInvalid => EXIT_LINK_REFUSED,
+        ClientError::PasswordRequired | ClientError::WrongPassword => EXIT_PASSWORD,
+        ClientError::RateLimited { .. } => EXIT_RATE_LIMITED,
+        ClientError::TooLarge { .. }
+        | ClientError::Invalid { .. }
+        | ClientError::Exists { .. }
+        | ClientError::Timeout
+        | ClientError::RangeNotSatisfiable
+        | ClientError::SecretInUrl
+        | ClientError::InvalidArgument { .. } => EXIT_REFUSED,
+        ClientError::AuditBroken { .. } => EXIT_AUDIT_BROKEN,
+        ClientError::Io(_) => EXIT_IO,
+        ClientError::InvalidUrl(_) => EXIT_USAGE,
+        // Internal, Unavailable, UnexpectedResponse, and variants added later.
+        _ => EXIT_SERVER,
+    }
+}
+
+fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
+    match err {
+        ClientError::Network { kind, .. } => match kind {
+            NetworkErrorKind::ConnectionRefused if link => {
+                "The server in the link is not answering: try again later, or ask the sender."
+                    .into()
+            }
+            NetworkErrorKind::ConnectionRefused => format!(
+                "Is `kinko serve` running at {server}? Check the URL (kinko login --server URL)."
+            ),
+            NetworkErrorKind::Dns => {
+                format!("Check the host name in {server}, and the network connection.")
+            }
+            NetworkErrorKind::Tls => format!(
+                "The server's certificate is not trusted for this name: check the URL ({server}) \
+                 and the server's TLS certificate."
+            ),
+            _ => format!("Check the network and that {server} is a Kinko server, then retry."),
+        },
+        ClientError::Unauthenticated { .. } => format!(
+            "Run kinko login --server {server} with a valid token: this one may be wrong, \
+             expired or revoked, or its user disabled."
+        ),
+        ClientError::Forbidden { .. } => {
+            "This needs another role (admin, or auditor for the audit log): ask an admin.".into()
+        }
+        ClientError::NotFound { .. } => "Check the id: kinko files and kinko shares list yours \
+             (and kinko admin users the users)."
+            .into(),
+        ClientError::LinkInvalid => "The link is wrong, expired, revoked or used up; ask the \
+             sender for a new one."
+            .into(),
+        ClientError::PasswordRequired => "This share has a password: run again from a terminal \
+             to be asked for it, or set KINKO_SHARE_PASSWORD or pass --password-file FILE."
+            .into(),
+        ClientError::WrongPassword => "Check the password with the sender. Wrong attempts count \
+             toward locking the share."
+            .into(),
+        ClientError::RateLimited {
+            retry_after: Some(s),
+        } => format!("Wait {s} seconds, then try again."),
+        ClientError::RateLimited { retry_after: None } => "Wait a minute, then try again.".into(),
+        ClientError::TooLarge { .. } => {
+            "The server does not take bodies this large: ask its admin about the limit.".into()
+        }
+        ClientError::Invalid { .. } => {
+            "Check the values given: the server's message says which one it refused.".into()
+        }
+        ClientError::Exists { .. } => "Choose another name.".into(),
+        ClientError::Timeout => {
+            "The transfer stalled for too long: check the network and try again.".into()
+        }
+        ClientError::AuditBroken { .. } => "The audit log was modified or damaged after it was \
+             written: keep a copy (kinko admin audit export -o FILE) and investigate."
+            .into(),
+        ClientError::Internal { .. } => "The server failed and changed nothing: try again, or \
+             give its admin the request id."
+            .into(),
+        ClientError::Unavailable { .. } => {
+            "The server is busy or shutting down: try again in a moment.".into()
+        }
+        ClientError::Io(_) => "Check the file and the disk.".into(),
+        ClientError::InvalidUrl(_) => CliError::BadServerUrl(UrlError::MissingHost).hint(),
+        _ => format!(
+            "Is {server} the address of a Kinko server, and are kinko and the server up to date?"
+        ),
     }
 }
 
@@ -453,7 +710,7 @@ fn seal_hint(err: &SealError) -> String {
 fn key_hint(source_of: &KeySource, err: &KeyError) -> String {
     match (source_of, err) {
         (_, KeyError::Io(_)) => "Check that the file exists and that you may read it.".into(),
-        (KeySource::RecipientArg(_), _) => {
+        (KeySource::RecipientArg(_) | KeySource::ToArg(_), _) => {
             "A recipient is a public key, age1… (kinko keygen and age-keygen print it).".into()
         }
         (KeySource::RecipientsFile(_), _) => {

@@ -2,17 +2,27 @@
 //! own into a config before any work starts (ripgrep's low-level/high-level split), then runs.
 //! Errors become exit codes in one place ([`error::CliError::exit_code`]).
 //!
-//! One module per command: [`keygen`], [`seal`], [`open`], [`inspect`]. Shared pieces:
-//! [`io`] (inputs, outputs, terminal checks, progress bar), [`passphrase`] (where passphrases
-//! come from) and [`error`].
+//! One module per command: [`keygen`], [`seal`], [`open`], [`inspect`]; the sidecar's client
+//! commands [`login`] (and logout), [`share`], [`manage`] (files, shares, revoke, rm), [`get`]
+//! and [`admin`] (all over `kinko-client`). Shared pieces: [`io`] (inputs, outputs, terminal
+//! checks, progress bar), [`passphrase`] (where passphrases, passwords and tokens come from),
+//! [`remote`] (server, token and the client configuration file), [`human`] (durations, times,
+//! tables) and [`error`].
 
+pub(crate) mod admin;
 pub(crate) mod error;
+pub(crate) mod get;
+pub(crate) mod human;
 pub(crate) mod inspect;
 pub(crate) mod io;
 pub(crate) mod keygen;
+pub(crate) mod login;
+pub(crate) mod manage;
 pub(crate) mod open;
 pub(crate) mod passphrase;
+pub(crate) mod remote;
 pub(crate) mod seal;
+pub(crate) mod share;
 
 use std::process::ExitCode;
 
@@ -27,12 +37,20 @@ fn after_help() -> String {
 Kinko seals files so that only the chosen people can open them: X25519 keys in age's
 format (age1… / AGE-SECRET-KEY-1…), passphrases, or both.
 
+With a Kinko server (kinko serve), the same tool shares files as expiring, revocable links.
+
 Examples:
   kinko keygen -o key.txt                      make an identity; prints its public key
   kinko seal -r age1… report.pdf -o report.pdf.kinko
   kinko open -i key.txt report.pdf.kinko -o report.pdf
   kinko seal -p notes.txt > notes.txt.kinko    seal with a passphrase
   kinko inspect report.pdf.kinko               header details, no key needed
+
+  kinko login --server https://files.example.com     asks for your API token
+  kinko share report.pdf --expires 2d --max-downloads 3   prints the link
+  kinko shares                                 your shares and their state
+  kinko revoke SHARE_ID                        take a share back at once
+  kinko get 'https://files.example.com/s/…#…' -i key.txt  what a partner runs
 
 Run kinko help COMMAND for each command's options and examples.
 
@@ -41,7 +59,8 @@ Run kinko help COMMAND for each command's options and examples.
     )
 }
 
-/// Kinko: encrypted file sharing. Seal, open and inspect envelopes.
+/// Kinko: encrypted file sharing. Seal, open and inspect envelopes; share files as expiring,
+/// revocable links through a Kinko server.
 #[derive(Debug, Parser)]
 #[command(name = "kinko", version, after_help = after_help())]
 pub(crate) struct Cli {
@@ -66,6 +85,24 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the HTTP sidecar that shares files with partners (`kinko serve --dev` to try it).
     Serve(crate::serve::ServeArgs),
+    /// Save a server and your API token for the commands below.
+    Login(login::LoginArgs),
+    /// Forget the saved API token (--revoke: revoke it on the server too).
+    Logout(login::LogoutArgs),
+    /// Upload a file and print a share link for it.
+    Share(share::ShareArgs),
+    /// List your uploaded files.
+    Files(manage::FilesArgs),
+    /// List your shares and their state.
+    Shares(manage::SharesArgs),
+    /// Revoke a share (or every share of a file) at once.
+    Revoke(manage::RevokeArgs),
+    /// Delete an uploaded file (its key is destroyed first).
+    Rm(manage::RmArgs),
+    /// Download a share from its link (and open it, if it is bound to your key).
+    Get(get::GetArgs),
+    /// Administer the server: users, tokens, freeze, retention, audit log.
+    Admin(admin::AdminArgs),
 }
 
 impl Cli {
@@ -77,6 +114,15 @@ impl Cli {
             Command::Open(args) => open::run(args.validate(self.quiet)?),
             Command::Inspect(args) => inspect::run(args.validate()?),
             Command::Serve(args) => Ok(crate::serve::run(args)?),
+            Command::Login(args) => login::login(args.validate()?),
+            Command::Logout(args) => login::logout(args.validate()?),
+            Command::Share(args) => share::run(args.validate(self.quiet)?),
+            Command::Files(args) => manage::files(args.validate()?),
+            Command::Shares(args) => manage::shares(args.validate()?),
+            Command::Revoke(args) => manage::revoke(args.validate()?),
+            Command::Rm(args) => manage::rm(args.validate()?),
+            Command::Get(args) => get::run(args.validate(self.quiet)?),
+            Command::Admin(args) => admin::run(args.validate(self.quiet)?),
         }
     }
 }

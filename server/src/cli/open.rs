@@ -1,6 +1,6 @@
 //! `kinko open`: decrypt an envelope with identities or a passphrase.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Read};
 use std::path::PathBuf;
 
 use clap::{Args, ValueHint};
@@ -62,12 +62,19 @@ pub(crate) struct OpenArgs {
     input: Option<PathBuf>,
 }
 
+/// The keys an envelope may be opened with.
+#[derive(Debug, Default)]
+pub(crate) struct OpenKeys {
+    /// Identities from `-i` files.
+    pub(crate) identities: Vec<Identity>,
+    /// An explicitly given passphrase source (file or environment), tried with identities.
+    pub(crate) explicit_passphrase: Option<PassphraseSource>,
+}
+
 /// A validated `kinko open`.
 #[derive(Debug)]
 pub(crate) struct OpenConfig {
-    identities: Vec<Identity>,
-    /// An explicitly given passphrase source (file or environment), tried with identities.
-    explicit_passphrase: Option<PassphraseSource>,
+    keys: OpenKeys,
     input: InputArg,
     output: OutputArg,
     quiet: bool,
@@ -95,8 +102,10 @@ impl OpenArgs {
         check_terminal_output(&output, io::stdout().is_terminal())?;
         check_distinct(&input, &output)?;
         Ok(OpenConfig {
-            identities,
-            explicit_passphrase,
+            keys: OpenKeys {
+                identities,
+                explicit_passphrase,
+            },
             input,
             output,
             quiet,
@@ -105,8 +114,11 @@ impl OpenArgs {
 }
 
 /// Reads one identity file through a buffer that is wiped afterwards.
-fn read_identity_file(path: &PathBuf) -> Result<Vec<Identity>, CliError> {
-    use std::io::Read;
+///
+/// # Errors
+///
+/// [`CliError::Key`] for an unreadable file or one that is not an identity file.
+pub(crate) fn read_identity_file(path: &PathBuf) -> Result<Vec<Identity>, CliError> {
     let key_err = |source| CliError::Key {
         source_of: KeySource::IdentityFile(path.clone()),
         source,
@@ -169,13 +181,37 @@ fn sealed_to(header: &Header) -> String {
 /// Every envelope error ([`CliError::Open`]), no matching key, passphrase input errors, and
 /// I/O errors on either side.
 pub(crate) fn run(config: OpenConfig) -> Result<(), CliError> {
-    let input_name = config.input.display_name();
-    let open_err = |source| CliError::Open {
-        input: input_name.clone(),
-        source,
-    };
     let (reader, file_meta) = config.input.open()?;
     let size = file_meta.as_ref().map(|m| m.len());
+    open_stream(
+        reader,
+        &config.input.display_name(),
+        size,
+        config.keys,
+        &config.output,
+        config.quiet,
+    )
+}
+
+/// Opens the envelope read from `reader` (named `input_name` in messages, `size` bytes when
+/// known, for the progress bar) into `output`. A file output is written to a temporary file
+/// and renamed over the target only once the whole envelope verified.
+///
+/// # Errors
+///
+/// As [`run`].
+pub(crate) fn open_stream(
+    reader: impl Read,
+    input_name: &str,
+    size: Option<u64>,
+    keys: OpenKeys,
+    output: &OutputArg,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let open_err = |source| CliError::Open {
+        input: input_name.to_owned(),
+        source,
+    };
     let mut input = Tracked::new(reader, None);
 
     // The header first: a file that is not an envelope fails before anyone is asked for a
@@ -185,11 +221,11 @@ pub(crate) fn run(config: OpenConfig) -> Result<(), CliError> {
         .stanzas()
         .iter()
         .any(|s| s.kind() == StanzaKind::Passphrase);
-    let identities_tried = !config.identities.is_empty();
-    let mut keyring = Keyring::new().identities(config.identities);
+    let identities_tried = !keys.identities.is_empty();
+    let mut keyring = Keyring::new().identities(keys.identities);
     let mut passphrase_tried = false;
     if has_passphrase_stanza {
-        let source = match config.explicit_passphrase {
+        let source = match keys.explicit_passphrase {
             Some(source) => Some(source),
             None if !identities_tried => Some(PassphraseSource::Terminal),
             None => None,
@@ -218,13 +254,13 @@ pub(crate) fn run(config: OpenConfig) -> Result<(), CliError> {
     };
     drop(keyring);
     // The bar starts once any passphrase prompt is over.
-    input.show_progress(progress_bar(config.quiet, size, "opening"));
+    input.show_progress(progress_bar(quiet, size, "opening"));
     // The opener borrows the input, so that after a failure the reader can say whether the
     // I/O error was its own (Opener has no `into_inner`).
     let mut opener = Opener::from_parts(header, dek, &mut input).map_err(open_err)?;
 
     // Only now that the header verified is an output file created.
-    let mut output = Output::create(&config.output)?;
+    let mut output = Output::create(output)?;
     let out_path = output.path();
     let result = opener.copy_to(&mut output);
     drop(opener);

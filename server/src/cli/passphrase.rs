@@ -1,10 +1,10 @@
-//! Where a passphrase comes from: a file (`--passphrase-file`), the `KINKO_PASSPHRASE`
-//! environment variable, or the terminal. Never the command line, where other users can read
-//! it in the process list and the shell keeps it in its history.
+//! Where a secret typed by the user comes from: a file (`--passphrase-file`, `--password-file`,
+//! `--token-file`), an environment variable (`KINKO_PASSPHRASE`, `KINKO_SHARE_PASSWORD`,
+//! `KINKO_TOKEN`), or the terminal. Never the command line, where other users can read it in
+//! the process list and the shell keeps it in its history.
 //!
-//! Passphrases live in [`SecretString`]s, zeroized on drop. (The copy of `KINKO_PASSPHRASE`
-//! in the process environment cannot be wiped without `unsafe`; it disappears with the
-//! process.)
+//! Secrets live in [`SecretString`]s, zeroized on drop. (The copy of an environment variable in
+//! the process environment cannot be wiped without `unsafe`; it disappears with the process.)
 
 use std::fs::File;
 use std::io::Read;
@@ -15,18 +15,55 @@ use zeroize::Zeroizing;
 
 use super::error::CliError;
 
+/// Which secret is read: how prompts and messages name it, and where scripts put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SecretKind {
+    /// Its name in messages, lower case ("passphrase").
+    pub(crate) name: &'static str,
+    /// Its prompt on the terminal.
+    pub(crate) prompt: &'static str,
+    /// The environment variable scripts give it in.
+    pub(crate) env: &'static str,
+    /// The flag that reads it from a file.
+    pub(crate) file_flag: &'static str,
+}
+
+/// An envelope's passphrase (`kinko seal -p`, `kinko open`).
+pub(crate) const PASSPHRASE: SecretKind = SecretKind {
+    name: "passphrase",
+    prompt: "Passphrase: ",
+    env: PASSPHRASE_ENV,
+    file_flag: "--passphrase-file",
+};
+
+/// A share's password (`kinko share --password`, `kinko get`).
+pub(crate) const SHARE_PASSWORD: SecretKind = SecretKind {
+    name: "share password",
+    prompt: "Share password: ",
+    env: "KINKO_SHARE_PASSWORD",
+    file_flag: "--password-file",
+};
+
+/// An API token (`kinko login`).
+pub(crate) const API_TOKEN: SecretKind = SecretKind {
+    name: "API token",
+    prompt: "API token: ",
+    env: "KINKO_TOKEN",
+    file_flag: "--token-file",
+};
+
 /// The environment variable a passphrase can be given in, for scripts.
 pub(crate) const PASSPHRASE_ENV: &str = "KINKO_PASSPHRASE";
 
 /// Largest passphrase file read.
 const MAX_PASSPHRASE_FILE: u64 = 64 * 1024;
 
-/// Where to get the passphrase, decided from the arguments before any work starts.
+/// Where to get a secret, decided from the arguments before any work starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PassphraseSource {
     /// The first line of this file.
     File(PathBuf),
-    /// `KINKO_PASSPHRASE`.
+    /// The secret's environment variable.
     Env,
     /// Ask on the terminal.
     Terminal,
@@ -35,9 +72,14 @@ pub(crate) enum PassphraseSource {
 impl PassphraseSource {
     /// `--passphrase-file` wins, then `KINKO_PASSPHRASE`, then the terminal.
     pub(crate) fn choose(file: Option<PathBuf>) -> Self {
+        PassphraseSource::choose_for(file, &PASSPHRASE)
+    }
+
+    /// The file flag wins, then the secret's environment variable, then the terminal.
+    pub(crate) fn choose_for(file: Option<PathBuf>, kind: &SecretKind) -> Self {
         match file {
             Some(path) => PassphraseSource::File(path),
-            None if std::env::var_os(PASSPHRASE_ENV).is_some() => PassphraseSource::Env,
+            None if std::env::var_os(kind.env).is_some() => PassphraseSource::Env,
             None => PassphraseSource::Terminal,
         }
     }
@@ -49,18 +91,35 @@ impl PassphraseSource {
     /// Read failures, a non-UTF-8 passphrase, no terminal to ask on, or (with `confirm`) two
     /// different answers.
     pub(crate) fn read(&self, confirm: bool) -> Result<SecretString, CliError> {
+        self.read_secret(&PASSPHRASE, confirm)
+    }
+
+    /// Reads a secret of `kind`. On the terminal, `confirm` asks for it twice.
+    ///
+    /// # Errors
+    ///
+    /// As [`PassphraseSource::read`].
+    pub(crate) fn read_secret(
+        &self,
+        kind: &SecretKind,
+        confirm: bool,
+    ) -> Result<SecretString, CliError> {
         match self {
-            PassphraseSource::File(path) => read_file(path),
-            PassphraseSource::Env => match std::env::var(PASSPHRASE_ENV) {
+            PassphraseSource::File(path) => read_file(path, kind),
+            PassphraseSource::Env => match std::env::var(kind.env) {
                 Ok(value) => Ok(SecretString::from(value)),
-                Err(_) => Err(CliError::PassphraseNotUtf8(PASSPHRASE_ENV.into())),
+                Err(_) => Err(CliError::PassphraseNotUtf8 {
+                    kind: *kind,
+                    from: kind.env.into(),
+                }),
             },
             PassphraseSource::Terminal => {
-                let first = prompt("Passphrase: ")?;
+                let first = prompt(kind, kind.prompt)?;
                 if confirm {
-                    let second = prompt("Confirm passphrase: ")?;
+                    let again = format!("Confirm {}: ", kind.name);
+                    let second = prompt(kind, &again)?;
                     if first.expose_secret() != second.expose_secret() {
-                        return Err(CliError::PassphraseMismatch);
+                        return Err(CliError::PassphraseMismatch(*kind));
                     }
                 }
                 Ok(first)
@@ -69,20 +128,23 @@ impl PassphraseSource {
     }
 }
 
-fn prompt(text: &str) -> Result<SecretString, CliError> {
+fn prompt(kind: &SecretKind, text: &str) -> Result<SecretString, CliError> {
     if !has_terminal() {
-        return Err(CliError::NoTerminal);
+        return Err(CliError::NoTerminal(*kind));
     }
     rpassword::prompt_password(text)
         .map(SecretString::from)
-        .map_err(CliError::Prompt)
+        .map_err(|source| CliError::Prompt {
+            kind: *kind,
+            source,
+        })
 }
 
 /// Whether there is a terminal to ask on. rpassword reads from the controlling terminal
 /// (`/dev/tty`), not stdin, so a piped stdin does not matter; a process without a
 /// controlling terminal (cron, CI, `setsid`) has none.
 #[cfg(unix)]
-fn has_terminal() -> bool {
+pub(crate) fn has_terminal() -> bool {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -91,13 +153,13 @@ fn has_terminal() -> bool {
 }
 
 #[cfg(not(unix))]
-fn has_terminal() -> bool {
+pub(crate) fn has_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal() || std::io::stderr().is_terminal()
 }
 
 /// The file's contents up to the first line break: a file written with `echo` works.
-fn read_file(path: &PathBuf) -> Result<SecretString, CliError> {
+fn read_file(path: &PathBuf, kind: &SecretKind) -> Result<SecretString, CliError> {
     let read_err = |source| CliError::Read {
         path: path.clone(),
         source,
@@ -115,7 +177,10 @@ fn read_file(path: &PathBuf) -> Result<SecretString, CliError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match std::str::from_utf8(line) {
         Ok(text) => Ok(SecretString::from(text)),
-        Err(_) => Err(CliError::PassphraseNotUtf8(path.display().to_string())),
+        Err(_) => Err(CliError::PassphraseNotUtf8 {
+            kind: *kind,
+            from: path.display().to_string(),
+        }),
     }
 }
 

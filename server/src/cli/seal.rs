@@ -216,7 +216,7 @@ pub(crate) fn run(config: SealConfig) -> Result<(), CliError> {
     if let Some(source) = &config.passphrase {
         let passphrase = source.read(true)?;
         if secrecy::ExposeSecret::expose_secret(&passphrase).is_empty() {
-            return Err(CliError::EmptyPassphrase);
+            return Err(CliError::EmptyPassphrase(super::passphrase::PASSPHRASE));
         }
         recipients = recipients.passphrase(passphrase);
     }

@@ -1,0 +1,396 @@
+//! `kinko get`: download a share from its link (what a partner runs).
+//!
+//! View (what the link leads to, not counted) → ticket (the password, if the share has one;
+//! counts the download) → content, streamed into a temporary file that is renamed into place
+//! only when everything arrived (and, for a recipient-bound share, verified while it was
+//! opened with the partner's identity).
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use clap::{Args, ValueHint};
+use kinko_client::{Client, ClientError, Download, DownloadAuth, Link, LinkInfo, Ticket};
+use kinko_core::keys::Identity;
+use secrecy::SecretString;
+
+use super::error::CliError;
+use super::human::{printable, size};
+use super::io::{Output, OutputArg};
+use super::open::{OpenKeys, open_stream, read_identity_file};
+use super::passphrase::{PassphraseSource, SHARE_PASSWORD};
+use super::remote::{TransferBar, link_err};
+
+/// Longest default output name, in bytes (file systems allow 255).
+const MAX_NAME: usize = 200;
+
+const AFTER_HELP: &str = "\
+The link is the whole https://…/s/…#… text the sender gave you; quote it in the shell, because
+of the #. Its secret goes to the server only in a request header.
+
+The file is saved under the name the sender chose, in the current directory (made safe: no
+directories, no leading dots), or in OUT with -o. An existing file is never replaced without
+--force. The download goes to a temporary file first and is renamed only once complete, so a
+failure leaves nothing behind. -o - writes to stdout.
+
+If the share has a password, kinko asks for it on the terminal (or reads KINKO_SHARE_PASSWORD
+or --password-file FILE). Wrong attempts count toward locking the share.
+
+A share bound to your key arrives still encrypted: pass your identity with -i and kinko opens
+it while it downloads, verifying every chunk. --sealed saves it unopened (NAME.kinko) to open
+later with kinko open -i KEY.
+
+Examples:
+  kinko get 'https://files.example.com/s/3f2a…#9be1…'
+  kinko get 'https://…#…' -o plan.pdf
+  kinko get 'https://…#…' -i my.key              a share bound to your key
+  kinko get 'https://…#…' -o - | less";
+
+/// Raw arguments of `kinko get`.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub(crate) struct GetArgs {
+    /// Open a download bound to your key with the identities in FILE. Repeatable.
+    #[arg(short, long = "identity", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    identities: Vec<PathBuf>,
+
+    /// Save to OUT ("-" for stdout). Default: the file's name, in the current directory.
+    #[arg(short, long, value_name = "OUT", value_hint = ValueHint::FilePath)]
+    output: Option<PathBuf>,
+
+    /// Ask for the share's password before anything else (by default kinko asks only when the
+    /// share has one).
+    #[arg(long)]
+    password: bool,
+
+    /// Read the share's password from the first line of FILE.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    password_file: Option<PathBuf>,
+
+    /// Replace an existing output file.
+    #[arg(short, long)]
+    force: bool,
+
+    /// Save a download bound to your key as it came (a Kinko envelope), without opening it.
+    #[arg(long, conflicts_with = "identities")]
+    sealed: bool,
+
+    /// The share link.
+    #[arg(value_name = "LINK")]
+    link: String,
+}
+
+/// Where `kinko get` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Destination {
+    /// The sanitized name from the link, in the current directory.
+    Default,
+    /// `-o -`.
+    Stdout,
+    /// `-o OUT`.
+    File(PathBuf),
+}
+
+/// A validated `kinko get`.
+#[derive(Debug)]
+pub(crate) struct GetConfig {
+    link: Link,
+    identities: Vec<Identity>,
+    destination: Destination,
+    /// Given up front (`--password`, `--password-file`).
+    password: Option<PassphraseSource>,
+    force: bool,
+    sealed: bool,
+    quiet: bool,
+}
+
+impl GetArgs {
+    /// Parses the link and reads the identities before anything is fetched.
+    ///
+    /// # Errors
+    ///
+    /// A malformed link, unreadable or invalid identity files.
+    pub(crate) fn validate(self, quiet: bool) -> Result<GetConfig, CliError> {
+        let link = Link::parse(&self.link).map_err(CliError::BadLink)?;
+        let mut identities = Vec::new();
+        for path in &self.identities {
+            identities.extend(read_identity_file(path)?);
+        }
+        let destination = match self.output {
+            None => Destination::Default,
+            Some(p) if p.as_os_str() == "-" => Destination::Stdout,
+            Some(p) => Destination::File(p),
+        };
+        let password = (self.password || self.password_file.is_some())
+            .then(|| PassphraseSource::choose_for(self.password_file, &SHARE_PASSWORD));
+        Ok(GetConfig {
+            link,
+            identities,
+            destination,
+            password,
+            force: self.force,
+            sealed: self.sealed,
+            quiet,
+        })
+    }
+}
+
+/// A file name from the server made safe to create in the current directory: path
+/// separators and control characters become `_`, leading dots and white space go (no hidden
+/// files, no `.` or `..`), and long names are cut (keeping a short extension).
+pub(crate) fn safe_file_name(name: &str) -> String {
+    let replaced: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = replaced.trim().trim_start_matches(['.', ' ']).trim_end();
+    let mut out = if trimmed.is_empty() {
+        "download".to_owned()
+    } else {
+        trimmed.to_owned()
+    };
+    if out.len() > MAX_NAME {
+        let ext = match out.rfind('.') {
+            Some(i) if out.len() - i <= 16 => out[i..].to_owned(),
+            _ => String::new(),
+        };
+        let mut cut = MAX_NAME - ext.len();
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(&ext);
+    }
+    out
+}
+
+/// Whether `path` names something that must not be replaced without `--force`: a file or a
+/// symbolic link (devices such as /dev/null are written in place).
+fn occupied(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
+}
+
+/// Downloads the share.
+///
+/// # Errors
+///
+/// The server's refusals (link invalid, password), a recipient-bound share without an
+/// identity, an existing output without `--force`, write errors, and envelope errors while
+/// opening.
+pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
+    let link = &config.link;
+    let client = Client::for_link(link);
+    let info = client.link_info(link).map_err(|e| link_err(link, e))?;
+    let open_here = info.recipient_bound && !config.sealed;
+    if open_here && config.identities.is_empty() {
+        return Err(CliError::usage(
+            format!(
+                "{} is bound to the recipient's key: it arrives encrypted",
+                printable(&info.name)
+            ),
+            "Pass your identity file with -i FILE (the key the sender shared to), or --sealed \
+             to save the encrypted file as it is.",
+        ));
+    }
+    if !info.recipient_bound && !config.identities.is_empty() && !config.quiet {
+        eprintln!("kinko: note: this share is not bound to a key; -i is not needed");
+    }
+
+    let output = output_arg(&config, &info)?;
+
+    // The password: asked up front, or now that the server says the share has one.
+    let mut password = match &config.password {
+        Some(source) => Some(source.read_secret(&SHARE_PASSWORD, false)?),
+        None if info.password_required => Some(ask_password()?),
+        None => None,
+    };
+    let ticket = match client.link_ticket(link, password.as_ref()) {
+        Err(ClientError::PasswordRequired) if password.is_none() => {
+            password = Some(ask_password()?);
+            client.link_ticket(link, password.as_ref())
+        }
+        other => other,
+    }
+    .map_err(|e| link_err(link, e))?;
+    drop(password);
+
+    let download = if open_here {
+        download_and_open(
+            &client,
+            link,
+            &ticket,
+            config.identities,
+            &output,
+            config.quiet,
+        )?
+    } else {
+        download_as_is(&client, link, &ticket, &output, config.quiet)?
+    };
+    if download.recipient_bound != info.recipient_bound {
+        return Err(link_err(
+            link,
+            ClientError::UnexpectedResponse {
+                status: 200,
+                detail: "the download does not match the share's details (recipient-bound or \
+                         not)"
+                    .into(),
+            },
+        ));
+    }
+    if !config.quiet && output != OutputArg::ExplicitStdout {
+        let target = match &output {
+            OutputArg::File(p) => p.display().to_string(),
+            _ => "stdout".into(),
+        };
+        let how = if open_here {
+            "opened with your key, every chunk verified"
+        } else if info.recipient_bound {
+            "still encrypted; open it with kinko open -i KEY"
+        } else {
+            "complete"
+        };
+        eprintln!(
+            "Saved {} ({}) to {target}: {how}.",
+            printable(&info.name),
+            size(info.size)
+        );
+    }
+    Ok(())
+}
+
+/// Decides the output, refusing to replace an existing file without `--force`.
+fn output_arg(config: &GetConfig, info: &LinkInfo) -> Result<OutputArg, CliError> {
+    let path = match &config.destination {
+        Destination::Stdout => return Ok(OutputArg::ExplicitStdout),
+        Destination::File(p) => p.clone(),
+        Destination::Default => {
+            let name = if info.recipient_bound && config.sealed {
+                format!("{}.kinko", info.name)
+            } else {
+                info.name.clone()
+            };
+            let name = safe_file_name(&name);
+            debug_assert!(matches!(
+                Path::new(&name).components().collect::<Vec<_>>()[..],
+                [Component::Normal(_)]
+            ));
+            PathBuf::from(name)
+        }
+    };
+    if occupied(&path) && !config.force {
+        return Err(CliError::usage(
+            format!("{} already exists", path.display()),
+            "Pass --force to replace it, or -o OTHER to save elsewhere.",
+        ));
+    }
+    Ok(OutputArg::File(path))
+}
+
+fn ask_password() -> Result<SecretString, CliError> {
+    PassphraseSource::choose_for(None, &SHARE_PASSWORD).read_secret(&SHARE_PASSWORD, false)
+}
+
+/// Streams the bytes as they come into the output, committed only once complete.
+fn download_as_is(
+    client: &Client,
+    link: &Link,
+    ticket: &Ticket,
+    output: &OutputArg,
+    quiet: bool,
+) -> Result<Download, CliError> {
+    let mut out = Output::create(output)?;
+    let path = out.path();
+    let mut bar = TransferBar::new(quiet, "downloading");
+    let result = client.link_download(link, DownloadAuth::Ticket(ticket), &mut out, |p| {
+        bar.update(p)
+    });
+    bar.finish();
+    let download = result.map_err(|e| match e {
+        ClientError::Io(source) => CliError::Write { path, source },
+        other => link_err(link, other),
+    })?;
+    out.commit()?;
+    Ok(download)
+}
+
+/// Streams the envelope through a pipe into `kinko open`'s code while it downloads: every
+/// chunk is verified before its plaintext is written, and the output is committed only once
+/// the whole envelope verified.
+fn download_and_open(
+    client: &Client,
+    link: &Link,
+    ticket: &Ticket,
+    identities: Vec<Identity>,
+    output: &OutputArg,
+    quiet: bool,
+) -> Result<Download, CliError> {
+    let (reader, writer) = io::pipe().map_err(|source| CliError::Write {
+        path: "<pipe>".into(),
+        source,
+    })?;
+    let keys = OpenKeys {
+        identities,
+        explicit_passphrase: None,
+    };
+    let (downloaded, opened) = std::thread::scope(|s| {
+        let fetch = s.spawn(move || {
+            let mut bar = TransferBar::new(quiet, "downloading");
+            let result = client.link_download(link, DownloadAuth::Ticket(ticket), writer, |p| {
+                bar.update(p)
+            });
+            bar.finish();
+            result
+        });
+        // The opener's own bar stays off: the download's shows the progress.
+        let opened = open_stream(reader, "the download", None, keys, output, true);
+        (fetch.join(), opened)
+    });
+    let downloaded = downloaded.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    match (downloaded, opened) {
+        (Ok(d), Ok(())) => Ok(d),
+        // The opener stopped reading (a wrong key, a damaged envelope): its error says why.
+        (Err(ClientError::Io(e)), Err(open_err)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            Err(open_err)
+        }
+        // A broken download explains a truncated envelope better than "truncated" does.
+        (Err(e), _) => Err(link_err(link, e)),
+        (Ok(_), Err(open_err)) => Err(open_err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_server_are_made_safe() {
+        for (name, safe) in [
+            ("plan.pdf", "plan.pdf"),
+            ("Q3 report (final).pdf", "Q3 report (final).pdf"),
+            ("../../etc/passwd", "_.._etc_passwd"),
+            ("/etc/passwd", "_etc_passwd"),
+            ("..", "download"),
+            (".", "download"),
+            ("", "download"),
+            ("  ", "download"),
+            (".bashrc", "bashrc"),
+            ("a\\b", "a_b"),
+            ("new\nline\u{1b}[2J", "new_line_[2J"),
+            ("résumé.txt", "résumé.txt"),
+        ] {
+            let got = safe_file_name(name);
+            assert_eq!(got, safe, "{name:?}");
+            let components: Vec<_> = Path::new(&got).components().collect();
+            assert!(matches!(components[..], [Component::Normal(_)]), "{got:?}");
+        }
+        let long = format!("{}.pdf", "é".repeat(300));
+        let got = safe_file_name(&long);
+        assert!(got.len() <= MAX_NAME && got.ends_with(".pdf"), "{got}");
+    }
+}

@@ -1,0 +1,621 @@
+//! The `kinko` client commands against a real `kinko serve --dev` (tests/support): real
+//! processes, real TCP on 127.0.0.1, each person on their own "machine" (a working directory
+//! and a client configuration of their own). Time moves only through the server's test clock.
+
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::{KINKO, TestServer, data};
+use tempfile::TempDir;
+
+// Exit codes, as documented in `kinko --help`.
+const EXIT_USAGE: i32 = 1;
+const EXIT_NO_MATCH: i32 = 8;
+const EXIT_UNREACHABLE: i32 = 15;
+const EXIT_UNAUTHENTICATED: i32 = 16;
+const EXIT_FORBIDDEN: i32 = 17;
+const EXIT_NOT_FOUND: i32 = 18;
+const EXIT_LINK_REFUSED: i32 = 19;
+const EXIT_PASSWORD: i32 = 20;
+const EXIT_REFUSED: i32 = 22;
+
+/// 64 KiB chunks: 17 full chunks and a partial one.
+const MULTI_CHUNK: usize = 17 * 65536 + 1234;
+
+/// One person's machine: a working directory with its own client configuration file, and
+/// none of the environment variables that could hand `kinko` a server, token or secret.
+struct Machine {
+    dir: TempDir,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        Machine {
+            dir: TempDir::new().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.path().join(name)
+    }
+
+    fn write(&self, name: &str, contents: &[u8]) {
+        fs::write(self.file(name), contents).unwrap();
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        fs::read(self.file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn kinko(&self) -> Command {
+        let mut cmd = Command::new(KINKO);
+        cmd.current_dir(self.path())
+            .env("KINKO_CONFIG", self.file("client.toml"))
+            .env_remove("KINKO_SERVER")
+            .env_remove("KINKO_TOKEN")
+            .env_remove("KINKO_SHARE_PASSWORD")
+            .env_remove("KINKO_PASSPHRASE");
+        for proxy in [
+            "ALL_PROXY",
+            "all_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+        ] {
+            cmd.env_remove(proxy);
+        }
+        cmd
+    }
+
+    /// Runs `kinko ARGS` with `env` added and `stdin` as its input.
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+        let mut cmd = self.kinko();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kinko runs");
+        let mut input = child.stdin.take().unwrap();
+        let stdin = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[], b"")
+    }
+
+    /// Runs and expects success; returns stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_ok(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Logs in to `srv` with `token` (through a token file, as a script would).
+    #[track_caller]
+    fn login(&self, srv: &TestServer, token: &str) {
+        self.write("login.token", format!("{token}\n").as_bytes());
+        let out = self.run(&["login", "--server", &srv.url, "--token-file", "login.token"]);
+        assert_ok(&out, &["login"]);
+        fs::remove_file(self.file("login.token")).unwrap();
+    }
+
+    /// Shares `name` with extra `args`; returns the link (the only line on stdout).
+    #[track_caller]
+    fn share(&self, name: &str, args: &[&str]) -> String {
+        let mut all = vec!["share", name];
+        all.extend_from_slice(args);
+        let stdout = self.ok(&all);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "share prints exactly the link: {stdout:?}");
+        lines[0].to_owned()
+    }
+
+    /// The id in the first column of the `kinko files` row for `name`.
+    #[track_caller]
+    fn file_id(&self, name: &str) -> String {
+        let table = self.ok(&["files"]);
+        table
+            .lines()
+            .find(|l| l.contains(name))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{name} not in {table}"))
+            .to_owned()
+    }
+
+    /// The `kinko shares` row of `share`.
+    #[track_caller]
+    fn share_row(&self, share: &str) -> String {
+        let table = self.ok(&["shares"]);
+        table
+            .lines()
+            .find(|l| l.starts_with(share))
+            .unwrap_or_else(|| panic!("{share} not in {table}"))
+            .to_owned()
+    }
+
+    /// The names in the working directory.
+    fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Makes an identity file; returns its public key.
+    fn keygen(&self, name: &str) -> String {
+        let out = self.run(&["keygen", "-o", name]);
+        assert_ok(&out, &["keygen"]);
+        stderr(&out)
+            .trim()
+            .strip_prefix("Public key: ")
+            .expect("keygen prints the public key")
+            .to_owned()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "kinko {args:?} failed ({:?}): {}",
+        out.status.code(),
+        stderr(out)
+    );
+}
+
+#[track_caller]
+fn assert_fails(out: &Output, code: i32, words: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    for w in words {
+        assert!(err.contains(w), "stderr lacks {w:?}: {err}");
+    }
+    assert!(
+        err.lines().any(|l| l.starts_with("kinko: hint: ")),
+        "no hint line: {err}"
+    );
+}
+
+/// The share id and the secret of a link.
+fn split_link(link: &str) -> (String, String) {
+    let (page, secret) = link.split_once('#').expect("a link has a secret");
+    let id = page.rsplit('/').next().unwrap().to_owned();
+    (id, secret.to_owned())
+}
+
+#[test]
+fn login_share_list_and_get_a_plain_file() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+
+    alice.login(&srv, &srv.admin_token);
+    let config = fs::read_to_string(alice.file("client.toml")).unwrap();
+    assert!(
+        config.contains(&format!("server = \"{}\"", srv.url)),
+        "{config}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(alice.file("client.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let content = data(300_000, 1);
+    alice.write("Q3 plan.pdf", &content);
+    let link = alice.share("Q3 plan.pdf", &["--expires", "2d", "--max-downloads", "2"]);
+    assert!(link.starts_with(&format!("{}/s/", srv.url)), "{link}");
+    let (share, secret) = split_link(&link);
+
+    let row = alice.share_row(&share);
+    for w in ["Q3 plan.pdf", "0/2", "active", "UTC"] {
+        assert!(row.contains(w), "{w}: {row}");
+    }
+    let files = alice.ok(&["files"]);
+    assert!(files.contains("Q3 plan.pdf"), "{files}");
+
+    // The partner, with nothing but the link: the file under its own name.
+    let out = partner.run(&["get", &link]);
+    assert_ok(&out, &["get"]);
+    assert!(out.stdout.is_empty());
+    assert_eq!(partner.read("Q3 plan.pdf"), content);
+    assert!(alice.share_row(&share).contains("1/2"));
+
+    // An existing file is never replaced without --force, and the refusal costs nothing.
+    let out = partner.run(&["get", &link]);
+    assert_fails(&out, EXIT_USAGE, &["already exists", "--force"]);
+    assert!(alice.share_row(&share).contains("1/2"));
+
+    // To stdout.
+    let out = partner.run(&["get", &link, "-o", "-"]);
+    assert_ok(&out, &["get -o -"]);
+    assert_eq!(out.stdout, content);
+    let row = alice.share_row(&share);
+    assert!(row.contains("2/2") && row.contains("exhausted"), "{row}");
+
+    // Used up: refused, and the existing file is untouched.
+    let out = partner.run(&["get", &link, "--force"]);
+    assert_fails(
+        &out,
+        EXIT_LINK_REFUSED,
+        &["link is not valid", "ask the sender for a new one"],
+    );
+    assert_eq!(partner.entries(), vec!["Q3 plan.pdf".to_owned()]);
+
+    // From stdin (chunked upload), with a name.
+    let piped = data(70_000, 2);
+    let out = alice.run_with(
+        &["share", "-", "--name", "notes.txt", "--expires", "1h"],
+        &[],
+        &piped,
+    );
+    assert_ok(&out, &["share -"]);
+    let link2 = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    partner.ok(&["get", &link2, "-o", "notes-copy.txt"]);
+    assert_eq!(partner.read("notes-copy.txt"), piped);
+
+    srv.assert_log_free_of(&[&secret, &srv.admin_token, split_link(&link2).1.as_str()]);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn a_password_share_needs_the_right_password() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+
+    // Spaces, percent signs, plus and non-ASCII all survive the header encoding.
+    let password = "pässwörd %41 + & ok";
+    alice.write("pw.txt", format!("{password}\n").as_bytes());
+    let content = data(100_000, 3);
+    alice.write("contract.pdf", &content);
+    let link = alice.share(
+        "contract.pdf",
+        &[
+            "--password",
+            "--password-file",
+            "pw.txt",
+            "--max-downloads",
+            "5",
+        ],
+    );
+    let (share, secret) = split_link(&link);
+    assert!(alice.share_row(&share).contains("password"));
+
+    let out = partner.run_with(
+        &["get", &link],
+        &[("KINKO_SHARE_PASSWORD", "pässwörd %41 + & no")],
+        b"",
+    );
+    assert_fails(&out, EXIT_PASSWORD, &["wrong password", "locking"]);
+    assert!(partner.entries().is_empty(), "{:?}", partner.entries());
+
+    partner.write("pw.txt", format!("{password}\n").as_bytes());
+    partner.ok(&["get", &link, "--password-file", "pw.txt"]);
+    assert_eq!(partner.read("contract.pdf"), content);
+
+    let out = partner.run_with(
+        &["get", &link, "-o", "again.pdf"],
+        &[("KINKO_SHARE_PASSWORD", password)],
+        b"",
+    );
+    assert_ok(&out, &["get with KINKO_SHARE_PASSWORD"]);
+    assert_eq!(partner.read("again.pdf"), content);
+
+    srv.assert_log_free_of(&[&secret, password, "pässwörd"]);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn a_recipient_bound_share_opens_only_with_the_partners_identity() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    let partner_key = partner.keygen("partner.key");
+    partner.keygen("other.key");
+
+    let content = data(MULTI_CHUNK, 4);
+    alice.write("secret.bin", &content);
+    let link = alice.share(
+        "secret.bin",
+        &["--to", &partner_key, "--max-downloads", "3"],
+    );
+    let (share, secret) = split_link(&link);
+    assert!(alice.share_row(&share).contains("bound to 1"));
+
+    // Without an identity: refused before a download is counted.
+    let out = partner.run(&["get", &link]);
+    assert_fails(
+        &out,
+        EXIT_USAGE,
+        &["bound to the recipient's key", "-i FILE"],
+    );
+    assert!(alice.share_row(&share).contains("0/3"));
+
+    // With someone else's key: nothing is written.
+    let out = partner.run(&["get", &link, "-i", "other.key"]);
+    assert_fails(&out, EXIT_NO_MATCH, &["none of the identities"]);
+    assert_eq!(partner.entries(), vec!["other.key", "partner.key"]);
+
+    // With the partner's key: opened while it streams, every chunk verified.
+    let out = partner.run(&["get", &link, "-i", "partner.key"]);
+    assert_ok(&out, &["get -i"]);
+    assert!(
+        stderr(&out).contains("opened with your key"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(partner.read("secret.bin"), content);
+
+    // Kept sealed, it opens later with kinko open.
+    partner.ok(&["get", &link, "--sealed"]);
+    let sealed = partner.read("secret.bin.kinko");
+    assert_ne!(sealed[..], content[..]);
+    partner.ok(&[
+        "open",
+        "-i",
+        "partner.key",
+        "secret.bin.kinko",
+        "-o",
+        "opened.bin",
+    ]);
+    assert_eq!(partner.read("opened.bin"), content);
+    assert!(alice.share_row(&share).contains("3/3"));
+
+    srv.assert_log_free_of(&[&secret]);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn revoke_and_rm_stop_links_at_once() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("a.txt", b"first file");
+    alice.write("b.txt", b"second file");
+    let link1 = alice.share("a.txt", &[]);
+    let link2 = alice.share("a.txt", &[]);
+    let link3 = alice.share("b.txt", &[]);
+    let a_id = alice.file_id("a.txt");
+    let b_id = alice.file_id("b.txt");
+
+    // Revoke one share by its whole link (the secret is not needed, nor sent).
+    let out = alice.run(&["revoke", &link1]);
+    assert_ok(&out, &["revoke"]);
+    assert!(stderr(&out).contains(&split_link(&link1).0));
+    let out = partner.run(&["get", &link1]);
+    assert_fails(&out, EXIT_LINK_REFUSED, &["ask the sender"]);
+    assert!(alice.share_row(&split_link(&link1).0).contains("revoked"));
+    partner.ok(&["get", &link2]);
+    assert_eq!(partner.read("a.txt"), b"first file");
+
+    // Every share of a file at once.
+    let out = alice.run(&["revoke", "--file", &a_id]);
+    assert_ok(&out, &["revoke --file"]);
+    assert!(stderr(&out).contains("Revoked 1 share"), "{}", stderr(&out));
+    let out = partner.run(&["get", &link2, "--force"]);
+    assert_fails(&out, EXIT_LINK_REFUSED, &[]);
+
+    // Deleting a file kills its links too.
+    alice.ok(&["rm", &b_id]);
+    let out = partner.run(&["get", &link3]);
+    assert_fails(&out, EXIT_LINK_REFUSED, &[]);
+    assert!(!alice.ok(&["files"]).contains("b.txt"));
+    let out = alice.run(&["rm", &b_id]);
+    assert_fails(&out, EXIT_NOT_FOUND, &["not found", "kinko files"]);
+    let out = alice.run(&["revoke", &split_link(&link3).0]);
+    assert_fails(&out, EXIT_NOT_FOUND, &[]);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn admin_manages_users_and_freezes_every_share() {
+    let srv = TestServer::start();
+    let admin = Machine::new();
+    let dave = Machine::new();
+    let partner = Machine::new();
+    admin.login(&srv, &srv.admin_token);
+
+    let id = admin.ok(&["admin", "add-user", "dave", "--role", "member"]);
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    let out = admin.run(&["admin", "add-user", "dave", "--role", "member"]);
+    assert_fails(&out, EXIT_REFUSED, &["already exists"]);
+    let token = admin.ok(&["admin", "token", &id, "--label", "laptop", "--ttl", "30d"]);
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("kinko_"), "token line");
+    let users = admin.ok(&["admin", "users"]);
+    let row = users.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("dave") && row.contains("member") && row.contains("active"));
+
+    // Dave works from the environment, as a script would.
+    let env = [
+        ("KINKO_SERVER", srv.url.as_str()),
+        ("KINKO_TOKEN", token.as_str()),
+    ];
+    dave.write("d.txt", b"dave's file");
+    let out = dave.run_with(&["share", "d.txt"], &env, b"");
+    assert_ok(&out, &["share as dave"]);
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = dave.run_with(&["admin", "users"], &env, b"");
+    assert_fails(&out, EXIT_FORBIDDEN, &["not allowed", "ask an admin"]);
+
+    // Freeze: every share refused until lifted.
+    admin.ok(&["admin", "freeze"]);
+    assert!(
+        admin
+            .ok(&["admin", "freeze", "--status"])
+            .starts_with("frozen")
+    );
+    let out = partner.run(&["get", &link]);
+    assert_fails(&out, EXIT_LINK_REFUSED, &[]);
+    admin.ok(&["admin", "unfreeze"]);
+    assert!(
+        admin
+            .ok(&["admin", "freeze", "--status"])
+            .starts_with("not frozen")
+    );
+    partner.ok(&["get", &link]);
+    assert_eq!(partner.read("d.txt"), b"dave's file");
+
+    // Disable: dave's token and every share dave made die at once.
+    admin.ok(&["admin", "disable", &id]);
+    let out = dave.run_with(&["shares"], &env, b"");
+    assert_fails(&out, EXIT_UNAUTHENTICATED, &["kinko login"]);
+    let out = partner.run(&["get", &link, "--force"]);
+    assert_fails(&out, EXIT_LINK_REFUSED, &[]);
+    assert!(admin.ok(&["admin", "users"]).contains("disabled"));
+    // Enabled again, the old token stays dead.
+    admin.ok(&["admin", "enable", &id]);
+    let out = dave.run_with(&["shares"], &env, b"");
+    assert_fails(&out, EXIT_UNAUTHENTICATED, &[]);
+
+    srv.assert_log_free_of(&[&token, &srv.admin_token, &split_link(&link).1]);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn expired_shares_are_refused() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("soon.txt", b"gone in an hour");
+    let link = alice.share("soon.txt", &["--expires", "1h"]);
+    let (share, _) = split_link(&link);
+    partner.ok(&["get", &link, "-o", "-"]);
+
+    srv.advance(2 * 3600);
+    let out = partner.run(&["get", &link, "-o", "late.txt"]);
+    assert_fails(&out, EXIT_LINK_REFUSED, &[]);
+    assert!(!partner.file("late.txt").exists());
+    assert!(alice.share_row(&share).contains("expired"));
+    let sweep = alice.ok(&["admin", "sweep"]);
+    assert!(sweep.starts_with("visited "), "{sweep}");
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn audit_log_and_retention_through_the_admin_commands() {
+    let srv = TestServer::start();
+    let admin = Machine::new();
+    let auditor = Machine::new();
+    admin.login(&srv, &srv.admin_token);
+    admin.write("x.txt", b"x");
+    admin.share("x.txt", &[]);
+
+    let verify = admin.ok(&["admin", "audit", "verify"]);
+    assert!(verify.starts_with("ok: "), "{verify}");
+    let key = admin.ok(&["admin", "audit", "key"]);
+    let key = key.trim();
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
+    admin.ok(&["admin", "audit", "export", "-o", "audit.ndjson"]);
+    let export = String::from_utf8(admin.read("audit.ndjson")).unwrap();
+    assert!(export.lines().count() > 1);
+    assert!(
+        export
+            .lines()
+            .all(|l| l.starts_with('{') && l.ends_with('}'))
+    );
+    let to_stdout = admin.ok(&["admin", "audit", "export"]);
+    assert!(to_stdout.starts_with(export.lines().next().unwrap()));
+
+    let policy = admin.ok(&["admin", "retention", "--default", "10d"]);
+    assert!(
+        policy.starts_with("default 10d (864000 s), max "),
+        "{policy}"
+    );
+    assert_eq!(admin.ok(&["admin", "retention"]), policy);
+
+    // An auditor reads the audit log and nothing else.
+    let id = admin.ok(&["admin", "add-user", "ann", "--role", "auditor"]);
+    let token = admin.ok(&["admin", "token", id.trim()]);
+    auditor.login(&srv, token.trim());
+    assert!(
+        auditor
+            .ok(&["admin", "audit", "verify"])
+            .starts_with("ok: ")
+    );
+    let out = auditor.run(&["admin", "users"]);
+    assert_fails(&out, EXIT_FORBIDDEN, &[]);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn logout_revoke_kills_the_token() {
+    let srv = TestServer::start();
+    let (_, token) = srv.member("eve");
+    let eve = Machine::new();
+    eve.login(&srv, &token);
+    assert!(eve.ok(&["files"]).is_empty());
+    let out = eve.run(&["logout", "--revoke"]);
+    assert_ok(&out, &["logout --revoke"]);
+    let config = fs::read_to_string(eve.file("client.toml")).unwrap();
+    assert!(!config.contains("kinko_"), "token still saved");
+    assert!(config.contains(&srv.url));
+    let out = eve.run(&["files"]);
+    assert_fails(&out, EXIT_UNAUTHENTICATED, &["no API token for"]);
+    let out = eve.run_with(
+        &["files"],
+        &[("KINKO_SERVER", &srv.url), ("KINKO_TOKEN", &token)],
+        b"",
+    );
+    assert_fails(
+        &out,
+        EXIT_UNAUTHENTICATED,
+        &["does not accept the API token"],
+    );
+    srv.assert_log_free_of(&[&token]);
+}
+
+#[test]
+fn a_stopped_server_is_reported_as_unreachable() {
+    let mut srv = TestServer::start();
+    let alice = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    let url = srv.url.clone();
+    assert!(srv.stop().success());
+    let out = alice.run(&["files"]);
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["cannot reach", &url, "kinko serve"],
+    );
+}
