@@ -622,3 +622,55 @@ fn kek_rotation_rewraps_everything_and_retires_the_old_key() {
     );
     let _ = Timestamp(0);
 }
+
+#[test]
+fn my_files_lists_only_the_callers_active_files_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [8; 32]);
+    let v = &env.vault;
+    let older = upload(&env, b"first");
+    let newer = v
+        .upload(
+            &at(&env.member, T0.plus(10)),
+            &meta("later.txt"),
+            None,
+            &mut &b"second!"[..],
+        )
+        .unwrap();
+    let admins = v
+        .upload(&env.admin, &meta("admin.txt"), None, &mut &b"x"[..])
+        .unwrap();
+
+    let mine = v.my_files(&env.member).unwrap();
+    let ids: Vec<_> = mine.iter().map(|f| f.id).collect();
+    assert_eq!(ids, vec![newer, older]);
+    assert_eq!(mine[0].meta.name, "later.txt");
+    assert_eq!(mine[0].size, 7);
+    assert_eq!(mine[0].retain_until, T0.plus(10 + 30 * DAY));
+    assert_eq!(
+        v.my_files(&env.admin)
+            .unwrap()
+            .iter()
+            .map(|f| f.id)
+            .collect::<Vec<_>>(),
+        vec![admins]
+    );
+    // Not the member's: looks like it does not exist.
+    assert!(matches!(
+        v.file_info(&env.member, &admins),
+        Err(VaultError::NotFound(_))
+    ));
+    assert_eq!(
+        v.file_info(&env.admin, &older).unwrap().meta.name,
+        "report.txt"
+    );
+
+    v.delete_file(&env.member, &older).unwrap();
+    let ids: Vec<_> = v
+        .my_files(&env.member)
+        .unwrap()
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, vec![newer]);
+}

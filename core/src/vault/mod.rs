@@ -237,8 +237,35 @@ pub struct Grant {
     pub downloads_left: Option<u32>,
     /// For downloads: the ticket that makes the further ranges of this download uncounted.
     pub ticket: Option<DownloadTicket>,
+    /// Whether the share has a password (a download will need it).
+    pub password_required: bool,
     recipients: Vec<[u8; 32]>,
     kind: GrantKind,
+}
+
+impl Grant {
+    /// Whether downloads come still encrypted to the share's recipients
+    /// ([`Download::Bound`]).
+    pub fn recipient_bound(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+}
+
+/// A file as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    /// The file.
+    pub id: FileId,
+    /// Its owner.
+    pub owner: UserId,
+    /// The decrypted metadata (name, content type, size).
+    pub meta: Metadata,
+    /// Plaintext size.
+    pub size: u64,
+    /// Upload time.
+    pub created: Timestamp,
+    /// When retention ends and the file is shredded.
+    pub retain_until: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -842,6 +869,46 @@ impl Vault {
         Ok(sealing::metadata(&f.header, &self.config.keys)?)
     }
 
+    /// A file's record and decrypted metadata (owner, admin).
+    ///
+    /// # Errors
+    /// Not found (also when not the caller's), key or store errors.
+    pub fn file_info(&self, ctx: &Ctx, file: &FileId) -> Result<FileInfo, VaultError> {
+        let f = self.active_file(file)?;
+        if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
+            return Err(VaultError::NotFound("file"));
+        }
+        self.info_of(f)
+    }
+
+    fn info_of(&self, f: FileRecord) -> Result<FileInfo, VaultError> {
+        Ok(FileInfo {
+            meta: sealing::metadata(&f.header, &self.config.keys)?,
+            id: f.id,
+            owner: f.owner,
+            size: f.size,
+            created: f.created,
+            retain_until: f.retain_until,
+        })
+    }
+
+    /// The caller's active files, newest first (`kinko files`). The cost is proportional to
+    /// the caller's files (an owner index), not to the vault's.
+    ///
+    /// # Errors
+    /// Key or store errors.
+    pub fn my_files(&self, ctx: &Ctx) -> Result<Vec<FileInfo>, VaultError> {
+        let mut out = Vec::new();
+        for id in self.meta.files_of_user(&ctx.principal.user)? {
+            match self.meta.file(&id)? {
+                Some(f) if f.state == FileState::Active => out.push(self.info_of(f)?),
+                _ => {}
+            }
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
     /// Opens a file's plaintext for its owner (or an admin).
     ///
     /// # Errors
@@ -1277,6 +1344,7 @@ impl Vault {
                             GrantKind::View
                         },
                         ticket,
+                        password_required: s.password.is_some(),
                         recipients: s.recipients.clone(),
                     })
                 }

@@ -109,8 +109,26 @@ pub(crate) fn metadata(header: &[u8], ring: &KeyRing) -> Result<Metadata, Sealin
 }
 
 /// A readable, seekable plaintext stream (an envelope opener over a blob).
-pub trait PlainRead: Read + Seek + Send + std::fmt::Debug {}
-impl<T: Read + Seek + Send + std::fmt::Debug> PlainRead for T {}
+pub trait PlainRead: Read + Seek + Send + std::fmt::Debug {
+    /// Makes reads stop at plaintext offset `end` (`None`: the end of the file), so that
+    /// chunks past it are never read nor decrypted. To serve a byte range: seek to its start,
+    /// set its end ([`Opener::set_end`]).
+    fn set_end(&mut self, end: Option<u64>);
+    /// The plaintext length, from the payload's length.
+    ///
+    /// # Errors
+    /// The payload's length is not one an envelope payload can have.
+    fn plaintext_len(&self) -> Result<u64, OpenError>;
+}
+
+impl<R: Read + Seek + Send> PlainRead for Opener<R> {
+    fn set_end(&mut self, end: Option<u64>) {
+        Opener::set_end(self, end);
+    }
+    fn plaintext_len(&self) -> Result<u64, OpenError> {
+        Opener::plaintext_len(self)
+    }
+}
 
 /// Opens the payload for reading plaintext; seeking decrypts only the chunks a range covers.
 pub(crate) fn open(

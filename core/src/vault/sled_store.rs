@@ -7,6 +7,7 @@
 //! | `t`    | token id                 | token record         |
 //! | `T`    | user id, token id        | (empty)              |
 //! | `f`    | file id                  | file record          |
+//! | `F`    | owner id, file id        | (empty)              |
 //! | `s`    | share id                 | share record         |
 //! | `S`    | file id, share id        | (empty)              |
 //! | `O`    | owner id, share id       | (empty)              |
@@ -200,10 +201,12 @@ impl MetaStore for SledMetaStore {
                     batch.remove(key(b't', &[&t.id.0]));
                 }
                 Op::PutFile(f) => {
+                    batch.insert(key(b'F', &[&f.owner.0, &f.id.0]), &[][..]);
                     batch.insert(expiry_key(&f.expiry_entry()), &[][..]);
                     batch.insert(key(b'f', &[&f.id.0]), f.encode());
                 }
                 Op::DeleteFile(f) => {
+                    batch.remove(key(b'F', &[&f.owner.0, &f.id.0]));
                     batch.remove(expiry_key(&f.expiry_entry()));
                     batch.remove(key(b'f', &[&f.id.0]));
                 }
@@ -322,6 +325,10 @@ impl MetaStore for SledMetaStore {
                 FileRecord::decode(&v).map_err(|_| StoreError::Corrupt("file"))
             })
             .collect()
+    }
+
+    fn files_of_user(&self, user: &UserId) -> Result<Vec<FileId>, StoreError> {
+        self.index_ids(&key(b'F', &[&user.0]), FileId)
     }
 
     fn share(&self, id: &ShareId) -> Result<Option<ShareRecord>, StoreError> {

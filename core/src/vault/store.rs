@@ -64,9 +64,10 @@ pub enum Op {
     PutToken(TokenRecord),
     /// Delete a token and its index entry.
     DeleteToken(TokenRecord),
-    /// Insert or replace a file and its expiry entry (retention end never changes).
+    /// Insert or replace a file, its by-owner index entry and its expiry entry (owner and
+    /// retention end never change).
     PutFile(FileRecord),
-    /// Delete a file record and its expiry entry.
+    /// Delete a file record and its index and expiry entries.
     DeleteFile(FileRecord),
     /// Insert or replace a share and its index entries (by file, by owner, expiry).
     PutShare(ShareRecord),
@@ -169,6 +170,11 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
         after: Option<&FileId>,
         limit: usize,
     ) -> Result<Vec<FileRecord>, StoreError>;
+    /// Ids of the files a user owns (including shredded tombstones not yet purged).
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn files_of_user(&self, user: &UserId) -> Result<Vec<FileId>, StoreError>;
     /// A share by id.
     ///
     /// # Errors

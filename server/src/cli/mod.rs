@@ -64,6 +64,8 @@ enum Command {
     Open(open::OpenArgs),
     /// Show an envelope's header without decrypting anything.
     Inspect(inspect::InspectArgs),
+    /// Run the HTTP sidecar that shares files with partners (`kinko serve --dev` to try it).
+    Serve(crate::serve::ServeArgs),
 }
 
 impl Cli {
@@ -74,6 +76,7 @@ impl Cli {
             Command::Seal(args) => seal::run(args.validate(self.quiet)?),
             Command::Open(args) => open::run(args.validate(self.quiet)?),
             Command::Inspect(args) => inspect::run(args.validate()?),
+            Command::Serve(args) => Ok(crate::serve::run(args)?),
         }
     }
 }

@@ -1,0 +1,68 @@
+//! Kinko client: a blocking client of the Kinko sidecar's HTTP API (docs/API.md).
+//!
+//! - [`Client`]: one method per route. Employees and admins call with an API token
+//!   ([`kinko_core::vault::ApiToken`]); partners need only a [`Link`].
+//! - [`Link`]: a parsed share link (`https://host/s/<share id>#<secret>`). Its secret is
+//!   zeroized, hidden from `Debug`, and sent only in the `Kinko-Link-Secret` header.
+//! - [`ClientError`]: one variant per API error code, plus network, I/O and unexpected
+//!   answers.
+//!
+//! Uploads and downloads stream through `Read` and `Write`; nothing holds a whole file.
+//!
+//! A partner fetching a share:
+//!
+//! ```no_run
+//! use kinko_client::{Client, DownloadAuth, Link};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let link = Link::parse("https://files.example.com/s/00112233445566778899aabbccddeeff#\
+//!     0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")?;
+//! let client = Client::for_link(&link);
+//! let info = client.link_info(&link)?;
+//! let ticket = client.link_ticket(&link, None)?;
+//! let mut out = std::fs::File::create(&info.name)?;
+//! let download = client.link_download(&link, DownloadAuth::Ticket(&ticket), &mut out, |_| {})?;
+//! if download.recipient_bound {
+//!     // `out` holds a Kinko envelope: open it with the recipient's identity.
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! An employee sharing a file:
+//!
+//! ```no_run
+//! use kinko_client::{Client, ShareOptions, UploadOptions};
+//! use kinko_core::vault::ApiToken;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let token = ApiToken::parse(&std::env::var("KINKO_TOKEN")?).ok_or("bad token")?;
+//! let client = Client::new("https://files.example.com", Some(token))?;
+//! let file = std::fs::File::open("plan.pdf")?;
+//! let mut options = UploadOptions::default();
+//! options.size = Some(file.metadata()?.len());
+//! let info = client.upload("plan.pdf", file, &options, |_| {})?;
+//! let mut share = ShareOptions::new(7 * 24 * 3600);
+//! share.max_downloads = Some(3);
+//! let created = client.create_share(&info.id, &share)?;
+//! // Hand this out once; the server keeps only a hash of the secret.
+//! let link = created.link.expose_secret();
+//! # drop(link); Ok(()) }
+//! ```
+
+mod api;
+mod client;
+mod encode;
+mod error;
+mod link;
+
+pub use api::{
+    AuditReport, CreatedShare, Download, DownloadAuth, FileInfo, IssuedToken, LinkInfo, Me,
+    Progress, Retention, RotationReport, ShareInfo, ShareOptions, ShareState, SweepReport, Ticket,
+    UploadOptions, UserInfo,
+};
+pub use client::{
+    Client, LINK_SECRET_HEADER, PASSWORD_HEADER, RECIPIENT_BOUND_HEADER, TICKET_HEADER,
+};
+pub use encode::password_header;
+pub use error::{ClientError, NetworkErrorKind};
+pub use link::{BaseUrl, Link, UrlError};

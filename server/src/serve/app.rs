@@ -1,0 +1,318 @@
+//! The router, the shared state, and the middleware every request goes through: request id,
+//! one log line, metrics, the in-flight limit and the security headers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use kinko_core::vault::{ApiToken, Ctx, Timestamp, Vault};
+use tokio::sync::Semaphore;
+
+use super::config::Limits;
+use super::error::{ApiError, ErrorCode};
+use super::metrics::Metrics;
+use super::ratelimit::RateLimiter;
+use super::{admin, files, links, page};
+
+/// The server's clock: wall time plus an offset that only `--test-clock` servers can move.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    offset: AtomicU64,
+    adjustable: bool,
+    started: Instant,
+}
+
+impl Clock {
+    pub(crate) fn new(adjustable: bool) -> Self {
+        Clock {
+            offset: AtomicU64::new(0),
+            adjustable,
+            started: Instant::now(),
+        }
+    }
+    /// Now, as the vault sees it.
+    pub(crate) fn now(&self) -> Timestamp {
+        Timestamp::now().plus(self.offset.load(Ordering::Relaxed))
+    }
+    /// Milliseconds on a monotonic clock, for rate limits.
+    pub(crate) fn mono_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+    pub(crate) fn adjustable(&self) -> bool {
+        self.adjustable
+    }
+    /// Moves the clock forward (test servers only).
+    pub(crate) fn advance(&self, secs: u64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub(crate) inner: Arc<Shared>,
+}
+
+/// The shared part of [`AppState`].
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) clock: Clock,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limits: Limits,
+    pub(crate) link_limiter: RateLimiter,
+    pub(crate) auth_limiter: RateLimiter,
+    pub(crate) in_flight: Semaphore,
+    /// Base of share links, without a trailing slash.
+    pub(crate) public_url: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+impl AppState {
+    /// Runs a vault call on the blocking pool (sled commits fsync).
+    pub(crate) async fn vault<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Vault) -> T + Send + 'static,
+    {
+        let vault = self.vault.clone();
+        tokio::task::spawn_blocking(move || f(&vault))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "vault task failed");
+                ApiError::internal()
+            })
+    }
+}
+
+/// The client's address, inserted by the connection loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+/// The client's IP address (for rate limits and the audit log).
+pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ClientAddr>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// An authenticated employee: the vault's [`Ctx`] for this request.
+#[derive(Debug)]
+pub(crate) struct Caller(pub(crate) Ctx);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts);
+        let mono = state.clock.mono_ms();
+        state
+            .auth_limiter
+            .check(ip, mono)
+            .map_err(ApiError::rate_limited)?;
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(ApiToken::parse);
+        let Some(token) = token else {
+            state.auth_limiter.penalize(ip, mono);
+            return Err(ApiError::unauthenticated());
+        };
+        let now = state.clock.now();
+        let client = ip.to_string();
+        let c = client.clone();
+        let principal = state
+            .vault(move |v| v.authenticate(&token, &c, now))
+            .await?;
+        match principal {
+            Ok(principal) => Ok(Caller(Ctx {
+                principal,
+                client,
+                now,
+            })),
+            Err(e) => {
+                state.auth_limiter.penalize(ip, mono);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Request id, in-flight limit, one log line per request, metrics, security headers.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // Unique per process run and unguessable enough to correlate logs: a random prefix per
+    // process plus a counter.
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        u32::from_le_bytes(b)
+    });
+    let id = format!(
+        "{prefix:08x}{:08x}",
+        REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    // The route template, never the raw path or query (a query could hold anything).
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", |m| m.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let ip = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+
+    let span = tracing::info_span!("request", id = %id);
+    let _permit = match state.in_flight.try_acquire() {
+        Ok(p) => p,
+        Err(_) => {
+            let resp = ApiError::unavailable("the server is busy; retry shortly").into_response();
+            state.metrics.request(&route, resp.status().as_u16());
+            return resp;
+        }
+    };
+    let mut resp = {
+        use tracing::Instrument;
+        next.run(req).instrument(span.clone()).await
+    };
+    let status = resp.status();
+    state.metrics.request(&route, status.as_u16());
+    if let Some(code) = resp.extensions().get::<ErrorCode>() {
+        state.metrics.refusal(code.0);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            route = %route,
+            status = status.as_u16(),
+            client = %ip,
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    });
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-request-id", v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Link routes: rate limited per address, and never with a query string (a secret pasted
+/// into a URL would reach proxies and logs; refusing it teaches clients not to).
+async fn link_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().query().is_some() {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "secret_in_url",
+            "link routes take no query string: the link secret goes in the \
+             Kinko-Link-Secret header or a form body, never in a URL",
+        )
+        .into_response();
+    }
+    let ip = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    if let Err(wait) = state.link_limiter.take(ip, state.clock.mono_ms()) {
+        return ApiError::rate_limited(wait).into_response();
+    }
+    next.run(req).await
+}
+
+/// The whole application.
+pub(crate) fn router(state: AppState) -> Router {
+    let link_routes = Router::new()
+        .route("/s/{share}", get(page::partner_page))
+        .route("/s/{share}/download", post(links::form_download))
+        .route("/api/v1/links/{share}", post(links::info))
+        .route("/api/v1/links/{share}/ticket", post(links::ticket))
+        .route("/api/v1/links/{share}/content", get(links::content))
+        .route_layer(middleware::from_fn_with_state(state.clone(), link_guard));
+
+    let api = Router::new()
+        .route("/api/v1/me", get(files::me))
+        .route("/api/v1/files", post(files::upload).get(files::list))
+        .route(
+            "/api/v1/files/{file}",
+            get(files::info).delete(files::delete),
+        )
+        .route("/api/v1/files/{file}/content", get(files::content))
+        .route(
+            "/api/v1/files/{file}/shares",
+            post(files::create_share).get(files::file_shares),
+        )
+        .route("/api/v1/files/{file}/revoke", post(files::revoke_file))
+        .route("/api/v1/shares", get(files::my_shares))
+        .route("/api/v1/shares/{share}", delete(files::revoke_share))
+        .route("/api/v1/tokens/{token}", delete(files::revoke_token))
+        .route(
+            "/api/v1/admin/users",
+            get(admin::users).post(admin::create_user),
+        )
+        .route(
+            "/api/v1/admin/users/{user}/tokens",
+            post(admin::issue_token),
+        )
+        .route("/api/v1/admin/users/{user}/disable", post(admin::disable))
+        .route("/api/v1/admin/users/{user}/enable", post(admin::enable))
+        .route(
+            "/api/v1/admin/freeze",
+            get(admin::frozen)
+                .post(admin::freeze)
+                .delete(admin::unfreeze),
+        )
+        .route("/api/v1/admin/sweep", post(admin::sweep))
+        .route("/api/v1/admin/kek/rotate", post(admin::rotate_kek))
+        .route(
+            "/api/v1/admin/retention",
+            get(admin::retention).put(admin::set_retention),
+        )
+        .route("/api/v1/admin/audit/verify", get(admin::audit_verify))
+        .route("/api/v1/admin/audit/export", get(admin::audit_export))
+        .route("/api/v1/admin/audit/key", get(admin::audit_key))
+        .route("/api/v1/admin/clock", post(admin::clock));
+
+    Router::new()
+        .route("/healthz", get(page::healthz))
+        .route("/metrics", get(page::metrics))
+        .route("/openapi.json", get(page::openapi))
+        .route("/assets/partner.js", get(page::partner_js))
+        .route("/assets/partner.css", get(page::partner_css))
+        .merge(link_routes)
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}

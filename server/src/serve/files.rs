@@ -1,0 +1,411 @@
+//! Employee endpoints: upload, list, read and delete files; create, list and revoke shares.
+
+use std::io::{Seek, SeekFrom};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kinko_core::keys::Recipient;
+use kinko_core::vault::{
+    FileId, FileInfo, Metadata, PlainRead, ShareId, ShareOptions, ShareRecord, Timestamp, TokenId,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::app::{AppState, Caller};
+use super::error::ApiError;
+use super::stream::{self, RangeReq};
+
+/// Parses a path id, or answers `400 invalid`.
+pub(crate) fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid(format!("malformed {what} id: expected 32 hex digits")))
+}
+
+pub(crate) fn file_json(f: &FileInfo) -> Value {
+    json!({
+        "id": f.id.to_string(),
+        "name": f.meta.name,
+        "content_type": f.meta.content_type,
+        "size": f.size,
+        "created": f.created.0,
+        "retain_until": f.retain_until.0,
+    })
+}
+
+/// The state of a share at `now`, as `kinko shares` shows it.
+fn share_state(s: &ShareRecord, now: Timestamp) -> &'static str {
+    if s.revoked.is_some() {
+        "revoked"
+    } else if now >= s.expires {
+        "expired"
+    } else if s.locked() {
+        "locked"
+    } else if s.max_downloads.is_some_and(|m| s.downloads >= m) {
+        "exhausted"
+    } else {
+        "active"
+    }
+}
+
+pub(crate) fn share_json(s: &ShareRecord, now: Timestamp) -> Value {
+    json!({
+        "id": s.id.to_string(),
+        "file": s.file.to_string(),
+        "created": s.created.0,
+        "expires": s.expires.0,
+        "max_downloads": s.max_downloads,
+        "downloads": s.downloads,
+        "password": s.password.is_some(),
+        "recipients": s.recipients.len(),
+        "locked": s.locked(),
+        "revoked": s.revoked.map(|t| t.0),
+        "state": share_state(s, now),
+    })
+}
+
+/// `GET /api/v1/me`
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let user = ctx.principal.user;
+    let rec = state
+        .vault(move |v| v.meta().user(&user))
+        .await?
+        .map_err(|e| ApiError::from(kinko_core::vault::VaultError::from(e)))?
+        .ok_or_else(ApiError::unauthenticated)?;
+    Ok(Json(json!({
+        "user": rec.id.to_string(),
+        "name": rec.name,
+        "role": rec.role.as_str(),
+        "token": ctx.principal.token.map(|t| t.to_string()),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UploadQuery {
+    name: Option<String>,
+    retention: Option<u64>,
+}
+
+/// `POST /api/v1/files?name=…[&retention=…]` with the file as the streamed body.
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = q
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::invalid("the file name is required: ?name=FILE_NAME"))?;
+    if name.len() > kinko_core::envelope::MAX_METADATA_FIELD {
+        return Err(ApiError::invalid("the file name is longer than 4096 bytes"));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .chars()
+        .take(256)
+        .collect::<String>();
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > state.limits.max_upload_bytes
+    {
+        return Err(ApiError::too_large(state.limits.max_upload_bytes));
+    }
+    let meta = Metadata {
+        name,
+        content_type,
+        ..Default::default()
+    };
+    let vault = state.vault.clone();
+    let upload_ctx = ctx.clone();
+    let id = stream::feed_upload(
+        body,
+        state.limits.max_upload_bytes,
+        state.limits.idle_timeout,
+        &state.metrics,
+        move |reader| vault.upload(&upload_ctx, &meta, q.retention, reader),
+    )
+    .await??;
+    let info = state.vault(move |v| v.file_info(&ctx, &id)).await??;
+    Ok((StatusCode::CREATED, Json(file_json(&info))).into_response())
+}
+
+/// `GET /api/v1/files`
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let files = state.vault(move |v| v.my_files(&ctx)).await??;
+    Ok(Json(
+        json!({"files": files.iter().map(file_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `GET /api/v1/files/{file}`
+pub(crate) async fn info(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: FileId = parse_id(&file, "file")?;
+    let info = state.vault(move |v| v.file_info(&ctx, &id)).await??;
+    Ok(Json(file_json(&info)))
+}
+
+/// Serves a plaintext reader with Range support.
+pub(crate) async fn serve_plaintext(
+    state: &AppState,
+    reader: Box<dyn PlainRead>,
+    size: u64,
+    name: &str,
+    content_type: &str,
+    range_header: Option<&str>,
+    extra: &[(&'static str, String)],
+) -> Result<Response, ApiError> {
+    let mut reader = reader;
+    let range = stream::parse_range(range_header, size);
+    let (status, start, len) = match range {
+        RangeReq::Full => (StatusCode::OK, 0, size),
+        RangeReq::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeReq::Unsatisfiable => {
+            let mut resp = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the range lies outside the file ({size} bytes)"),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+    };
+    let reader = tokio::task::spawn_blocking(move || -> std::io::Result<Box<dyn PlainRead>> {
+        if start > 0 {
+            reader.seek(SeekFrom::Start(start))?;
+        }
+        reader.set_end(Some(start + len));
+        Ok(reader)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "seeking in a stored file failed");
+        ApiError::internal()
+    })?;
+    let body = stream::reader_body(Vec::new(), reader, Some(len), state.metrics.clone());
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&stream::content_disposition(name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(*k, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `GET /api/v1/files/{file}/content`
+pub(crate) async fn content(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id: FileId = parse_id(&file, "file")?;
+    let ctx2 = ctx.clone();
+    let info = state.vault(move |v| v.file_info(&ctx2, &id)).await??;
+    let reader = state.vault(move |v| v.open_file(&ctx, &id)).await??;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    serve_plaintext(
+        &state,
+        reader,
+        info.size,
+        &info.meta.name,
+        &info.meta.content_type,
+        range,
+        &[],
+    )
+    .await
+}
+
+/// `DELETE /api/v1/files/{file}`
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(file): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: FileId = parse_id(&file, "file")?;
+    state.vault(move |v| v.delete_file(&ctx, &id)).await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewShareBody {
+    expires_in: u64,
+    max_downloads: Option<u32>,
+    password: Option<SecretString>,
+    #[serde(default)]
+    recipients: Vec<String>,
+}
+
+impl std::fmt::Debug for NewShareBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewShareBody")
+            .field("expires_in", &self.expires_in)
+            .field("max_downloads", &self.max_downloads)
+            .field("password", &self.password.as_ref().map(|_| ".."))
+            .field("recipients", &self.recipients.len())
+            .finish()
+    }
+}
+
+/// `POST /api/v1/files/{file}/shares`
+pub(crate) async fn create_share(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(file): Path<String>,
+    body: Result<Json<NewShareBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let id: FileId = parse_id(&file, "file")?;
+    let Json(body) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if body.expires_in == 0 {
+        return Err(ApiError::invalid("expires_in must be at least 1 second"));
+    }
+    if body.max_downloads == Some(0) {
+        return Err(ApiError::invalid("max_downloads must be at least 1"));
+    }
+    if let Some(p) = &body.password {
+        let n = p.expose_secret().len();
+        if n == 0 || n > 1024 {
+            return Err(ApiError::invalid("a share password is 1 to 1024 bytes"));
+        }
+    }
+    let mut recipients = Vec::with_capacity(body.recipients.len());
+    for (i, r) in body.recipients.iter().enumerate() {
+        let r: Recipient = r.trim().parse().map_err(|_| {
+            ApiError::invalid(format!(
+                "recipient {} is not an age X25519 recipient (age1…)",
+                i + 1
+            ))
+        })?;
+        recipients.push(*r.as_bytes());
+    }
+    if recipients.len() > 64 {
+        return Err(ApiError::invalid("at most 64 recipients"));
+    }
+    let opts = ShareOptions {
+        expires_in: body.expires_in,
+        max_downloads: body.max_downloads,
+        password: body.password,
+        recipients,
+    };
+    let new = state
+        .vault(move |v| v.create_share(&ctx, &id, opts))
+        .await??;
+    let link = format!(
+        "{}/s/{}#{}",
+        state.public_url,
+        new.id,
+        new.secret.expose_secret().expose_secret()
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": new.id.to_string(),
+            "file": id.to_string(),
+            "link": link,
+            "expires": new.expires.0,
+        })),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/files/{file}/shares`
+pub(crate) async fn file_shares(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: FileId = parse_id(&file, "file")?;
+    let now = ctx.now;
+    let shares = state.vault(move |v| v.shares_of_file(&ctx, &id)).await??;
+    Ok(Json(
+        json!({"shares": shares.iter().map(|s| share_json(s, now)).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `POST /api/v1/files/{file}/revoke`
+pub(crate) async fn revoke_file(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: FileId = parse_id(&file, "file")?;
+    let n = state
+        .vault(move |v| v.revoke_file_shares(&ctx, &id))
+        .await??;
+    Ok(Json(json!({"revoked": n})))
+}
+
+/// `GET /api/v1/shares`
+pub(crate) async fn my_shares(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let now = ctx.now;
+    let mut shares = state.vault(move |v| v.my_shares(&ctx)).await??;
+    shares.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    Ok(Json(
+        json!({"shares": shares.iter().map(|s| share_json(s, now)).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `DELETE /api/v1/shares/{share}`
+pub(crate) async fn revoke_share(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(share): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: ShareId = parse_id(&share, "share")?;
+    state.vault(move |v| v.revoke_share(&ctx, &id)).await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/tokens/{token}`
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: TokenId = parse_id(&token, "token")?;
+    state.vault(move |v| v.revoke_token(&ctx, &id)).await??;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,277 @@
+//! Partner endpoints: a share's details, its download ticket, and its bytes.
+//!
+//! The link secret arrives only in the `Kinko-Link-Secret` header (or the browser form's
+//! body); the router refuses link routes with a query string. Every decision is
+//! [`kinko_core::vault::Vault::access`]'s, audited there.
+
+use std::io::{Seek, SeekFrom};
+
+use axum::Form;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use kinko_core::vault::{
+    AccessError, AccessKind, Download, DownloadTicket, Grant, LinkSecret, ShareId,
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::app::{AppState, ClientAddr};
+use super::error::ApiError;
+use super::files::serve_plaintext;
+use super::stream;
+
+/// Header carrying the link secret.
+pub(crate) const SECRET_HEADER: &str = "kinko-link-secret";
+/// Header carrying the share password (percent-encoded UTF-8).
+pub(crate) const PASSWORD_HEADER: &str = "kinko-password";
+/// Header carrying (or returning) a download ticket.
+pub(crate) const TICKET_HEADER: &str = "kinko-ticket";
+
+/// The client address as the audit log records it.
+fn client(addr: Option<&ClientAddr>) -> std::net::IpAddr {
+    addr.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn password_from(h: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
+    match header_str(h, PASSWORD_HEADER) {
+        None => Ok(None),
+        Some(v) => {
+            let decoded = percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map_err(|_| ApiError::invalid("Kinko-Password must be percent-encoded UTF-8"))?;
+            Ok(Some(SecretString::from(decoded.into_owned())))
+        }
+    }
+}
+
+/// Decides one link request in the vault. Wrong passwords also count against the address.
+async fn access(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    share: &str,
+    secret: Option<&str>,
+    password: Option<SecretString>,
+    kind: AccessKind,
+) -> Result<Grant, ApiError> {
+    let mono = state.clock.mono_ms();
+    if password.is_some() {
+        state
+            .auth_limiter
+            .check(ip, mono)
+            .map_err(ApiError::rate_limited)?;
+    }
+    // A malformed id or secret is refused exactly like a wrong one.
+    let Ok(share) = share.parse::<ShareId>() else {
+        return Err(ApiError::link_invalid());
+    };
+    let Some(secret) = secret.and_then(LinkSecret::parse) else {
+        return Err(ApiError::link_invalid());
+    };
+    let now = state.clock.now();
+    let client = ip.to_string();
+    let result = state
+        .vault(move |v| v.access(&share, &secret, password.as_ref(), kind, &client, now))
+        .await?;
+    if matches!(result, Err(AccessError::WrongPassword)) {
+        state.auth_limiter.penalize(ip, mono);
+    }
+    Ok(result?)
+}
+
+/// `POST /api/v1/links/{share}`: the details a partner sees before downloading.
+pub(crate) async fn info(
+    State(state): State<AppState>,
+    Path(share): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let ip = client(parts.extensions.get::<ClientAddr>());
+    let grant = access(
+        &state,
+        ip,
+        &share,
+        header_str(&parts.headers, SECRET_HEADER),
+        None,
+        AccessKind::View,
+    )
+    .await?;
+    let g = grant.clone();
+    let meta = state.vault(move |v| v.grant_meta(&g)).await??;
+    Ok(Json(json!({
+        "name": meta.name,
+        "content_type": meta.content_type,
+        "size": grant.size,
+        "expires": grant.expires.0,
+        "password_required": grant.password_required,
+        "recipient_bound": grant.recipient_bound(),
+        "downloads_left": grant.downloads_left,
+    }))
+    .into_response())
+}
+
+/// `POST /api/v1/links/{share}/ticket`: checks the password and counts one download.
+pub(crate) async fn ticket(
+    State(state): State<AppState>,
+    Path(share): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let ip = client(parts.extensions.get::<ClientAddr>());
+    let grant = access(
+        &state,
+        ip,
+        &share,
+        header_str(&parts.headers, SECRET_HEADER),
+        password_from(&parts.headers)?,
+        AccessKind::Download,
+    )
+    .await?;
+    let t = grant.ticket.as_ref().ok_or_else(ApiError::internal)?;
+    Ok(Json(json!({
+        "ticket": t.encode(),
+        "expires": t.expires.0,
+        "downloads_left": grant.downloads_left,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/links/{share}/content`: the bytes, with a ticket (not counted again) or as a
+/// counted download of its own.
+pub(crate) async fn content(
+    State(state): State<AppState>,
+    Path(share): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let ip = client(parts.extensions.get::<ClientAddr>());
+    let kind = match header_str(&parts.headers, TICKET_HEADER) {
+        Some(t) => AccessKind::Resume(DownloadTicket::parse(t).ok_or_else(ApiError::link_invalid)?),
+        None => AccessKind::Download,
+    };
+    let password = match kind {
+        AccessKind::Download => password_from(&parts.headers)?,
+        _ => None,
+    };
+    let grant = access(
+        &state,
+        ip,
+        &share,
+        header_str(&parts.headers, SECRET_HEADER),
+        password,
+        kind,
+    )
+    .await?;
+    let range = header_str(&parts.headers, header::RANGE.as_str()).map(str::to_owned);
+    serve_grant(&state, grant, range.as_deref()).await
+}
+
+/// The browser's download form.
+#[derive(Deserialize)]
+pub(crate) struct DownloadForm {
+    secret: String,
+    ticket: String,
+}
+
+impl std::fmt::Debug for DownloadForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DownloadForm(..)")
+    }
+}
+
+/// `POST /s/{share}/download`: the page's download, with the ticket it fetched first.
+pub(crate) async fn form_download(
+    State(state): State<AppState>,
+    Path(share): Path<String>,
+    addr: Option<axum::Extension<ClientAddr>>,
+    form: Result<Form<DownloadForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, ApiError> {
+    let ip = client(addr.as_ref().map(|a| &a.0));
+    let Form(form) = form.map_err(|_| ApiError::invalid("expected the download form"))?;
+    let ticket = DownloadTicket::parse(&form.ticket).ok_or_else(ApiError::link_invalid)?;
+    let grant = access(
+        &state,
+        ip,
+        &share,
+        Some(&form.secret),
+        None,
+        AccessKind::Resume(ticket),
+    )
+    .await?;
+    serve_grant(&state, grant, None).await
+}
+
+/// Streams a granted download: plaintext (with Range), or the envelope bound to the share's
+/// recipients.
+async fn serve_grant(
+    state: &AppState,
+    grant: Grant,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let g = grant.clone();
+    let (meta, download) = state
+        .vault(move |v| -> Result<_, kinko_core::vault::VaultError> {
+            Ok((v.grant_meta(&g)?, v.download(&g)?))
+        })
+        .await??;
+    let mut extra = Vec::new();
+    if let Some(t) = &grant.ticket {
+        extra.push((TICKET_HEADER, t.encode()));
+    }
+    match download {
+        Download::Plaintext(reader) => {
+            serve_plaintext(
+                state,
+                reader,
+                grant.size,
+                &meta.name,
+                &meta.content_type,
+                range,
+                &extra,
+            )
+            .await
+        }
+        Download::Bound {
+            header,
+            mut payload,
+        } => {
+            let payload_len = tokio::task::spawn_blocking(move || {
+                let n = payload.seek(SeekFrom::End(0))?;
+                payload.seek(SeekFrom::Start(0))?;
+                Ok::<_, std::io::Error>((n, payload))
+            })
+            .await
+            .map_err(|_| ApiError::internal())?;
+            let (n, payload) = payload_len.map_err(|e| {
+                tracing::error!(error = %e, "reading a stored payload failed");
+                ApiError::internal()
+            })?;
+            let total = header.len() as u64 + n;
+            let body = stream::reader_body(header, payload, Some(n), state.metrics.clone());
+            let mut resp = Response::new(body);
+            *resp.status_mut() = StatusCode::OK;
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.kinko.envelope"),
+            );
+            h.insert("kinko-recipient-bound", HeaderValue::from_static("1"));
+            if let Ok(v) = HeaderValue::from_str(&stream::content_disposition(&format!(
+                "{}.kinko",
+                meta.name
+            ))) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            for (k, v) in extra {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            }
+            Ok(resp)
+        }
+    }
+}

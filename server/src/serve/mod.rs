@@ -1,0 +1,271 @@
+//! `kinko serve`: the HTTP sidecar (axum on hyper 1.x) that puts the vault on the network.
+//!
+//! - [`config`]: flags, environment and TOML file, resolved before anything starts.
+//! - [`net`]: the accept loop (timeouts, connection limit, TLS, graceful shutdown).
+//! - [`app`]: the router and the middleware every request passes (request id, log line,
+//!   metrics, in-flight limit, security headers); [`files`], [`admin`] and [`links`] are the
+//!   handlers; [`page`] the partner page and the small public endpoints.
+//! - [`stream`]: bounded bridges between the vault's blocking readers and hyper's bodies.
+//!
+//! The HTTP contract is docs/API.md (and docs/openapi.json).
+
+mod admin;
+mod app;
+pub(crate) mod config;
+mod error;
+mod files;
+mod links;
+mod metrics;
+mod net;
+mod page;
+mod ratelimit;
+mod stream;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use kinko_core::vault::{Vault, VaultConfig};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub(crate) use config::ServeArgs;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServeError {
+    /// The configuration is incomplete or wrong.
+    #[error("configuration: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
+    /// The vault could not be opened.
+    #[error("cannot open the vault in {dir}: {source}")]
+    Vault {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// The cause.
+        source: kinko_core::vault::VaultError,
+    },
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Starting the runtime failed.
+    #[error("cannot start the server runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+fn init_logging() {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match std::env::var("KINKO_LOG").as_deref() {
+        Ok("error") => LevelFilter::ERROR,
+        Ok("warn") => LevelFilter::WARN,
+        Ok("debug") => LevelFilter::DEBUG,
+        Ok("trace") => LevelFilter::TRACE,
+        Ok("off") => LevelFilter::OFF,
+        _ => LevelFilter::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub(crate) fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let (config, keys) = args.resolve()?;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kinko-serve")
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(serve(config, keys))
+}
+
+async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Result<(), ServeError> {
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(net::tls_config(cert, key)?),
+        None => None,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::Config {
+        message: format!("cannot create {}: {e}", config.data_dir.display()),
+    })?;
+    let mut vc = VaultConfig::new(keys);
+    vc.access_durability = config.access_durability;
+    vc.max_password_attempts = config.max_password_attempts;
+    let now = kinko_core::vault::Timestamp::now();
+    let dir = config.data_dir.clone();
+    let (vault, repair) = tokio::task::spawn_blocking(move || Vault::open(&dir, vc, now))
+        .await
+        .expect("vault open task")
+        .map_err(|source| ServeError::Vault {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+    if !repair.is_empty() {
+        tracing::warn!(
+            ?repair,
+            "repaired what an earlier crash left behind (audited)"
+        );
+    }
+    let vault = Arc::new(vault);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let url = net::base_url(local, tls.is_some());
+    let public_url = config.public_url.clone().unwrap_or_else(|| url.clone());
+
+    let admin_token = bootstrap(&vault, &config).await?;
+    print_banner(&config, &url, admin_token.as_deref());
+
+    let state = app::AppState {
+        inner: Arc::new(app::Shared {
+            vault: vault.clone(),
+            clock: app::Clock::new(config.test_clock),
+            metrics: Arc::default(),
+            link_limiter: ratelimit::RateLimiter::new(config.limits.link_per_minute),
+            auth_limiter: ratelimit::RateLimiter::new(config.limits.auth_failures_per_minute),
+            in_flight: Semaphore::new(config.limits.max_in_flight),
+            limits: config.limits.clone(),
+            public_url,
+        }),
+    };
+    let sweeper = tokio::spawn(sweep_loop(state.clone(), config.sweep_interval));
+    tracing::info!(%url, data = %config.data_dir.display(), "serving");
+    let app = app::router(state);
+    net::serve(listener, app, config.limits, tls, net::shutdown_signal()).await;
+    sweeper.abort();
+    let v = vault.clone();
+    let _ = tokio::task::spawn_blocking(move || v.flush()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the first admin of an empty vault. Returns the token to show: new, or (in `--dev`
+/// only) the one kept in the dev folder from an earlier start.
+async fn bootstrap(
+    vault: &Arc<Vault>,
+    config: &config::Config,
+) -> Result<Option<String>, ServeError> {
+    let v = vault.clone();
+    let now = kinko_core::vault::Timestamp::now();
+    let created =
+        tokio::task::spawn_blocking(move || -> Result<_, kinko_core::vault::VaultError> {
+            if v.meta().users()?.is_empty() {
+                let (_, token) = v.bootstrap_admin("admin", 365 * 86_400, now)?;
+                Ok(Some(token.expose_secret().expose_secret().to_owned()))
+            } else {
+                Ok(None)
+            }
+        })
+        .await
+        .expect("bootstrap task")
+        .map_err(|source| ServeError::Vault {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+    let Some(token_file) = &config.dev_token_file else {
+        return Ok(created);
+    };
+    match created {
+        Some(t) => {
+            let _ = std::fs::remove_file(token_file);
+            config::write_private(token_file, t.as_bytes()).map_err(|e| ServeError::Config {
+                message: format!("cannot write {}: {e}", token_file.display()),
+            })?;
+            Ok(Some(t))
+        }
+        None => Ok(std::fs::read_to_string(token_file)
+            .ok()
+            .map(|s| s.trim().to_owned())),
+    }
+}
+
+fn print_banner(config: &config::Config, url: &str, token: Option<&str>) {
+    // The banner goes to stdout, not through the logger: it is for the person who started
+    // the server, and the admin token must never reach a log line.
+    let mut out = std::io::stdout().lock();
+    if config.dev {
+        let _ = writeln!(
+            out,
+            "Kinko development server (data in {}; not for production)",
+            config.data_dir.display()
+        );
+        let _ = writeln!(out, "  URL:          {url}");
+        if let Some(t) = token {
+            let _ = writeln!(out, "  Admin token:  {t}");
+            let _ = writeln!(out, "Try it in another terminal:");
+            let _ = writeln!(out, "  export KINKO_SERVER={url} KINKO_TOKEN={t}");
+            let _ = writeln!(out, "  kinko share README.md --expires 1d");
+        }
+        if config.test_clock {
+            let _ = writeln!(out, "  Test clock:   on (POST /api/v1/admin/clock)");
+        }
+    } else {
+        let _ = writeln!(out, "Kinko is serving on {url}");
+        if let Some(t) = token {
+            let _ = writeln!(
+                out,
+                "The vault was empty: created the admin user \"admin\".\n  Admin token (shown once, store it now): {t}"
+            );
+        }
+    }
+    let _ = out.flush();
+}
+
+/// Runs the expiry sweeper every `interval` (also on demand: `POST /api/v1/admin/sweep`).
+async fn sweep_loop(state: app::AppState, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match admin::run_sweep(&state).await {
+            Ok(r) if r.visited > 0 => tracing::info!(
+                shares_removed = r.shares_removed,
+                files_removed = r.files_removed,
+                "sweep"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(code = e.code, "sweep failed"),
+        }
+    }
+}
+
+impl From<ServeError> for crate::cli::error::CliError {
+    fn from(e: ServeError) -> Self {
+        let hint = match &e {
+            ServeError::Config { .. } => {
+                "see `kinko serve --help`; `kinko serve --dev` needs no configuration"
+            }
+            ServeError::Vault { .. } => {
+                "check the master key (a vault opens only with the key it was created with) and \
+                 that no other kinko server uses this data directory"
+            }
+            ServeError::Listen { .. } => {
+                "pick another address with --listen (port 0 picks a free port)"
+            }
+            ServeError::Runtime(_) => "check the system's thread and file limits",
+        };
+        crate::cli::error::CliError::Usage {
+            message: e.to_string(),
+            hint: hint.into(),
+        }
+    }
+}

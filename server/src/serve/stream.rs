@@ -1,0 +1,355 @@
+//! Bridges between the vault's blocking `Read`/`Write` world and hyper's async bodies, with
+//! bounded channels so memory stays flat at any file size.
+//!
+//! - Downloads: a blocking task reads the decrypting opener in 64 KiB pieces into a channel of
+//!   [`PIPE_DEPTH`] pieces; the response body drains it. A slow client fills the channel and
+//!   the reader waits: at most `PIPE_DEPTH × 64 KiB` per transfer is buffered.
+//! - Uploads: the handler forwards body frames into a channel that a blocking [`ChannelReader`]
+//!   feeds to the sealer. Size limit and idle timeout are enforced on the async side, which
+//!   aborts the upload by sending an error into the reader: the sealer fails, the temporary blob
+//!   is dropped, and nothing is stored.
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::mpsc;
+
+use super::error::ApiError;
+use super::metrics::Metrics;
+
+/// Pieces in flight per transfer.
+pub(crate) const PIPE_DEPTH: usize = 8;
+/// Size of one piece.
+pub(crate) const PIECE: usize = 64 * 1024;
+
+/// A response body fed by a channel.
+#[derive(Debug)]
+struct ChannelBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    remaining: Option<u64>,
+}
+
+impl HttpBody for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                if let Some(r) = &mut self.remaining {
+                    *r = r.saturating_sub(b.len() as u64);
+                }
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+/// Streams `prefix` then `len` bytes of `reader` (all of it with `None`) as a response body.
+/// A read error ends the body early with an error, so hyper cuts the connection and the client
+/// sees a truncated transfer, never unverified bytes.
+pub(crate) fn reader_body<R>(
+    prefix: Vec<u8>,
+    mut reader: R,
+    len: Option<u64>,
+    metrics: Arc<Metrics>,
+) -> Body
+where
+    R: Read + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(PIPE_DEPTH);
+    let total = len.map(|n| n + prefix.len() as u64);
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        if !prefix.is_empty() && tx.blocking_send(Ok(Bytes::from(prefix))).is_err() {
+            return;
+        }
+        let mut left = len.unwrap_or(u64::MAX);
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(PIECE).min(PIECE);
+            let mut buf = BytesMut::zeroed(want);
+            let mut filled = 0;
+            let res = loop {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        filled += n;
+                        if filled == want {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "download stopped: reading the stored file failed");
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            if filled == 0 {
+                break;
+            }
+            buf.truncate(filled);
+            left -= filled as u64;
+            metrics
+                .bytes_sent
+                .fetch_add(filled as u64, Ordering::Relaxed);
+            if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                return; // the client went away
+            }
+            if filled < want {
+                break;
+            }
+        }
+        metrics.transfer("download", started.elapsed());
+    });
+    channel_body(rx, total)
+}
+
+/// A response body that yields what arrives on `rx` (`len`: the exact total, when known).
+pub(crate) fn channel_body(rx: mpsc::Receiver<io::Result<Bytes>>, len: Option<u64>) -> Body {
+    Body::new(ChannelBody { rx, remaining: len })
+}
+
+/// The blocking side of an upload: reads what the handler forwards.
+#[derive(Debug)]
+pub(crate) struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = self.current.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Forwards an upload body into a [`ChannelReader`] running `consume` on a blocking thread,
+/// enforcing `max` bytes and `idle` between frames. Returns `consume`'s result, or the reason
+/// the upload was aborted.
+pub(crate) async fn feed_upload<T, F>(
+    body: Body,
+    max: u64,
+    idle: Duration,
+    metrics: &Metrics,
+    consume: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut ChannelReader) -> T + Send + 'static,
+{
+    use http_body_util::BodyExt;
+
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(PIPE_DEPTH);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+        };
+        consume(&mut reader)
+    });
+    let started = Instant::now();
+    let mut body = body;
+    let mut received: u64 = 0;
+    let mut abort: Option<ApiError> = None;
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                abort = Some(ApiError::timeout());
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::info!(error = %e, "upload aborted by the client");
+                abort = Some(ApiError::invalid("the upload was interrupted"));
+                break;
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        received += data.len() as u64;
+        if received > max {
+            abort = Some(ApiError::too_large(max));
+            break;
+        }
+        metrics
+            .bytes_received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if tx.send(Ok(data)).await.is_err() {
+            break; // the consumer stopped early (it failed); its error is the answer
+        }
+    }
+    if abort.is_some() {
+        let _ = tx.send(Err(io::Error::other("upload aborted"))).await;
+    }
+    drop(tx);
+    let out = task.await.map_err(|e| {
+        tracing::error!(error = %e, "upload task failed");
+        ApiError::internal()
+    })?;
+    match abort {
+        Some(a) => Err(a),
+        None => {
+            metrics.transfer("upload", started.elapsed());
+            Ok(out)
+        }
+    }
+}
+
+/// One parsed `Range: bytes=…` header, resolved against the file size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeReq {
+    /// No usable Range header (absent, several ranges, other units): the whole file.
+    Full,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    /// Outside the file.
+    Unsatisfiable,
+}
+
+/// Parses a single byte range (`a-b`, `a-`, `-n`). Anything else is ignored (RFC 9110 allows
+/// a server to ignore Range).
+pub(crate) fn parse_range(value: Option<&str>, size: u64) -> RangeReq {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return RangeReq::Full;
+    };
+    if spec.contains(',') {
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    let (start, end) = if a.is_empty() {
+        // Suffix: the last n bytes.
+        let Some(n) = parse(b) else {
+            return RangeReq::Full;
+        };
+        if n == 0 || size == 0 {
+            return RangeReq::Unsatisfiable;
+        }
+        (size.saturating_sub(n), size - 1)
+    } else {
+        let Some(start) = parse(a) else {
+            return RangeReq::Full;
+        };
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            match parse(b) {
+                Some(e) if e >= start => e.min(size.saturating_sub(1)),
+                _ => return RangeReq::Full,
+            }
+        };
+        if start >= size {
+            return RangeReq::Unsatisfiable;
+        }
+        (start, end)
+    };
+    RangeReq::Part { start, end }
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`, safe for any name.
+pub(crate) fn content_disposition(name: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let ascii = if ascii.trim().is_empty() {
+        "download".to_owned()
+    } else {
+        ascii
+    };
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(name, NON_ALPHANUMERIC)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeReq::*;
+        assert_eq!(parse_range(None, 10), Full);
+        assert_eq!(
+            parse_range(Some("bytes=0-0"), 10),
+            Part { start: 0, end: 0 }
+        );
+        assert_eq!(parse_range(Some("bytes=2-"), 10), Part { start: 2, end: 9 });
+        assert_eq!(parse_range(Some("bytes=-3"), 10), Part { start: 7, end: 9 });
+        assert_eq!(
+            parse_range(Some("bytes=-30"), 10),
+            Part { start: 0, end: 9 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=5-100"), 10),
+            Part { start: 5, end: 9 }
+        );
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=0-"), 0), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=5-2"), 10), Full);
+        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), Full);
+        assert_eq!(parse_range(Some("items=0-1"), 10), Full);
+        assert_eq!(parse_range(Some("bytes=x-1"), 10), Full);
+    }
+
+    #[test]
+    fn dispositions_never_break_the_header() {
+        assert_eq!(
+            content_disposition("plan.pdf"),
+            "attachment; filename=\"plan.pdf\"; filename*=UTF-8''plan%2Epdf"
+        );
+        let d = content_disposition("a\"b\r\nc/é.txt");
+        assert!(
+            d.starts_with("attachment; filename=\"a_b__c/_.txt\";"),
+            "{d}"
+        );
+        assert!(!d.contains('\r') && !d.contains('\n'));
+        assert!(content_disposition("").contains("filename=\"download\""));
+    }
+}
