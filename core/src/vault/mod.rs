@@ -640,7 +640,7 @@ impl Vault {
         Ok(token)
     }
 
-    /// Revokes one API token (admin, or the token's own user).
+    /// Revokes one API token (admin, or the token's own user whatever their role).
     ///
     /// # Errors
     /// Forbidden, not found, or store errors.
@@ -649,12 +649,15 @@ impl Vault {
             .meta
             .token(token)?
             .ok_or(VaultError::NotFound("token"))?;
-        self.require(
-            ctx,
-            Permission::ManageOwned { owner: t.user },
-            "token.revoke",
-            &format!("token:{token}"),
-        )?;
+        // Anyone may revoke their own token (an auditor too); an admin may revoke any.
+        if t.user != ctx.principal.user {
+            self.require(
+                ctx,
+                Permission::ManageOwned { owner: t.user },
+                "token.revoke",
+                &format!("token:{token}"),
+            )?;
+        }
         let entry = ctx.entry("token.revoke", format!("token:{token}"), Outcome::Allowed);
         self.commit(vec![], vec![Op::DeleteToken(t)], entry, Durability::Sync)?;
         Ok(())

@@ -1,0 +1,507 @@
+//! End-to-end tests of `kinko serve` over real TCP on 127.0.0.1: uploads, shares, link
+//! downloads, passwords, limits, expiry, revocation, recipient-bound downloads and Range.
+
+mod support;
+
+use serde_json::json;
+use support::{TestServer, data};
+
+/// 64 KiB chunks: this is 17 chunks and a partial one.
+const MULTI_CHUNK: usize = 17 * 65536 + 1234;
+
+#[test]
+fn upload_share_and_download_by_link_for_empty_small_and_multi_chunk_files() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let mut secrets = vec![alice.clone(), srv.admin_token.clone()];
+    for (i, len) in [0usize, 1, 65536, MULTI_CHUNK].into_iter().enumerate() {
+        let content = data(len, i as u8);
+        let name = format!("report {i}.bin");
+        let file = srv.upload(&alice, &name, &content);
+        let info = srv.authed(&alice, "GET", &format!("/api/v1/files/{file}"), None);
+        assert_eq!(info.status, 200);
+        assert_eq!(info.json()["size"], len);
+        assert_eq!(info.json()["name"], name);
+
+        let (share, secret, link) = srv.share(&alice, &file, json!({"expires_in": 3600}));
+        assert!(link.starts_with(&format!("{}/s/{share}#", srv.url)));
+        let view = srv.request(
+            "POST",
+            &format!("/api/v1/links/{share}"),
+            &[("kinko-link-secret", &secret)],
+            None,
+        );
+        assert_eq!(view.status, 200, "{}", view.text());
+        assert_eq!(view.json()["name"], name);
+        assert_eq!(view.json()["size"], len);
+        assert_eq!(view.json()["password_required"], false);
+        assert_eq!(view.json()["recipient_bound"], false);
+
+        let got = srv.link_download(&share, &secret, None);
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(got.body, content, "length {len}");
+        assert_eq!(got.header("content-length"), Some(len.to_string().as_str()));
+        assert!(
+            got.header("content-disposition")
+                .unwrap()
+                .contains("report")
+        );
+
+        // The owner reads it back too.
+        let own = srv.authed(
+            &alice,
+            "GET",
+            &format!("/api/v1/files/{file}/content"),
+            None,
+        );
+        assert_eq!(own.body, content);
+        secrets.push(secret);
+    }
+    let files = srv.authed(&alice, "GET", "/api/v1/files", None).json();
+    assert_eq!(files["files"].as_array().unwrap().len(), 4);
+    // The admin uploaded nothing: listings are per owner.
+    let mine = srv.admin("GET", "/api/v1/files", None).json();
+    assert_eq!(mine["files"].as_array().unwrap().len(), 0);
+
+    srv.assert_no_server_errors();
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    srv.assert_log_free_of(&refs);
+}
+
+#[test]
+fn password_limit_and_lockout() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "plan.pdf", b"the plan");
+
+    // Download limit: exactly two downloads.
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 3600, "max_downloads": 2}),
+    );
+    for _ in 0..2 {
+        assert_eq!(srv.link_download(&share, &secret, None).body, b"the plan");
+    }
+    let third = srv.link_download(&share, &secret, None);
+    assert_eq!((third.status, third.code().as_str()), (404, "link_invalid"));
+
+    // Password: required, wrong (counted toward the lock), right.
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 3600, "password": "correct horse ☃"}),
+    );
+    let view = srv.request(
+        "POST",
+        &format!("/api/v1/links/{share}"),
+        &[("kinko-link-secret", &secret)],
+        None,
+    );
+    assert_eq!(view.json()["password_required"], true);
+    let none = srv.link_download(&share, &secret, None);
+    assert_eq!(
+        (none.status, none.code().as_str()),
+        (401, "password_required")
+    );
+    let wrong = srv.link_download(&share, &secret, Some("battery"));
+    assert_eq!(
+        (wrong.status, wrong.code().as_str()),
+        (403, "wrong_password")
+    );
+    let right = srv.link_download(&share, &secret, Some("correct%20horse%20%E2%98%83"));
+    assert_eq!(right.status, 200, "{}", right.text());
+    assert_eq!(right.body, b"the plan");
+
+    // Brute force: the share locks after 5 wrong passwords, then even the right one fails.
+    for _ in 0..4 {
+        assert_eq!(
+            srv.link_download(&share, &secret, Some("guess")).status,
+            403
+        );
+    }
+    let locked = srv.link_download(&share, &secret, Some("correct%20horse%20%E2%98%83"));
+    assert_eq!(
+        (locked.status, locked.code().as_str()),
+        (404, "link_invalid")
+    );
+    let shares = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    let states: Vec<&str> = shares["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.contains(&"locked") && states.contains(&"exhausted"),
+        "{states:?}"
+    );
+
+    srv.assert_no_server_errors();
+    srv.assert_log_free_of(&[&secret, "correct horse", "battery", &alice]);
+}
+
+#[test]
+fn expiry_by_the_test_clock_and_the_sweeper() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "a.txt", b"soon gone");
+    let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 60}));
+    assert_eq!(srv.link_download(&share, &secret, None).status, 200);
+
+    srv.advance(61);
+    // Refused at access time, before any sweep.
+    let r = srv.link_download(&share, &secret, None);
+    assert_eq!((r.status, r.code().as_str()), (404, "link_invalid"));
+    let listed = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    assert_eq!(listed["shares"][0]["state"], "expired");
+
+    let swept = srv.admin("POST", "/api/v1/admin/sweep", None);
+    assert_eq!(swept.status, 200, "{}", swept.text());
+    assert_eq!(swept.json()["shares_removed"], 1);
+    let listed = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    assert_eq!(listed["shares"].as_array().unwrap().len(), 0);
+
+    // Retention: after 30 days (the default) the file itself is shredded.
+    srv.advance(31 * 86_400);
+    let swept = srv.admin("POST", "/api/v1/admin/sweep", None).json();
+    assert_eq!(swept["files_removed"], 1);
+    assert_eq!(
+        srv.authed(&alice, "GET", &format!("/api/v1/files/{file}"), None)
+            .status,
+        404
+    );
+    assert!(srv.blob_files().is_empty(), "{:?}", srv.blob_files());
+    let metrics = srv.request("GET", "/metrics", &[], None).text();
+    assert!(metrics.contains("kinko_sweeper_removed_total{kind=\"file\"} 1"));
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn revoke_share_file_user_and_freeze() {
+    let srv = TestServer::start();
+    let (bob_id, bob) = srv.member("bob");
+    let (_, carol) = srv.member("carol");
+    let f1 = srv.upload(&bob, "one.txt", b"1");
+    let f2 = srv.upload(&bob, "two.txt", b"2");
+    let (s1, k1, _) = srv.share(&bob, &f1, json!({"expires_in": 3600}));
+    let (s2, k2, _) = srv.share(&bob, &f2, json!({"expires_in": 3600}));
+    let (s3, k3, _) = srv.share(&bob, &f2, json!({"expires_in": 3600}));
+    let cf = srv.upload(&carol, "carol.txt", b"c");
+    let (s4, k4, _) = srv.share(&carol, &cf, json!({"expires_in": 3600}));
+
+    // Another member can neither see nor revoke bob's share.
+    let r = srv.authed(&carol, "DELETE", &format!("/api/v1/shares/{s1}"), None);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        srv.authed(&carol, "GET", &format!("/api/v1/files/{f1}"), None)
+            .status,
+        404
+    );
+
+    // One share.
+    assert_eq!(
+        srv.authed(&bob, "DELETE", &format!("/api/v1/shares/{s1}"), None)
+            .status,
+        204
+    );
+    assert_eq!(srv.link_download(&s1, &k1, None).code(), "link_invalid");
+    assert_eq!(srv.link_download(&s2, &k2, None).status, 200);
+
+    // Every share of a file.
+    let r = srv.authed(&bob, "POST", &format!("/api/v1/files/{f2}/revoke"), None);
+    assert_eq!(r.json()["revoked"], 2);
+    assert_eq!(srv.link_download(&s3, &k3, None).code(), "link_invalid");
+
+    // Freeze stops every share of the deployment, and lifting it restores them.
+    let (s5, k5, _) = srv.share(&bob, &f1, json!({"expires_in": 3600}));
+    assert_eq!(srv.admin("POST", "/api/v1/admin/freeze", None).status, 204);
+    assert_eq!(
+        srv.admin("GET", "/api/v1/admin/freeze", None).json()["frozen"],
+        true
+    );
+    assert_eq!(srv.link_download(&s4, &k4, None).code(), "link_invalid");
+    assert_eq!(srv.link_download(&s5, &k5, None).code(), "link_invalid");
+    // Only an admin may freeze.
+    assert_eq!(
+        srv.authed(&bob, "DELETE", "/api/v1/admin/freeze", None)
+            .status,
+        403
+    );
+    assert_eq!(
+        srv.admin("DELETE", "/api/v1/admin/freeze", None).status,
+        204
+    );
+    assert_eq!(srv.link_download(&s4, &k4, None).status, 200);
+
+    // Disabling a user kills their tokens and every share they made, at once.
+    let r = srv.admin(
+        "POST",
+        &format!("/api/v1/admin/users/{bob_id}/disable"),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(srv.authed(&bob, "GET", "/api/v1/me", None).status, 401);
+    assert_eq!(srv.link_download(&s5, &k5, None).code(), "link_invalid");
+    assert_eq!(
+        srv.link_download(&s4, &k4, None).status,
+        200,
+        "carol is unaffected"
+    );
+
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn recipient_bound_share_downloads_an_envelope_only_the_partner_opens() {
+    use kinko_core::envelope::{self, Keyring};
+    use kinko_core::keys::Identity;
+
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let content = data(MULTI_CHUNK, 9);
+    let file = srv.upload(&alice, "contract.pdf", &content);
+    let partner = Identity::generate();
+    let outsider = Identity::generate();
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 3600, "recipients": [partner.to_public().to_string()]}),
+    );
+    let view = srv.request(
+        "POST",
+        &format!("/api/v1/links/{share}"),
+        &[("kinko-link-secret", &secret)],
+        None,
+    );
+    assert_eq!(view.json()["recipient_bound"], true);
+    let got = srv.link_download(&share, &secret, None);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("kinko-recipient-bound"), Some("1"));
+    assert!(
+        got.header("content-disposition")
+            .unwrap()
+            .contains("contract.pdf.kinko")
+    );
+    assert_ne!(got.body, content);
+
+    let mut opened = Vec::new();
+    let (meta, _) = envelope::open(
+        &got.body[..],
+        &mut opened,
+        &Keyring::new().identity(partner),
+    )
+    .expect("the partner opens it");
+    assert_eq!(opened, content);
+    assert_eq!(meta.name, "contract.pdf");
+    let mut nothing = Vec::new();
+    assert!(
+        envelope::open(
+            &got.body[..],
+            &mut nothing,
+            &Keyring::new().identity(outsider)
+        )
+        .is_err()
+    );
+
+    // A bad recipient is a clear 400.
+    let r = srv.authed(
+        &alice,
+        "POST",
+        &format!("/api/v1/files/{file}/shares"),
+        Some(&json!({"expires_in": 60, "recipients": ["age1notakey"]})),
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid"));
+    assert!(r.text().contains("recipient 1"));
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn range_requests_read_parts_and_one_ticket_counts_once() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let content = data(MULTI_CHUNK, 3);
+    let file = srv.upload(&alice, "video.bin", &content);
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 3600, "max_downloads": 1}),
+    );
+    let t = srv.request(
+        "POST",
+        &format!("/api/v1/links/{share}/ticket"),
+        &[("kinko-link-secret", &secret)],
+        None,
+    );
+    assert_eq!(t.status, 200);
+    assert_eq!(t.json()["downloads_left"], 0);
+    let ticket = t.json()["ticket"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/links/{share}/content");
+    let size = content.len();
+    let cases: [(String, usize, usize); 4] = [
+        ("bytes=0-0".into(), 0, 0),
+        ("bytes=65530-65545".into(), 65530, 65545), // across a chunk boundary
+        (format!("bytes={}-", size - 10), size - 10, size - 1),
+        ("bytes=-70000".into(), size - 70000, size - 1),
+    ];
+    for (range, a, b) in &cases {
+        let r = srv.request(
+            "GET",
+            &path,
+            &[
+                ("kinko-link-secret", &secret),
+                ("kinko-ticket", &ticket),
+                ("range", range),
+            ],
+            None,
+        );
+        assert_eq!(r.status, 206, "{range}: {}", r.text());
+        assert_eq!(r.body, &content[*a..=*b], "{range}");
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {a}-{b}/{size}").as_str())
+        );
+    }
+    let r = srv.request(
+        "GET",
+        &path,
+        &[
+            ("kinko-link-secret", &secret),
+            ("kinko-ticket", &ticket),
+            ("range", &format!("bytes={size}-")),
+        ],
+        None,
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (416, "range_not_satisfiable")
+    );
+    // The whole file with the same ticket: still the one counted download.
+    let full = srv.request(
+        "GET",
+        &path,
+        &[("kinko-link-secret", &secret), ("kinko-ticket", &ticket)],
+        None,
+    );
+    assert_eq!(full.body, content);
+    // A new download is refused: the limit was one.
+    assert_eq!(
+        srv.link_download(&share, &secret, None).code(),
+        "link_invalid"
+    );
+    // A ticket does not work without the secret, nor for another share.
+    let r = srv.request("GET", &path, &[("kinko-ticket", &ticket)], None);
+    assert_eq!(r.code(), "link_invalid");
+
+    // The owner's own download supports ranges too.
+    let r = srv.request(
+        "GET",
+        &format!("/api/v1/files/{file}/content"),
+        &[
+            ("authorization", &format!("Bearer {alice}")),
+            ("range", "bytes=100-199"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &content[100..200]);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn admin_users_tokens_roles_and_the_audit_log() {
+    let srv = TestServer::start();
+    let r = srv.admin(
+        "POST",
+        "/api/v1/admin/users",
+        Some(&json!({"name": "audra", "role": "auditor"})),
+    );
+    assert_eq!(r.status, 201);
+    let auditor_id = r.json()["id"].as_str().unwrap().to_owned();
+    let tok = srv
+        .admin(
+            "POST",
+            &format!("/api/v1/admin/users/{auditor_id}/tokens"),
+            Some(&json!({"label": "laptop", "ttl": 3600})),
+        )
+        .json();
+    let auditor = tok["token"].as_str().unwrap().to_owned();
+    let token_id = tok["id"].as_str().unwrap().to_owned();
+    let (_, member) = srv.member("mallory");
+
+    // Taken names and bad roles are clear 4xx.
+    let r = srv.admin(
+        "POST",
+        "/api/v1/admin/users",
+        Some(&json!({"name": "audra", "role": "member"})),
+    );
+    assert_eq!((r.status, r.code().as_str()), (409, "exists"));
+    let r = srv.admin(
+        "POST",
+        "/api/v1/admin/users",
+        Some(&json!({"name": "x", "role": "root"})),
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid"));
+
+    // Roles: a member cannot administer or read the audit; an auditor reads but cannot upload.
+    assert_eq!(
+        srv.authed(&member, "GET", "/api/v1/admin/users", None)
+            .status,
+        403
+    );
+    assert_eq!(
+        srv.authed(&member, "GET", "/api/v1/admin/audit/verify", None)
+            .status,
+        403
+    );
+    let r = srv.request(
+        "POST",
+        "/api/v1/files?name=x",
+        &[("authorization", &format!("Bearer {auditor}"))],
+        Some(b"x"),
+    );
+    assert_eq!(r.status, 403);
+    let v = srv.authed(&auditor, "GET", "/api/v1/admin/audit/verify", None);
+    assert_eq!(v.status, 200, "{}", v.text());
+    assert!(v.json()["records"].as_u64().unwrap() > 5);
+    let export = srv.authed(&auditor, "GET", "/api/v1/admin/audit/export", None);
+    assert_eq!(export.status, 200);
+    assert_eq!(export.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<serde_json::Value> = export
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 5);
+    let text = export.text();
+    assert!(text.contains("user.create") && text.contains("file.upload"));
+    let key = srv
+        .authed(&auditor, "GET", "/api/v1/admin/audit/key", None)
+        .json();
+    assert_eq!(key["public_key"].as_str().unwrap().len(), 64);
+
+    // The token can be revoked by its own user; then it is dead.
+    let r = srv.authed(
+        &auditor,
+        "DELETE",
+        &format!("/api/v1/tokens/{token_id}"),
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(srv.authed(&auditor, "GET", "/api/v1/me", None).status, 401);
+
+    let users = srv.admin("GET", "/api/v1/admin/users", None).json();
+    assert_eq!(users["users"].as_array().unwrap().len(), 3);
+    let r = srv.admin(
+        "PUT",
+        "/api/v1/admin/retention",
+        Some(&json!({"default": 86400, "max": 864000})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        srv.admin("GET", "/api/v1/admin/retention", None).json()["max"],
+        864000
+    );
+    srv.assert_no_server_errors();
+    srv.assert_log_free_of(&[&auditor, &member, &srv.admin_token]);
+}

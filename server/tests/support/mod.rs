@@ -1,0 +1,344 @@
+//! A real `kinko serve` for end-to-end tests: the binary in a child process, its own data
+//! folder, a free port on 127.0.0.1, and plain HTTP requests over real TCP.
+//!
+//! Every server runs with `--test-clock`, so tests move time with [`TestServer::advance`]
+//! instead of sleeping. Its stderr (the log) is kept in a file, so tests can check that no
+//! secret ever reached a log line ([`TestServer::assert_log_free_of`]). Dropping the server
+//! stops it with SIGTERM; [`TestServer::stop`] does the same and checks that it exited well.
+#![allow(dead_code, unreachable_pub)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const KINKO: &str = env!("CARGO_BIN_EXE_kinko");
+
+/// A running server.
+pub struct TestServer {
+    pub url: String,
+    pub admin_token: String,
+    pub dir: TempDir,
+    child: Option<Child>,
+    agent: ureq::Agent,
+}
+
+/// One answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// The API error code of an error answer.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Options for [`TestServer::start_with`].
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Extra `kinko serve` arguments.
+    pub args: Vec<String>,
+    /// A TOML configuration file's contents.
+    pub config: Option<String>,
+}
+
+impl TestServer {
+    /// A `--dev` server with the test clock.
+    pub fn start() -> TestServer {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(KINKO);
+        cmd.current_dir(dir.path())
+            .args(["serve", "--dev", "--test-clock", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("dev/data"))
+            .args(&opts.args)
+            .env("KINKO_LOG", "debug")
+            .env_remove("KINKO_SERVE_CONFIG")
+            .env_remove("KINKO_KEK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(dir.path().join("server.log")).unwrap());
+        if let Some(text) = &opts.config {
+            let p = dir.path().join("kinko.toml");
+            fs::write(&p, text).unwrap();
+            cmd.arg("--config").arg(p);
+        }
+        let mut child = cmd.spawn().expect("kinko serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut url, mut token) = (None, None);
+        while url.is_none() || token.is_none() {
+            let Some(Ok(line)) = lines.next() else {
+                let log = fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                panic!("kinko serve exited before it was ready; log:\n{log}");
+            };
+            if let Some(u) = line.trim().strip_prefix("URL:") {
+                url = Some(u.trim().to_owned());
+            }
+            if let Some(t) = line.trim().strip_prefix("Admin token:") {
+                token = Some(t.trim().to_owned());
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        TestServer {
+            url: url.unwrap(),
+            admin_token: token.unwrap(),
+            dir,
+            child: Some(child),
+            agent,
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("dev/data")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap()
+    }
+
+    /// A request. `body` is sent as is (set `content-type` in `headers` for JSON).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let url = format!("{}{path}", self.url);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let result = match body {
+            Some(b) => self.agent.run(builder.body(b.to_vec()).unwrap()),
+            None => self.agent.run(builder.body(()).unwrap()),
+        };
+        let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let mut body = Vec::new();
+        resp.body_mut()
+            .as_reader()
+            .read_to_end(&mut body)
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"));
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request with `token` as the bearer.
+    pub fn authed(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        let auth = format!("Bearer {token}");
+        let text = body.map(|b| b.to_string());
+        let mut headers = vec![("authorization", auth.as_str())];
+        if text.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        self.request(method, path, &headers, text.as_deref().map(str::as_bytes))
+    }
+
+    /// As the admin.
+    pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        self.authed(&self.admin_token, method, path, body)
+    }
+
+    /// Uploads `data` as `name` with `token`; returns the file id.
+    pub fn upload(&self, token: &str, name: &str, data: &[u8]) -> String {
+        let auth = format!("Bearer {token}");
+        let path = format!("/api/v1/files?name={}", name.replace(' ', "%20"));
+        let r = self.request(
+            "POST",
+            &path,
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            Some(data),
+        );
+        assert_eq!(r.status, 201, "upload: {}", r.text());
+        r.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a share; returns (share id, link secret, full link).
+    pub fn share(&self, token: &str, file: &str, opts: Value) -> (String, String, String) {
+        let r = self.authed(
+            token,
+            "POST",
+            &format!("/api/v1/files/{file}/shares"),
+            Some(&opts),
+        );
+        assert_eq!(r.status, 201, "share: {}", r.text());
+        let link = r.json()["link"].as_str().unwrap().to_owned();
+        let (base, secret) = link.split_once('#').unwrap();
+        let id = base.rsplit('/').next().unwrap().to_owned();
+        (id, secret.to_owned(), link)
+    }
+
+    /// A member user with a token; returns (user id, token).
+    pub fn member(&self, name: &str) -> (String, String) {
+        let r = self.admin(
+            "POST",
+            "/api/v1/admin/users",
+            Some(&serde_json::json!({"name": name, "role": "member"})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let r = self.admin(
+            "POST",
+            &format!("/api/v1/admin/users/{id}/tokens"),
+            Some(&serde_json::json!({"label": "test"})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        (id, r.json()["token"].as_str().unwrap().to_owned())
+    }
+
+    /// Downloads a link share the way the CLI does: ticket, then content.
+    pub fn link_download(&self, share: &str, secret: &str, password: Option<&str>) -> Resp {
+        let mut h = vec![("kinko-link-secret", secret)];
+        if let Some(p) = password {
+            h.push(("kinko-password", p));
+        }
+        let t = self.request("POST", &format!("/api/v1/links/{share}/ticket"), &h, None);
+        if t.status != 200 {
+            return t;
+        }
+        let ticket = t.json()["ticket"].as_str().unwrap().to_owned();
+        self.request(
+            "GET",
+            &format!("/api/v1/links/{share}/content"),
+            &[("kinko-link-secret", secret), ("kinko-ticket", &ticket)],
+            None,
+        )
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, secs: u64) {
+        let r = self.admin(
+            "POST",
+            "/api/v1/admin/clock",
+            Some(&serde_json::json!({"advance": secs})),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// Published blobs and leftover temporaries in the data directory.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = fs::read_dir(p) {
+                for e in rd.flatten() {
+                    let path = e.path();
+                    if path.is_dir() {
+                        walk(&path, out);
+                    } else {
+                        out.push(path);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir().join("blobs"), &mut out);
+        out
+    }
+
+    /// No answer so far had a 5xx status (from the server's own metrics).
+    pub fn assert_no_server_errors(&self) {
+        let m = self.request("GET", "/metrics", &[], None).text();
+        let bad: Vec<&str> = m
+            .lines()
+            .filter(|l| l.starts_with("kinko_http_requests_total") && l.contains("status=\"5"))
+            .collect();
+        assert!(bad.is_empty(), "server errors: {bad:?}");
+    }
+
+    /// None of `secrets` appears in the server's log.
+    pub fn assert_log_free_of(&self, secrets: &[&str]) {
+        let log = self.log();
+        for s in secrets {
+            assert!(!s.is_empty());
+            assert!(!log.contains(s), "a secret reached the log: {s}");
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits; returns its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        terminate(&child);
+        child.wait().unwrap()
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+}
+
+/// Sends SIGTERM.
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&c);
+            for _ in 0..100 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Deterministic test data.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
+        .collect()
+}
