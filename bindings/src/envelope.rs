@@ -58,7 +58,7 @@ pub struct OpenWith {
 }
 
 impl OpenWith {
-    fn to_keyring(&self) -> Keyring {
+    pub(crate) fn to_keyring(&self) -> Keyring {
         let mut keyring =
             Keyring::new().identities(self.identities.iter().map(|i| i.inner.clone()));
         if let Some(p) = &self.passphrase {

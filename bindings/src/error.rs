@@ -121,6 +121,82 @@ pub enum KinkoError {
         /// The exception, as the foreign language prints it.
         detail: String,
     },
+
+    /// The text is not a share link (`BASE/s/<share id>#<secret>`); `reason` says which part
+    /// is wrong, never the secret.
+    #[error("not a valid share link: {reason}")]
+    InvalidLink {
+        /// Which part is wrong.
+        reason: String,
+    },
+    /// The server refused the link: it is unknown, wrong, expired, revoked, used up, locked,
+    /// frozen, or its file was deleted (the server gives one answer for all).
+    #[error("the link is not valid (wrong, expired, revoked or used up)")]
+    LinkInvalid,
+    /// The share has a password and none was given.
+    #[error("this share needs a password")]
+    PasswordRequired,
+    /// The share's password is wrong (wrong passwords lock the share after a few attempts).
+    #[error("wrong password")]
+    WrongPassword,
+    /// The server does not accept the API token (missing, wrong, expired, revoked, or its
+    /// user is disabled).
+    #[error("the server does not accept the API token: {detail}")]
+    Unauthenticated {
+        /// The server's message.
+        detail: String,
+    },
+    /// The token's role does not allow this.
+    #[error("not allowed: {detail}")]
+    Forbidden {
+        /// The server's message.
+        detail: String,
+    },
+    /// No such file or share, or not the caller's.
+    #[error("not found: {detail}")]
+    NotFound {
+        /// The server's message.
+        detail: String,
+    },
+    /// The server refused a value (outside its policy, malformed...).
+    #[error("refused by the server: {detail}")]
+    InvalidRequest {
+        /// The server's message, naming the value.
+        detail: String,
+    },
+    /// The upload is larger than the server accepts.
+    #[error("too large: {detail}")]
+    TooLarge {
+        /// The server's message.
+        detail: String,
+    },
+    /// Too many attempts from this address; retry later.
+    #[error("too many attempts; retry later")]
+    RateLimited {
+        /// Seconds to wait, when the server said.
+        retry_after_seconds: Option<u64>,
+    },
+    /// No answer from the server: the connection could not be made or broke (a download cut
+    /// short is one).
+    #[error("network error ({kind:?}): {detail}")]
+    Network {
+        /// What kind of failure.
+        kind: crate::client::NetworkKind,
+        /// The transport's description (never a credential).
+        detail: String,
+    },
+    /// Any other failure on the server's side, or an answer this library does not
+    /// understand: `code` is the API's error code (`internal`, `unavailable`...; empty for
+    /// an unexpected answer).
+    #[error("server error (HTTP {status} {code}): {detail}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The API's error code, or empty.
+        code: String,
+        /// What the server said or what was unexpected.
+        detail: String,
+    },
 }
 
 impl KinkoError {

@@ -176,6 +176,11 @@ impl Secret {
 }
 
 impl Secret {
+    /// The secret text.
+    pub(crate) fn expose(&self) -> &str {
+        &self.inner
+    }
+
     /// A copy for `kinko_core`, which takes passphrases as `SecretString`. `to_owned`
     /// allocates exactly the length, so the conversion does not reallocate.
     pub(crate) fn to_secret_string(&self) -> SecretString {

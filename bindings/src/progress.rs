@@ -1,6 +1,7 @@
 //! Progress reports and cancellation for long operations.
 
-use std::io::{self, Read};
+use std::cell::Cell;
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -72,37 +73,37 @@ impl std::fmt::Debug for Watch {
     }
 }
 
-/// The error a [`Watched`] reader returns to stop the operation; the reason is kept in the
-/// reader ([`Watched::take_stop`]).
+/// The error a [`Watched`] reader or [`MeteredWriter`] returns to stop the operation; the
+/// reason is kept in its [`Meter`].
 #[derive(Debug, thiserror::Error)]
 #[error("operation stopped by the app")]
 struct Stopped;
 
-/// A reader that counts bytes, reports progress and stops when asked to.
-pub(crate) struct Watched<R> {
-    inner: R,
+/// Counts the bytes of an operation, reports them to the app's listener every
+/// [`PROGRESS_INTERVAL`] and checks its cancel token.
+pub(crate) struct Meter {
     watch: Watch,
     total: Option<u64>,
     done: u64,
     /// `done` at the last report.
     reported: Option<u64>,
-    /// Why the reader stopped the operation, if it did.
+    /// Why the operation was stopped, once it was.
     stop: Option<KinkoError>,
-    /// Whether the inner reader failed.
-    failed: bool,
 }
 
-impl<R: Read> Watched<R> {
-    pub(crate) fn new(inner: R, watch: Watch, total: Option<u64>) -> Self {
-        Watched {
-            inner,
+impl Meter {
+    pub(crate) fn new(watch: Watch, total: Option<u64>) -> Self {
+        Meter {
             watch,
             total,
             done: 0,
             reported: None,
             stop: None,
-            failed: false,
         }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.watch.cancel.as_ref().is_some_and(|c| c.is_cancelled())
     }
 
     /// Checks the token and reports `done` to the listener (if it changed since the last
@@ -111,12 +112,12 @@ impl<R: Read> Watched<R> {
     /// # Errors
     ///
     /// [`KinkoError::Cancelled`] if the token is cancelled or the listener says stop; the
-    /// listener's own error if it failed.
+    /// listener's own error if it failed; the reason of an earlier stop.
     pub(crate) fn check(&mut self, force: bool) -> Result<(), KinkoError> {
         if let Some(stop) = self.stop.take() {
             return Err(stop);
         }
-        if self.watch.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+        if self.cancelled() {
             return Err(KinkoError::Cancelled);
         }
         if let Some(listener) = &self.watch.listener
@@ -127,37 +128,88 @@ impl<R: Read> Watched<R> {
                 return Err(KinkoError::Cancelled);
             }
             // The listener may have cancelled the token itself.
-            if self.watch.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            if self.cancelled() {
                 return Err(KinkoError::Cancelled);
             }
         }
         Ok(())
     }
 
-    /// The reason the reader stopped the operation, if it did.
-    pub(crate) fn take_stop(&mut self) -> Option<KinkoError> {
-        self.stop.take()
+    /// Before a read or write: fails if the operation was stopped or the token cancelled.
+    fn before(&mut self) -> io::Result<()> {
+        if self.stop.is_some() {
+            return Err(io::Error::other(Stopped));
+        }
+        if self.cancelled() {
+            return Err(self.stop_with(KinkoError::Cancelled));
+        }
+        Ok(())
     }
 
-    /// Whether a read of the inner reader failed (as opposed to a write of the output).
-    pub(crate) fn failed(&self) -> bool {
-        self.failed
+    /// After `n` bytes moved (0: the end): reports when an interval was crossed, the total
+    /// reached, or at the end.
+    fn after(&mut self, n: usize) -> io::Result<()> {
+        let before = self.done;
+        self.done += n as u64;
+        let crossed = before / PROGRESS_INTERVAL != self.done / PROGRESS_INTERVAL;
+        // The end is reported as soon as it is reached: an upload of a known size is not
+        // read again after its last byte.
+        let complete = n > 0 && self.total == Some(self.done);
+        if (crossed || complete || n == 0)
+            && let Err(err) = self.check(false)
+        {
+            return Err(self.stop_with(err));
+        }
+        Ok(())
     }
 
     fn stop_with(&mut self, err: KinkoError) -> io::Error {
         self.stop = Some(err);
         io::Error::other(Stopped)
     }
+
+    /// The reason the operation was stopped, if it was.
+    pub(crate) fn take_stop(&mut self) -> Option<KinkoError> {
+        self.stop.take()
+    }
+}
+
+/// A reader that meters what it reads.
+pub(crate) struct Watched<R> {
+    inner: R,
+    pub(crate) meter: Meter,
+    /// Whether the inner reader failed.
+    failed: bool,
+}
+
+impl<R: Read> Watched<R> {
+    pub(crate) fn new(inner: R, watch: Watch, total: Option<u64>) -> Self {
+        Watched {
+            inner,
+            meter: Meter::new(watch, total),
+            failed: false,
+        }
+    }
+
+    /// See [`Meter::check`].
+    pub(crate) fn check(&mut self, force: bool) -> Result<(), KinkoError> {
+        self.meter.check(force)
+    }
+
+    /// See [`Meter::take_stop`].
+    pub(crate) fn take_stop(&mut self) -> Option<KinkoError> {
+        self.meter.take_stop()
+    }
+
+    /// Whether a read of the inner reader failed (as opposed to a write of the output).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
 }
 
 impl<R: Read> Read for Watched<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.stop.is_some() {
-            return Err(io::Error::other(Stopped));
-        }
-        if self.watch.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
-            return Err(self.stop_with(KinkoError::Cancelled));
-        }
+        self.meter.before()?;
         let n = match self.inner.read(buf) {
             Ok(n) => n,
             Err(e) => {
@@ -167,14 +219,64 @@ impl<R: Read> Read for Watched<R> {
                 return Err(e);
             }
         };
-        let before = self.done;
-        self.done += n as u64;
-        let crossed = before / PROGRESS_INTERVAL != self.done / PROGRESS_INTERVAL;
-        if (crossed || n == 0)
-            && let Err(err) = self.check(false)
-        {
-            return Err(self.stop_with(err));
+        self.meter.after(n)?;
+        Ok(n)
+    }
+}
+
+/// A writer that meters what it writes; its total is read from `total` (which a download
+/// learns from the answer's length once it arrives).
+pub(crate) struct MeteredWriter<'a, W> {
+    inner: W,
+    pub(crate) meter: Meter,
+    total: &'a Cell<Option<u64>>,
+    /// Whether the inner writer failed.
+    failed: bool,
+}
+
+impl<'a, W: Write> MeteredWriter<'a, W> {
+    pub(crate) fn new(inner: W, watch: Watch, total: &'a Cell<Option<u64>>) -> Self {
+        MeteredWriter {
+            inner,
+            meter: Meter::new(watch, total.get()),
+            total,
+            failed: false,
+        }
+    }
+
+    /// Reports the final count (if it changed) and checks the token once more.
+    ///
+    /// # Errors
+    ///
+    /// As [`Meter::check`].
+    pub(crate) fn finish(&mut self) -> Result<(), KinkoError> {
+        self.meter.total = self.total.get();
+        self.meter.check(false)
+    }
+
+    /// Whether a write of the inner writer failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The inner writer.
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for MeteredWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.meter.total = self.total.get();
+        self.meter.before()?;
+        let n = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
+        if n > 0 {
+            self.meter.after(n)?;
         }
         Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed = true)
     }
 }

@@ -487,6 +487,22 @@ fileprivate struct FfiConverterUInt8: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -1011,6 +1027,816 @@ public func FfiConverterTypeIdentity_lift(_ handle: UInt64) throws -> Identity {
 #endif
 public func FfiConverterTypeIdentity_lower(_ value: Identity) -> UInt64 {
     return FfiConverterTypeIdentity.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A client of one Kinko server (`kinko serve`, docs/API.md): blocking, thread-safe.
+ *
+ * Employees call with an API token (upload, share, list, revoke); partners need no token,
+ * only a [`Link`] (link calls go to the link's own server and never carry the token).
+ * Uploads and downloads stream from and to files by path: memory stays flat, a download is
+ * written to a temporary file renamed over the output on success, and the
+ * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ */
+public protocol KinkoClientProtocol: AnyObject, Sendable {
+    
+    /**
+     * The server's address.
+     */
+    func baseUrl()  -> String
+    
+    /**
+     * Crypto-shreds one of the caller's files: its key, shares and blob are deleted.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    func deleteFile(fileId: String) throws 
+    
+    /**
+     * Downloads one of the caller's files (owner or admin) to `output`.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; [`KinkoError::Io`]; network errors;
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+    func downloadFile(fileId: String, output: String, progress: ProgressListener?, cancel: CancelToken?) throws  -> Downloaded
+    
+    /**
+     * Downloads what `link` shares to `output` (counts one download): the file itself, or,
+     * for a recipient-bound share, the envelope sealed to its recipients (see
+     * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
+     *
+     * Written to a temporary file beside `output`, renamed over it only once complete: a
+     * refused, broken or cancelled download leaves nothing behind.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
+     * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
+     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * [`KinkoError::CallbackFailed`].
+     */
+    func downloadLink(link: Link, output: String, password: Secret?, progress: ProgressListener?, cancel: CancelToken?) throws  -> Downloaded
+    
+    /**
+     * The shares of one file (owner or admin).
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    func fileShares(fileId: String) throws  -> [ShareInfo]
+    
+    /**
+     * The caller's files, newest first.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+    func files() throws  -> [ServerFile]
+    
+    /**
+     * Checks that the server answers and its vault works.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Network`], [`KinkoError::Server`].
+     */
+    func health() throws 
+    
+    /**
+     * What a link leads to: name, size, expiry, whether a password is needed. Not counted
+     * as a download.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] for a wrong, expired, revoked or used-up link;
+     * [`KinkoError::RateLimited`]; network errors.
+     */
+    func linkInfo(link: Link) throws  -> LinkInfo
+    
+    /**
+     * Who the token belongs to.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`] for a missing, wrong, expired or revoked token; network
+     * errors.
+     */
+    func me() throws  -> Me
+    
+    /**
+     * Downloads a recipient-bound share and opens it with `keys` into `output`, in one step
+     * (counts one download). The envelope goes to a temporary file beside `output`, deleted
+     * afterwards; the plaintext is written as by [`open_file`](crate::open_file): only once
+     * the whole envelope verified. `progress` counts the downloaded bytes.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
+     * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
+     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
+     * is bound to someone else's key...).
+     */
+    func openRecipientBound(link: Link, output: String, keys: OpenWith, password: Secret?, progress: ProgressListener?, cancel: CancelToken?) throws  -> FileInfo
+    
+    /**
+     * Revokes every share of a file; returns how many were revoked.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    func revokeFileShares(fileId: String) throws  -> UInt64
+    
+    /**
+     * Revokes one share, immediately: every later request with its link is refused.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    func revokeShare(shareId: String) throws 
+    
+    /**
+     * Shares a file: a link that expires, optionally with a download limit, a password and
+     * recipients. The link's secret is returned only now.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidRequest`] for values outside the server's policy (an expiry too
+     * far away, an empty password...); [`KinkoError::NotFound`]; network errors.
+     */
+    func share(fileId: String, options: ShareOptions) throws  -> CreatedShare
+    
+    /**
+     * The caller's shares.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+    func shares() throws  -> [ShareInfo]
+    
+    /**
+     * Uploads the file at `path`, streaming; the server encrypts it as it arrives and keeps
+     * nothing of a failed or cancelled upload.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Io`] if the file cannot be read (or changes size while uploaded);
+     * [`KinkoError::Unauthenticated`], [`KinkoError::InvalidRequest`] (a bad name or
+     * retention), [`KinkoError::TooLarge`]; [`KinkoError::Network`];
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+    func upload(path: String, options: UploadOptions, progress: ProgressListener?, cancel: CancelToken?) throws  -> ServerFile
+    
+}
+/**
+ * A client of one Kinko server (`kinko serve`, docs/API.md): blocking, thread-safe.
+ *
+ * Employees call with an API token (upload, share, list, revoke); partners need no token,
+ * only a [`Link`] (link calls go to the link's own server and never carry the token).
+ * Uploads and downloads stream from and to files by path: memory stays flat, a download is
+ * written to a temporary file renamed over the output on success, and the
+ * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ */
+open class KinkoClient: KinkoClientProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_kinko_ffi_fn_clone_kinkoclient(self.handle, $0) }
+    }
+    /**
+     * A client for the server at `base_url` (`https://host[:port][/prefix]`), calling with
+     * the API token `token` (`kinko_…`). Without a token only link calls work.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidArgument`] for a malformed URL or token.
+     */
+public convenience init(baseUrl: String, token: Secret? = nil)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_constructor_kinkoclient_new(
+        FfiConverterString.lower(baseUrl),
+        FfiConverterOptionTypeSecret.lower(token),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_kinko_ffi_fn_free_kinkoclient(handle, $0) }
+    }
+
+    
+    /**
+     * A client without a token for the server `link` points to.
+     */
+public static func forLink(link: Link) -> KinkoClient  {
+    return try!  FfiConverterTypeKinkoClient_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(
+        FfiConverterTypeLink_lower(link),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The server's address.
+     */
+open func baseUrl() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_base_url(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Crypto-shreds one of the caller's files: its key, shares and blob are deleted.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+open func deleteFile(fileId: String)throws   {try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_delete_file(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(fileId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Downloads one of the caller's files (owner or admin) to `output`.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; [`KinkoError::Io`]; network errors;
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+open func downloadFile(fileId: String, output: String, progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> Downloaded  {
+    return try  FfiConverterTypeDownloaded_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_download_file(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(fileId),
+        FfiConverterString.lower(output),
+        FfiConverterOptionTypeProgressListener.lower(progress),
+        FfiConverterOptionTypeCancelToken.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Downloads what `link` shares to `output` (counts one download): the file itself, or,
+     * for a recipient-bound share, the envelope sealed to its recipients (see
+     * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
+     *
+     * Written to a temporary file beside `output`, renamed over it only once complete: a
+     * refused, broken or cancelled download leaves nothing behind.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
+     * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
+     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * [`KinkoError::CallbackFailed`].
+     */
+open func downloadLink(link: Link, output: String, password: Secret? = nil, progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> Downloaded  {
+    return try  FfiConverterTypeDownloaded_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_download_link(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLink_lower(link),
+        FfiConverterString.lower(output),
+        FfiConverterOptionTypeSecret.lower(password),
+        FfiConverterOptionTypeProgressListener.lower(progress),
+        FfiConverterOptionTypeCancelToken.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The shares of one file (owner or admin).
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+open func fileShares(fileId: String)throws  -> [ShareInfo]  {
+    return try  FfiConverterSequenceTypeShareInfo.lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_file_shares(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(fileId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The caller's files, newest first.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+open func files()throws  -> [ServerFile]  {
+    return try  FfiConverterSequenceTypeServerFile.lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_files(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Checks that the server answers and its vault works.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Network`], [`KinkoError::Server`].
+     */
+open func health()throws   {try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_health(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * What a link leads to: name, size, expiry, whether a password is needed. Not counted
+     * as a download.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] for a wrong, expired, revoked or used-up link;
+     * [`KinkoError::RateLimited`]; network errors.
+     */
+open func linkInfo(link: Link)throws  -> LinkInfo  {
+    return try  FfiConverterTypeLinkInfo_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_link_info(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLink_lower(link),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Who the token belongs to.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`] for a missing, wrong, expired or revoked token; network
+     * errors.
+     */
+open func me()throws  -> Me  {
+    return try  FfiConverterTypeMe_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_me(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Downloads a recipient-bound share and opens it with `keys` into `output`, in one step
+     * (counts one download). The envelope goes to a temporary file beside `output`, deleted
+     * afterwards; the plaintext is written as by [`open_file`](crate::open_file): only once
+     * the whole envelope verified. `progress` counts the downloaded bytes.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
+     * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
+     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
+     * is bound to someone else's key...).
+     */
+open func openRecipientBound(link: Link, output: String, keys: OpenWith, password: Secret? = nil, progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> FileInfo  {
+    return try  FfiConverterTypeFileInfo_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_open_recipient_bound(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLink_lower(link),
+        FfiConverterString.lower(output),
+        FfiConverterTypeOpenWith_lower(keys),
+        FfiConverterOptionTypeSecret.lower(password),
+        FfiConverterOptionTypeProgressListener.lower(progress),
+        FfiConverterOptionTypeCancelToken.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Revokes every share of a file; returns how many were revoked.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+open func revokeFileShares(fileId: String)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_revoke_file_shares(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(fileId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Revokes one share, immediately: every later request with its link is refused.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+open func revokeShare(shareId: String)throws   {try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_revoke_share(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(shareId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Shares a file: a link that expires, optionally with a download limit, a password and
+     * recipients. The link's secret is returned only now.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidRequest`] for values outside the server's policy (an expiry too
+     * far away, an empty password...); [`KinkoError::NotFound`]; network errors.
+     */
+open func share(fileId: String, options: ShareOptions)throws  -> CreatedShare  {
+    return try  FfiConverterTypeCreatedShare_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_share(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(fileId),
+        FfiConverterTypeShareOptions_lower(options),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The caller's shares.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+open func shares()throws  -> [ShareInfo]  {
+    return try  FfiConverterSequenceTypeShareInfo.lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_shares(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Uploads the file at `path`, streaming; the server encrypts it as it arrives and keeps
+     * nothing of a failed or cancelled upload.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Io`] if the file cannot be read (or changes size while uploaded);
+     * [`KinkoError::Unauthenticated`], [`KinkoError::InvalidRequest`] (a bad name or
+     * retention), [`KinkoError::TooLarge`]; [`KinkoError::Network`];
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+open func upload(path: String, options: UploadOptions = UploadOptions(), progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> ServerFile  {
+    return try  FfiConverterTypeServerFile_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoclient_upload(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(path),
+        FfiConverterTypeUploadOptions_lower(options),
+        FfiConverterOptionTypeProgressListener.lower(progress),
+        FfiConverterOptionTypeCancelToken.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeKinkoClient: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = KinkoClient
+
+    public static func lift(_ handle: UInt64) throws -> KinkoClient {
+        return KinkoClient(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: KinkoClient) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> KinkoClient {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: KinkoClient, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKinkoClient_lift(_ handle: UInt64) throws -> KinkoClient {
+    return try FfiConverterTypeKinkoClient.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeKinkoClient_lower(_ value: KinkoClient) -> UInt64 {
+    return FfiConverterTypeKinkoClient.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A share link, `BASE/s/<share id>#<secret>`.
+ *
+ * The secret stays on the Rust side: printing a link shows its server and share id only,
+ * and it is sent to the server in a header, never in a URL. [`Link::expose_secret`] gives
+ * the whole link, to hand to the partner.
+ */
+public protocol LinkProtocol: AnyObject, Sendable {
+    
+    /**
+     * The server the link points to, e.g. `https://files.example.com`.
+     */
+    func baseUrl()  -> String
+    
+    /**
+     * The whole link, secret included, to hand to the partner. The string is handed to the
+     * app: the Rust side keeps no copy.
+     */
+    func exposeSecret()  -> String
+    
+    /**
+     * The partner page, without the secret: `BASE/s/<share id>`.
+     */
+    func pageUrl()  -> String
+    
+    /**
+     * The share id (32 hex digits).
+     */
+    func shareId()  -> String
+    
+}
+/**
+ * A share link, `BASE/s/<share id>#<secret>`.
+ *
+ * The secret stays on the Rust side: printing a link shows its server and share id only,
+ * and it is sent to the server in a header, never in a URL. [`Link::expose_secret`] gives
+ * the whole link, to hand to the partner.
+ */
+open class Link: LinkProtocol, @unchecked Sendable, CustomDebugStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_kinko_ffi_fn_clone_link(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_kinko_ffi_fn_free_link(handle, $0) }
+    }
+
+    
+    /**
+     * Parses a share link, e.g. `https://files.example.com/s/<32 hex>#<64 hex>`. The text is
+     * zeroized on the Rust side once parsed.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidLink`], saying which part is wrong (never the secret).
+     */
+public static func parse(text: String)throws  -> Link  {
+    return try  FfiConverterTypeLink_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_constructor_link_parse(
+        FfiConverterString.lower(text),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The server the link points to, e.g. `https://files.example.com`.
+     */
+open func baseUrl() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_link_base_url(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The whole link, secret included, to hand to the partner. The string is handed to the
+     * app: the Rust side keeps no copy.
+     */
+open func exposeSecret() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_link_expose_secret(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The partner page, without the secret: `BASE/s/<share id>`.
+     */
+open func pageUrl() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_link_page_url(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The share id (32 hex digits).
+     */
+open func shareId() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_link_share_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_link_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLink: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Link
+
+    public static func lift(_ handle: UInt64) throws -> Link {
+        return Link(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Link) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Link {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Link, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLink_lift(_ handle: UInt64) throws -> Link {
+    return try FfiConverterTypeLink.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLink_lower(_ value: Link) -> UInt64 {
+    return FfiConverterTypeLink.lower(value)
 }
 
 
@@ -1690,6 +2516,186 @@ public func FfiConverterTypeArgon2Params_lower(_ value: Argon2Params) -> RustBuf
 
 
 /**
+ * A share just created. Its link, with the secret, is only shown now.
+ */
+public struct CreatedShare {
+    /**
+     * The share's id.
+     */
+    public var id: String
+    /**
+     * The shared file's id.
+     */
+    public var fileId: String
+    /**
+     * The link to hand to the partner ([`Link::expose_secret`]).
+     */
+    public var link: Link
+    /**
+     * When the share expires, seconds since the Unix epoch.
+     */
+    public var expires: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The share's id.
+         */id: String, 
+        /**
+         * The shared file's id.
+         */fileId: String, 
+        /**
+         * The link to hand to the partner ([`Link::expose_secret`]).
+         */link: Link, 
+        /**
+         * When the share expires, seconds since the Unix epoch.
+         */expires: UInt64) {
+        self.id = id
+        self.fileId = fileId
+        self.link = link
+        self.expires = expires
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CreatedShare: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCreatedShare: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CreatedShare {
+        return
+            try CreatedShare(
+                id: FfiConverterString.read(from: &buf), 
+                fileId: FfiConverterString.read(from: &buf), 
+                link: FfiConverterTypeLink.read(from: &buf), 
+                expires: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CreatedShare, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.fileId, into: &buf)
+        FfiConverterTypeLink.write(value.link, into: &buf)
+        FfiConverterUInt64.write(value.expires, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCreatedShare_lift(_ buf: RustBuffer) throws -> CreatedShare {
+    return try FfiConverterTypeCreatedShare.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCreatedShare_lower(_ value: CreatedShare) -> RustBuffer {
+    return FfiConverterTypeCreatedShare.lower(value)
+}
+
+
+/**
+ * A finished download.
+ */
+public struct Downloaded: Equatable, Hashable {
+    /**
+     * Bytes written to the output.
+     */
+    public var bytes: UInt64
+    /**
+     * Whether the bytes are a Kinko envelope sealed to the share's recipients (open it with
+     * [`open_file`](crate::open_file)).
+     */
+    public var recipientBound: Bool
+    /**
+     * The file name the server gave (not sanitized: check it before using it as a path).
+     */
+    public var fileName: String?
+    /**
+     * The content type the server gave.
+     */
+    public var contentType: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Bytes written to the output.
+         */bytes: UInt64, 
+        /**
+         * Whether the bytes are a Kinko envelope sealed to the share's recipients (open it with
+         * [`open_file`](crate::open_file)).
+         */recipientBound: Bool, 
+        /**
+         * The file name the server gave (not sanitized: check it before using it as a path).
+         */fileName: String?, 
+        /**
+         * The content type the server gave.
+         */contentType: String?) {
+        self.bytes = bytes
+        self.recipientBound = recipientBound
+        self.fileName = fileName
+        self.contentType = contentType
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Downloaded: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDownloaded: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Downloaded {
+        return
+            try Downloaded(
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                recipientBound: FfiConverterBool.read(from: &buf), 
+                fileName: FfiConverterOptionString.read(from: &buf), 
+                contentType: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Downloaded, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterBool.write(value.recipientBound, into: &buf)
+        FfiConverterOptionString.write(value.fileName, into: &buf)
+        FfiConverterOptionString.write(value.contentType, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDownloaded_lift(_ buf: RustBuffer) throws -> Downloaded {
+    return try FfiConverterTypeDownloaded.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDownloaded_lower(_ value: Downloaded) -> RustBuffer {
+    return FfiConverterTypeDownloaded.lower(value)
+}
+
+
+/**
  * The public part of an envelope (no key needed; name and other metadata stay encrypted).
  */
 public struct EnvelopeInfo: Equatable, Hashable {
@@ -1918,6 +2924,216 @@ public func FfiConverterTypeFileInfo_lift(_ buf: RustBuffer) throws -> FileInfo 
 #endif
 public func FfiConverterTypeFileInfo_lower(_ value: FileInfo) -> RustBuffer {
     return FfiConverterTypeFileInfo.lower(value)
+}
+
+
+/**
+ * What a link leads to (asking does not count as a download).
+ */
+public struct LinkInfo: Equatable, Hashable {
+    /**
+     * The file name the sender chose.
+     */
+    public var name: String
+    /**
+     * The content type.
+     */
+    public var contentType: String?
+    /**
+     * Plaintext size in bytes.
+     */
+    public var size: UInt64
+    /**
+     * When the share expires.
+     */
+    public var expires: UInt64
+    /**
+     * Whether a password is needed.
+     */
+    public var passwordRequired: Bool
+    /**
+     * Whether downloads come encrypted to the partner's key
+     * ([`KinkoClient::open_recipient_bound`]).
+     */
+    public var recipientBound: Bool
+    /**
+     * Downloads left, if the share has a limit.
+     */
+    public var downloadsLeft: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The file name the sender chose.
+         */name: String, 
+        /**
+         * The content type.
+         */contentType: String?, 
+        /**
+         * Plaintext size in bytes.
+         */size: UInt64, 
+        /**
+         * When the share expires.
+         */expires: UInt64, 
+        /**
+         * Whether a password is needed.
+         */passwordRequired: Bool, 
+        /**
+         * Whether downloads come encrypted to the partner's key
+         * ([`KinkoClient::open_recipient_bound`]).
+         */recipientBound: Bool, 
+        /**
+         * Downloads left, if the share has a limit.
+         */downloadsLeft: UInt64?) {
+        self.name = name
+        self.contentType = contentType
+        self.size = size
+        self.expires = expires
+        self.passwordRequired = passwordRequired
+        self.recipientBound = recipientBound
+        self.downloadsLeft = downloadsLeft
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LinkInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLinkInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LinkInfo {
+        return
+            try LinkInfo(
+                name: FfiConverterString.read(from: &buf), 
+                contentType: FfiConverterOptionString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf), 
+                expires: FfiConverterUInt64.read(from: &buf), 
+                passwordRequired: FfiConverterBool.read(from: &buf), 
+                recipientBound: FfiConverterBool.read(from: &buf), 
+                downloadsLeft: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LinkInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.contentType, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+        FfiConverterUInt64.write(value.expires, into: &buf)
+        FfiConverterBool.write(value.passwordRequired, into: &buf)
+        FfiConverterBool.write(value.recipientBound, into: &buf)
+        FfiConverterOptionUInt64.write(value.downloadsLeft, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkInfo_lift(_ buf: RustBuffer) throws -> LinkInfo {
+    return try FfiConverterTypeLinkInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkInfo_lower(_ value: LinkInfo) -> RustBuffer {
+    return FfiConverterTypeLinkInfo.lower(value)
+}
+
+
+/**
+ * Who the client's token belongs to.
+ */
+public struct Me: Equatable, Hashable {
+    /**
+     * The user's id.
+     */
+    public var userId: String
+    /**
+     * The user's name.
+     */
+    public var name: String
+    /**
+     * The user's role.
+     */
+    public var role: Role
+    /**
+     * The id of the token (never its secret).
+     */
+    public var tokenId: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The user's id.
+         */userId: String, 
+        /**
+         * The user's name.
+         */name: String, 
+        /**
+         * The user's role.
+         */role: Role, 
+        /**
+         * The id of the token (never its secret).
+         */tokenId: String) {
+        self.userId = userId
+        self.name = name
+        self.role = role
+        self.tokenId = tokenId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Me: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMe: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Me {
+        return
+            try Me(
+                userId: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                role: FfiConverterTypeRole.read(from: &buf), 
+                tokenId: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Me, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.userId, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterTypeRole.write(value.role, into: &buf)
+        FfiConverterString.write(value.tokenId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMe_lift(_ buf: RustBuffer) throws -> Me {
+    return try FfiConverterTypeMe.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMe_lower(_ value: Me) -> RustBuffer {
+    return FfiConverterTypeMe.lower(value)
 }
 
 
@@ -2292,6 +3508,365 @@ public func FfiConverterTypeSealed_lower(_ value: Sealed) -> RustBuffer {
 
 
 /**
+ * A file stored on the server.
+ */
+public struct ServerFile: Equatable, Hashable {
+    /**
+     * The file's id (32 hex digits).
+     */
+    public var id: String
+    /**
+     * The name partners see.
+     */
+    public var name: String
+    /**
+     * The content type given at upload.
+     */
+    public var contentType: String?
+    /**
+     * Plaintext size in bytes.
+     */
+    public var size: UInt64
+    /**
+     * Upload time, seconds since the Unix epoch.
+     */
+    public var created: UInt64
+    /**
+     * When retention deletes the file, seconds since the Unix epoch.
+     */
+    public var retainUntil: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The file's id (32 hex digits).
+         */id: String, 
+        /**
+         * The name partners see.
+         */name: String, 
+        /**
+         * The content type given at upload.
+         */contentType: String?, 
+        /**
+         * Plaintext size in bytes.
+         */size: UInt64, 
+        /**
+         * Upload time, seconds since the Unix epoch.
+         */created: UInt64, 
+        /**
+         * When retention deletes the file, seconds since the Unix epoch.
+         */retainUntil: UInt64?) {
+        self.id = id
+        self.name = name
+        self.contentType = contentType
+        self.size = size
+        self.created = created
+        self.retainUntil = retainUntil
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ServerFile: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeServerFile: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ServerFile {
+        return
+            try ServerFile(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                contentType: FfiConverterOptionString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf), 
+                created: FfiConverterUInt64.read(from: &buf), 
+                retainUntil: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ServerFile, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.contentType, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+        FfiConverterUInt64.write(value.created, into: &buf)
+        FfiConverterOptionUInt64.write(value.retainUntil, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServerFile_lift(_ buf: RustBuffer) throws -> ServerFile {
+    return try FfiConverterTypeServerFile.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServerFile_lower(_ value: ServerFile) -> RustBuffer {
+    return FfiConverterTypeServerFile.lower(value)
+}
+
+
+/**
+ * A share as listed (its secret is never shown again).
+ */
+public struct ShareInfo: Equatable, Hashable {
+    /**
+     * The share's id.
+     */
+    public var id: String
+    /**
+     * The shared file's id.
+     */
+    public var fileId: String
+    /**
+     * Creation time.
+     */
+    public var created: UInt64
+    /**
+     * Expiry time.
+     */
+    public var expires: UInt64
+    /**
+     * Download limit, if any.
+     */
+    public var maxDownloads: UInt32?
+    /**
+     * Downloads so far.
+     */
+    public var downloads: UInt32
+    /**
+     * Whether it has a password.
+     */
+    public var password: Bool
+    /**
+     * Number of recipients it is bound to (0: a plain link).
+     */
+    public var recipients: UInt32
+    /**
+     * Whether wrong passwords locked it.
+     */
+    public var locked: Bool
+    /**
+     * When it was revoked, if it was.
+     */
+    public var revoked: UInt64?
+    /**
+     * Its state now.
+     */
+    public var state: ShareState
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The share's id.
+         */id: String, 
+        /**
+         * The shared file's id.
+         */fileId: String, 
+        /**
+         * Creation time.
+         */created: UInt64, 
+        /**
+         * Expiry time.
+         */expires: UInt64, 
+        /**
+         * Download limit, if any.
+         */maxDownloads: UInt32?, 
+        /**
+         * Downloads so far.
+         */downloads: UInt32, 
+        /**
+         * Whether it has a password.
+         */password: Bool, 
+        /**
+         * Number of recipients it is bound to (0: a plain link).
+         */recipients: UInt32, 
+        /**
+         * Whether wrong passwords locked it.
+         */locked: Bool, 
+        /**
+         * When it was revoked, if it was.
+         */revoked: UInt64?, 
+        /**
+         * Its state now.
+         */state: ShareState) {
+        self.id = id
+        self.fileId = fileId
+        self.created = created
+        self.expires = expires
+        self.maxDownloads = maxDownloads
+        self.downloads = downloads
+        self.password = password
+        self.recipients = recipients
+        self.locked = locked
+        self.revoked = revoked
+        self.state = state
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ShareInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShareInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShareInfo {
+        return
+            try ShareInfo(
+                id: FfiConverterString.read(from: &buf), 
+                fileId: FfiConverterString.read(from: &buf), 
+                created: FfiConverterUInt64.read(from: &buf), 
+                expires: FfiConverterUInt64.read(from: &buf), 
+                maxDownloads: FfiConverterOptionUInt32.read(from: &buf), 
+                downloads: FfiConverterUInt32.read(from: &buf), 
+                password: FfiConverterBool.read(from: &buf), 
+                recipients: FfiConverterUInt32.read(from: &buf), 
+                locked: FfiConverterBool.read(from: &buf), 
+                revoked: FfiConverterOptionUInt64.read(from: &buf), 
+                state: FfiConverterTypeShareState.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ShareInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.fileId, into: &buf)
+        FfiConverterUInt64.write(value.created, into: &buf)
+        FfiConverterUInt64.write(value.expires, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxDownloads, into: &buf)
+        FfiConverterUInt32.write(value.downloads, into: &buf)
+        FfiConverterBool.write(value.password, into: &buf)
+        FfiConverterUInt32.write(value.recipients, into: &buf)
+        FfiConverterBool.write(value.locked, into: &buf)
+        FfiConverterOptionUInt64.write(value.revoked, into: &buf)
+        FfiConverterTypeShareState.write(value.state, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareInfo_lift(_ buf: RustBuffer) throws -> ShareInfo {
+    return try FfiConverterTypeShareInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareInfo_lower(_ value: ShareInfo) -> RustBuffer {
+    return FfiConverterTypeShareInfo.lower(value)
+}
+
+
+/**
+ * How to share a file.
+ */
+public struct ShareOptions {
+    /**
+     * Seconds until the share expires (at most the server's maximum share lifetime).
+     */
+    public var expiresInSeconds: UInt64
+    /**
+     * Download limit (at least 1); `None`: unlimited until expiry.
+     */
+    public var maxDownloads: UInt32?
+    /**
+     * A password the partner must give.
+     */
+    public var password: Secret?
+    /**
+     * X25519 recipients: downloads then come still encrypted to these keys, so a forwarded
+     * file opens for nobody else ([`KinkoClient::open_recipient_bound`]).
+     */
+    public var recipients: [Recipient]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Seconds until the share expires (at most the server's maximum share lifetime).
+         */expiresInSeconds: UInt64, 
+        /**
+         * Download limit (at least 1); `None`: unlimited until expiry.
+         */maxDownloads: UInt32? = nil, 
+        /**
+         * A password the partner must give.
+         */password: Secret? = nil, 
+        /**
+         * X25519 recipients: downloads then come still encrypted to these keys, so a forwarded
+         * file opens for nobody else ([`KinkoClient::open_recipient_bound`]).
+         */recipients: [Recipient] = []) {
+        self.expiresInSeconds = expiresInSeconds
+        self.maxDownloads = maxDownloads
+        self.password = password
+        self.recipients = recipients
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ShareOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShareOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShareOptions {
+        return
+            try ShareOptions(
+                expiresInSeconds: FfiConverterUInt64.read(from: &buf), 
+                maxDownloads: FfiConverterOptionUInt32.read(from: &buf), 
+                password: FfiConverterOptionTypeSecret.read(from: &buf), 
+                recipients: FfiConverterSequenceTypeRecipient.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ShareOptions, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.expiresInSeconds, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxDownloads, into: &buf)
+        FfiConverterOptionTypeSecret.write(value.password, into: &buf)
+        FfiConverterSequenceTypeRecipient.write(value.recipients, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareOptions_lift(_ buf: RustBuffer) throws -> ShareOptions {
+    return try FfiConverterTypeShareOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareOptions_lower(_ value: ShareOptions) -> RustBuffer {
+    return FfiConverterTypeShareOptions.lower(value)
+}
+
+
+/**
  * One stanza of a header, as far as it is public.
  */
 public struct StanzaInfo: Equatable, Hashable {
@@ -2367,6 +3942,85 @@ public func FfiConverterTypeStanzaInfo_lift(_ buf: RustBuffer) throws -> StanzaI
 #endif
 public func FfiConverterTypeStanzaInfo_lower(_ value: StanzaInfo) -> RustBuffer {
     return FfiConverterTypeStanzaInfo.lower(value)
+}
+
+
+/**
+ * How to upload a file.
+ */
+public struct UploadOptions: Equatable, Hashable {
+    /**
+     * The name partners see. Default: the file's name.
+     */
+    public var name: String?
+    /**
+     * The content type to store. Default: none.
+     */
+    public var contentType: String?
+    /**
+     * Seconds to keep the file. Default: the server's retention policy.
+     */
+    public var retentionSeconds: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The name partners see. Default: the file's name.
+         */name: String? = nil, 
+        /**
+         * The content type to store. Default: none.
+         */contentType: String? = nil, 
+        /**
+         * Seconds to keep the file. Default: the server's retention policy.
+         */retentionSeconds: UInt64? = nil) {
+        self.name = name
+        self.contentType = contentType
+        self.retentionSeconds = retentionSeconds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UploadOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUploadOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UploadOptions {
+        return
+            try UploadOptions(
+                name: FfiConverterOptionString.read(from: &buf), 
+                contentType: FfiConverterOptionString.read(from: &buf), 
+                retentionSeconds: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UploadOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.contentType, into: &buf)
+        FfiConverterOptionUInt64.write(value.retentionSeconds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUploadOptions_lift(_ buf: RustBuffer) throws -> UploadOptions {
+    return try FfiConverterTypeUploadOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUploadOptions_lower(_ value: UploadOptions) -> RustBuffer {
+    return FfiConverterTypeUploadOptions.lower(value)
 }
 
 
@@ -2516,6 +4170,105 @@ enum KinkoError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          * The exception, as the foreign language prints it.
          */detail: String
     )
+    /**
+     * The text is not a share link (`BASE/s/<share id>#<secret>`); `reason` says which part
+     * is wrong, never the secret.
+     */
+    case InvalidLink(
+        /**
+         * Which part is wrong.
+         */reason: String
+    )
+    /**
+     * The server refused the link: it is unknown, wrong, expired, revoked, used up, locked,
+     * frozen, or its file was deleted (the server gives one answer for all).
+     */
+    case LinkInvalid
+    /**
+     * The share has a password and none was given.
+     */
+    case PasswordRequired
+    /**
+     * The share's password is wrong (wrong passwords lock the share after a few attempts).
+     */
+    case WrongPassword
+    /**
+     * The server does not accept the API token (missing, wrong, expired, revoked, or its
+     * user is disabled).
+     */
+    case Unauthenticated(
+        /**
+         * The server's message.
+         */detail: String
+    )
+    /**
+     * The token's role does not allow this.
+     */
+    case Forbidden(
+        /**
+         * The server's message.
+         */detail: String
+    )
+    /**
+     * No such file or share, or not the caller's.
+     */
+    case NotFound(
+        /**
+         * The server's message.
+         */detail: String
+    )
+    /**
+     * The server refused a value (outside its policy, malformed...).
+     */
+    case InvalidRequest(
+        /**
+         * The server's message, naming the value.
+         */detail: String
+    )
+    /**
+     * The upload is larger than the server accepts.
+     */
+    case TooLarge(
+        /**
+         * The server's message.
+         */detail: String
+    )
+    /**
+     * Too many attempts from this address; retry later.
+     */
+    case RateLimited(
+        /**
+         * Seconds to wait, when the server said.
+         */retryAfterSeconds: UInt64?
+    )
+    /**
+     * No answer from the server: the connection could not be made or broke (a download cut
+     * short is one).
+     */
+    case Network(
+        /**
+         * What kind of failure.
+         */kind: NetworkKind, 
+        /**
+         * The transport's description (never a credential).
+         */detail: String
+    )
+    /**
+     * Any other failure on the server's side, or an answer this library does not
+     * understand: `code` is the API's error code (`internal`, `unavailable`...; empty for
+     * an unexpected answer).
+     */
+    case Server(
+        /**
+         * The HTTP status.
+         */status: UInt16, 
+        /**
+         * The API's error code, or empty.
+         */code: String, 
+        /**
+         * What the server said or what was unexpected.
+         */detail: String
+    )
 
     
 
@@ -2584,6 +4337,39 @@ public struct FfiConverterTypeKinkoError: FfiConverterRustBuffer {
             )
         case 17: return .Cancelled
         case 18: return .CallbackFailed(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 19: return .InvalidLink(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 20: return .LinkInvalid
+        case 21: return .PasswordRequired
+        case 22: return .WrongPassword
+        case 23: return .Unauthenticated(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 24: return .Forbidden(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 25: return .NotFound(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 26: return .InvalidRequest(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 27: return .TooLarge(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 28: return .RateLimited(
+            retryAfterSeconds: try FfiConverterOptionUInt64.read(from: &buf)
+            )
+        case 29: return .Network(
+            kind: try FfiConverterTypeNetworkKind.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 30: return .Server(
+            status: try FfiConverterUInt16.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -2682,6 +4468,66 @@ public struct FfiConverterTypeKinkoError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(18))
             FfiConverterString.write(detail, into: &buf)
             
+        
+        case let .InvalidLink(reason):
+            writeInt(&buf, Int32(19))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .LinkInvalid:
+            writeInt(&buf, Int32(20))
+        
+        
+        case .PasswordRequired:
+            writeInt(&buf, Int32(21))
+        
+        
+        case .WrongPassword:
+            writeInt(&buf, Int32(22))
+        
+        
+        case let .Unauthenticated(detail):
+            writeInt(&buf, Int32(23))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Forbidden(detail):
+            writeInt(&buf, Int32(24))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .NotFound(detail):
+            writeInt(&buf, Int32(25))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .InvalidRequest(detail):
+            writeInt(&buf, Int32(26))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .TooLarge(detail):
+            writeInt(&buf, Int32(27))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .RateLimited(retryAfterSeconds):
+            writeInt(&buf, Int32(28))
+            FfiConverterOptionUInt64.write(retryAfterSeconds, into: &buf)
+            
+        
+        case let .Network(kind,detail):
+            writeInt(&buf, Int32(29))
+            FfiConverterTypeNetworkKind.write(kind, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Server(status,code,detail):
+            writeInt(&buf, Int32(30))
+            FfiConverterUInt16.write(status, into: &buf)
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
         }
     }
 }
@@ -2700,6 +4546,331 @@ public func FfiConverterTypeKinkoError_lift(_ buf: RustBuffer) throws -> KinkoEr
 public func FfiConverterTypeKinkoError_lower(_ value: KinkoError) -> RustBuffer {
     return FfiConverterTypeKinkoError.lower(value)
 }
+
+
+/**
+ * What kind of network failure stopped a call.
+ */
+
+public enum NetworkKind: Equatable, Hashable {
+    
+    /**
+     * Nothing listens at the address.
+     */
+    case connectionRefused
+    /**
+     * The host name does not resolve.
+     */
+    case dns
+    /**
+     * The TLS handshake failed.
+     */
+    case tls
+    /**
+     * The connection or an answer took too long.
+     */
+    case timedOut
+    /**
+     * The connection broke mid-way (including a download cut short).
+     */
+    case connectionLost
+    /**
+     * The server broke the HTTP protocol.
+     */
+    case `protocol`
+    /**
+     * Anything else.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension NetworkKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNetworkKind: FfiConverterRustBuffer {
+    typealias SwiftType = NetworkKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NetworkKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .connectionRefused
+        
+        case 2: return .dns
+        
+        case 3: return .tls
+        
+        case 4: return .timedOut
+        
+        case 5: return .connectionLost
+        
+        case 6: return .`protocol`
+        
+        case 7: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: NetworkKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .connectionRefused:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .dns:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .tls:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .timedOut:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .connectionLost:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .`protocol`:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(7))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNetworkKind_lift(_ buf: RustBuffer) throws -> NetworkKind {
+    return try FfiConverterTypeNetworkKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNetworkKind_lower(_ value: NetworkKind) -> RustBuffer {
+    return FfiConverterTypeNetworkKind.lower(value)
+}
+
+
+
+/**
+ * The role of a user.
+ */
+
+public enum Role: Equatable, Hashable {
+    
+    /**
+     * Manages users, tokens, retention, freezes and keys.
+     */
+    case admin
+    /**
+     * Uploads files, shares and revokes their own.
+     */
+    case member
+    /**
+     * Reads and verifies the audit log.
+     */
+    case auditor
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Role: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRole: FfiConverterRustBuffer {
+    typealias SwiftType = Role
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Role {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .admin
+        
+        case 2: return .member
+        
+        case 3: return .auditor
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Role, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .admin:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .member:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .auditor:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRole_lift(_ buf: RustBuffer) throws -> Role {
+    return try FfiConverterTypeRole.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRole_lower(_ value: Role) -> RustBuffer {
+    return FfiConverterTypeRole.lower(value)
+}
+
+
+
+/**
+ * A share's state, evaluated at the server's current time.
+ */
+
+public enum ShareState: Equatable, Hashable {
+    
+    /**
+     * Usable.
+     */
+    case active
+    /**
+     * Past its expiry.
+     */
+    case expired
+    /**
+     * Revoked.
+     */
+    case revoked
+    /**
+     * Its download limit is reached.
+     */
+    case exhausted
+    /**
+     * Locked by too many wrong passwords.
+     */
+    case locked
+    /**
+     * A state this library does not know (a newer server).
+     */
+    case unknown
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ShareState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShareState: FfiConverterRustBuffer {
+    typealias SwiftType = ShareState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShareState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .active
+        
+        case 2: return .expired
+        
+        case 3: return .revoked
+        
+        case 4: return .exhausted
+        
+        case 5: return .locked
+        
+        case 6: return .unknown
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ShareState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .active:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .expired:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .revoked:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .exhausted:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .locked:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .unknown:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareState_lift(_ buf: RustBuffer) throws -> ShareState {
+    return try FfiConverterTypeShareState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareState_lower(_ value: ShareState) -> RustBuffer {
+    return FfiConverterTypeShareState.lower(value)
+}
+
 
 
 /**
@@ -3146,6 +5317,56 @@ fileprivate struct FfiConverterSequenceTypeRecipient: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeServerFile: FfiConverterRustBuffer {
+    typealias SwiftType = [ServerFile]
+
+    public static func write(_ value: [ServerFile], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeServerFile.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ServerFile] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ServerFile]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeServerFile.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeShareInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [ShareInfo]
+
+    public static func write(_ value: [ShareInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeShareInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ShareInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ShareInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeShareInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeStanzaInfo: FfiConverterRustBuffer {
     typealias SwiftType = [StanzaInfo]
 
@@ -3394,6 +5615,63 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_func_read_identity_file() != 14543) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_base_url() != 63757) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_delete_file() != 1423) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() != 42187) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() != 8836) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() != 60240) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_files() != 561) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_health() != 2887) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_link_info() != 47499) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_me() != 43641) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound() != 38079) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_file_shares() != 35921) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_share() != 37855) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_share() != 24914) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_shares() != 26280) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_upload() != 52221) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_link_base_url() != 22008) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_link_expose_secret() != 34386) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_link_page_url() != 27589) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_method_link_share_id() != 32839) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_kinko_ffi_checksum_method_identity_expose_secret() != 44159) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3413,6 +5691,15 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_method_progresslistener_on_progress() != 38456) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link() != 57971) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_constructor_kinkoclient_new() != 18303) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_kinko_ffi_checksum_constructor_link_parse() != 57669) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_constructor_identity_generate() != 30854) {

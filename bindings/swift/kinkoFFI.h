@@ -259,6 +259,141 @@ typedef struct UniffiVTableCallbackInterfaceProgressListener {
 } UniffiVTableCallbackInterfaceProgressListener;
 
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CLONE_KINKOCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CLONE_KINKOCLIENT
+uint64_t uniffi_kinko_ffi_fn_clone_kinkoclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_FREE_KINKOCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_FREE_KINKOCLIENT
+void uniffi_kinko_ffi_fn_free_kinkoclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_FOR_LINK
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_FOR_LINK
+uint64_t uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(uint64_t link, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_NEW
+uint64_t uniffi_kinko_ffi_fn_constructor_kinkoclient_new(RustBuffer base_url, RustBuffer token, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_BASE_URL
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_BASE_URL
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_base_url(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_DELETE_FILE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_DELETE_FILE
+void uniffi_kinko_ffi_fn_method_kinkoclient_delete_file(uint64_t ptr, RustBuffer file_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_DOWNLOAD_FILE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_DOWNLOAD_FILE
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_download_file(uint64_t ptr, RustBuffer file_id, RustBuffer output, RustBuffer progress, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_DOWNLOAD_LINK
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_DOWNLOAD_LINK
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_download_link(uint64_t ptr, uint64_t link, RustBuffer output, RustBuffer password, RustBuffer progress, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_FILE_SHARES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_FILE_SHARES
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_file_shares(uint64_t ptr, RustBuffer file_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_FILES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_FILES
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_files(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_HEALTH
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_HEALTH
+void uniffi_kinko_ffi_fn_method_kinkoclient_health(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_LINK_INFO
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_LINK_INFO
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_link_info(uint64_t ptr, uint64_t link, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_ME
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_ME
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_me(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_OPEN_RECIPIENT_BOUND
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_OPEN_RECIPIENT_BOUND
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_open_recipient_bound(uint64_t ptr, uint64_t link, RustBuffer output, RustBuffer keys, RustBuffer password, RustBuffer progress, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_REVOKE_FILE_SHARES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_REVOKE_FILE_SHARES
+uint64_t uniffi_kinko_ffi_fn_method_kinkoclient_revoke_file_shares(uint64_t ptr, RustBuffer file_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_REVOKE_SHARE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_REVOKE_SHARE
+void uniffi_kinko_ffi_fn_method_kinkoclient_revoke_share(uint64_t ptr, RustBuffer share_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_SHARE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_SHARE
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_share(uint64_t ptr, RustBuffer file_id, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_SHARES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_SHARES
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_shares(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_UPLOAD
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_UPLOAD
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoclient_upload(uint64_t ptr, RustBuffer path, RustBuffer options, RustBuffer progress, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CLONE_LINK
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CLONE_LINK
+uint64_t uniffi_kinko_ffi_fn_clone_link(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_FREE_LINK
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_FREE_LINK
+void uniffi_kinko_ffi_fn_free_link(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_LINK_PARSE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_LINK_PARSE
+uint64_t uniffi_kinko_ffi_fn_constructor_link_parse(RustBuffer text, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_BASE_URL
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_BASE_URL
+RustBuffer uniffi_kinko_ffi_fn_method_link_base_url(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_EXPOSE_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_EXPOSE_SECRET
+RustBuffer uniffi_kinko_ffi_fn_method_link_expose_secret(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_PAGE_URL
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_PAGE_URL
+RustBuffer uniffi_kinko_ffi_fn_method_link_page_url(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_SHARE_ID
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_SHARE_ID
+RustBuffer uniffi_kinko_ffi_fn_method_link_share_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_UNIFFI_TRAIT_DEBUG
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_LINK_UNIFFI_TRAIT_DEBUG
+RustBuffer uniffi_kinko_ffi_fn_method_link_uniffi_trait_debug(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CLONE_IDENTITY
 #define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CLONE_IDENTITY
 uint64_t uniffi_kinko_ffi_fn_clone_identity(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -770,6 +905,120 @@ uint16_t uniffi_kinko_ffi_checksum_func_read_identity_file(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_BASE_URL
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_BASE_URL
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_base_url(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_DELETE_FILE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_DELETE_FILE
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_delete_file(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_DOWNLOAD_FILE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_DOWNLOAD_FILE
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_download_file(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_DOWNLOAD_LINK
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_DOWNLOAD_LINK
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_download_link(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_FILE_SHARES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_FILE_SHARES
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_FILES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_FILES
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_files(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_HEALTH
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_HEALTH
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_health(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_LINK_INFO
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_LINK_INFO
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_link_info(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_ME
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_ME
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_me(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_OPEN_RECIPIENT_BOUND
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_OPEN_RECIPIENT_BOUND
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_REVOKE_FILE_SHARES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_REVOKE_FILE_SHARES
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_file_shares(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_REVOKE_SHARE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_REVOKE_SHARE
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_share(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_SHARE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_SHARE
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_share(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_SHARES
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_SHARES
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_shares(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_UPLOAD
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_KINKOCLIENT_UPLOAD
+uint16_t uniffi_kinko_ffi_checksum_method_kinkoclient_upload(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_BASE_URL
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_BASE_URL
+uint16_t uniffi_kinko_ffi_checksum_method_link_base_url(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_EXPOSE_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_EXPOSE_SECRET
+uint16_t uniffi_kinko_ffi_checksum_method_link_expose_secret(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_PAGE_URL
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_PAGE_URL
+uint16_t uniffi_kinko_ffi_checksum_method_link_page_url(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_SHARE_ID
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_LINK_SHARE_ID
+uint16_t uniffi_kinko_ffi_checksum_method_link_share_id(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_IDENTITY_EXPOSE_SECRET
 #define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_IDENTITY_EXPOSE_SECRET
 uint16_t uniffi_kinko_ffi_checksum_method_identity_expose_secret(void
@@ -809,6 +1058,24 @@ uint16_t uniffi_kinko_ffi_checksum_method_canceltoken_is_cancelled(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_PROGRESS
 uint16_t uniffi_kinko_ffi_checksum_method_progresslistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_CONSTRUCTOR_KINKOCLIENT_FOR_LINK
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_CONSTRUCTOR_KINKOCLIENT_FOR_LINK
+uint16_t uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_CONSTRUCTOR_KINKOCLIENT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_CONSTRUCTOR_KINKOCLIENT_NEW
+uint16_t uniffi_kinko_ffi_checksum_constructor_kinkoclient_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_CONSTRUCTOR_LINK_PARSE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_CHECKSUM_CONSTRUCTOR_LINK_PARSE
+uint16_t uniffi_kinko_ffi_checksum_constructor_link_parse(void
     
 );
 #endif

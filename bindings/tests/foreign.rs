@@ -12,7 +12,7 @@
 //!   same library and fails if the checked-in copies under `bindings/kotlin/` and
 //!   `bindings/swift/` differ. `KINKO_UPDATE_BINDINGS=1` rewrites them instead.
 //!
-//! Needs `python3` (3.8 or newer, standard library only) on `PATH`; fails, never skips,
+//! Needs `python3` (tested with 3.11; standard library only) on `PATH`; fails, never skips,
 //! without it.
 
 use std::collections::BTreeSet;
@@ -65,21 +65,17 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let (target, profile) = target_and_profile();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        // The whole workspace's binaries and tests: the same selection, hence the same
-        // feature unification, as `cargo test --workspace`, so under that command (CI) this
-        // finds everything built already. Building only the three packages would resolve
+        // The whole workspace's libraries, binaries and tests: the same selection, hence the
+        // same feature unification, as `cargo test --workspace`, so under that command (CI)
+        // this finds everything built already. Building only the three packages would resolve
         // other features (dev-dependencies enable some) and compile a second copy of the core.
+        // `--lib` makes the library a target of its own, so its cdylib is copied to
+        // `<profile>/` (as a mere dependency of the tests it stays in `deps/`).
         let out = Command::new(cargo)
             .current_dir(workspace_root())
             .env("CARGO_TARGET_DIR", &target)
-            .args([
-                "build",
-                "--workspace",
-                "--bins",
-                "--tests",
-                "--profile",
-                &profile,
-            ])
+            .args(["build", "--workspace", "--lib", "--bins", "--tests"])
+            .args(["--profile", &profile])
             .stdin(Stdio::null())
             .output()
             .expect("cargo runs");
@@ -176,7 +172,7 @@ fn python_suite() {
         .status()
         .unwrap_or_else(|e| {
             panic!(
-                "could not run python3 ({e}): the binding tests need Python 3.8 or newer on PATH \
+                "could not run python3 ({e}): the binding tests need Python 3 on PATH \
                  (standard library only)"
             )
         });

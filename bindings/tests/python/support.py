@@ -2,11 +2,14 @@
 real `kinko` CLI, temporary directories and test data."""
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import unittest
+import urllib.request
 
 import kinko
 
@@ -95,3 +98,73 @@ class TempDirTest(unittest.TestCase):
         p = self.path(name)
         identity.write_file(p, "2026-01-01T00:00:00Z")
         return identity, p
+
+
+class Server:
+    """A real `kinko serve --dev --test-clock` on 127.0.0.1 (a free port), with its own data
+    directory, started from the real `kinko` binary. Its log (stderr) goes to a file."""
+
+    def __init__(self, directory):
+        require_env()
+        self.dir = directory
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
+        self.log_path = os.path.join(directory, "server.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [KINKO_BIN, "serve", "--dev", "--test-clock", "--listen", "127.0.0.1:0",
+             "--data-dir", os.path.join(directory, "data")],
+            cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self.url = self.admin_token = None
+        for raw in self.proc.stdout:
+            line = raw.decode().strip()
+            if line.startswith("URL:"):
+                self.url = line[len("URL:"):].strip()
+            elif line.startswith("Admin token:"):
+                self.admin_token = line[len("Admin token:"):].strip()
+            if self.url and self.admin_token:
+                break
+        if not (self.url and self.admin_token):
+            self.stop()
+            with open(self.log_path, "rb") as f:
+                raise RuntimeError("kinko serve did not start:\n" + f.read().decode())
+        # Keep draining stdout so the server never blocks on a full pipe.
+        self._drain = threading.Thread(target=lambda: self.proc.stdout.read(), daemon=True)
+        self._drain.start()
+
+    def admin(self, method, path, body=None):
+        """An admin API call with the standard library (test setup, not the bindings)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.admin_token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            text = resp.read()
+        return json.loads(text) if text else None
+
+    def new_member(self, name):
+        """Creates a member user and returns one of its API tokens."""
+        user = self.admin("POST", "/api/v1/admin/users", {"name": name, "role": "member"})
+        issued = self.admin("POST", "/api/v1/admin/users/%s/tokens" % user["id"],
+                            {"label": "python tests"})
+        return issued["token"]
+
+    def advance(self, seconds):
+        """Moves the server's test clock forward."""
+        return self.admin("POST", "/api/v1/admin/clock", {"advance": seconds})
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()

@@ -715,6 +715,44 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_kinko_ffi_checksum_func_read_identity_file(
     ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_base_url(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_delete_file(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_download_file(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_download_link(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_files(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_health(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_link_info(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_me(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_file_shares(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_share(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_share(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_shares(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_kinkoclient_upload(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_link_base_url(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_link_expose_secret(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_link_page_url(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_method_link_share_id(
+    ): Int
     external fun uniffi_kinko_ffi_checksum_method_identity_expose_secret(
     ): Int
     external fun uniffi_kinko_ffi_checksum_method_identity_to_public(
@@ -728,6 +766,12 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_kinko_ffi_checksum_method_canceltoken_is_cancelled(
     ): Int
     external fun uniffi_kinko_ffi_checksum_method_progresslistener_on_progress(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_constructor_kinkoclient_new(
+    ): Int
+    external fun uniffi_kinko_ffi_checksum_constructor_link_parse(
     ): Int
     external fun uniffi_kinko_ffi_checksum_constructor_identity_generate(
     ): Int
@@ -760,6 +804,60 @@ internal object UniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_kinko_ffi_fn_clone_kinkoclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_kinko_ffi_fn_free_kinkoclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(`link`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_kinko_ffi_fn_constructor_kinkoclient_new(`baseUrl`: RustBuffer.ByValue,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_base_url(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_delete_file(`ptr`: Long,`fileId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_download_file(`ptr`: Long,`fileId`: RustBuffer.ByValue,`output`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_download_link(`ptr`: Long,`link`: Long,`output`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_file_shares(`ptr`: Long,`fileId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_files(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_health(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_link_info(`ptr`: Long,`link`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_me(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_open_recipient_bound(`ptr`: Long,`link`: Long,`output`: RustBuffer.ByValue,`keys`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_revoke_file_shares(`ptr`: Long,`fileId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_revoke_share(`ptr`: Long,`shareId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_share(`ptr`: Long,`fileId`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_shares(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_kinkoclient_upload(`ptr`: Long,`path`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_clone_link(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_kinko_ffi_fn_free_link(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_kinko_ffi_fn_constructor_link_parse(`text`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_kinko_ffi_fn_method_link_base_url(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_link_expose_secret(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_link_page_url(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_link_share_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_kinko_ffi_fn_method_link_uniffi_trait_debug(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_kinko_ffi_fn_clone_identity(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_kinko_ffi_fn_free_identity(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -984,6 +1082,63 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_func_read_identity_file() and 0xFFFF) != 14543) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_base_url() and 0xFFFF) != 63757) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_delete_file() and 0xFFFF) != 1423) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() and 0xFFFF) != 42187) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() and 0xFFFF) != 8836) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() and 0xFFFF) != 60240) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_files() and 0xFFFF) != 561) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_health() and 0xFFFF) != 2887) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_link_info() and 0xFFFF) != 47499) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_me() and 0xFFFF) != 43641) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound() and 0xFFFF) != 38079) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_file_shares() and 0xFFFF) != 35921) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_share() and 0xFFFF) != 37855) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_share() and 0xFFFF) != 24914) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_shares() and 0xFFFF) != 26280) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_upload() and 0xFFFF) != 52221) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_link_base_url() and 0xFFFF) != 22008) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_link_expose_secret() and 0xFFFF) != 34386) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_link_page_url() and 0xFFFF) != 27589) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_method_link_share_id() and 0xFFFF) != 32839) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_kinko_ffi_checksum_method_identity_expose_secret() and 0xFFFF) != 44159) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1003,6 +1158,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_method_progresslistener_on_progress() and 0xFFFF) != 38456) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link() and 0xFFFF) != 57971) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_constructor_kinkoclient_new() and 0xFFFF) != 18303) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_kinko_ffi_checksum_constructor_link_parse() and 0xFFFF) != 57669) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_constructor_identity_generate() and 0xFFFF) != 30854) {
@@ -1232,6 +1396,33 @@ public object FfiConverterUByte: FfiConverter<UByte, Byte> {
 
     override fun write(value: UByte, buf: ByteBuffer) {
         buf.put(value.toByte())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterUShort: FfiConverter<UShort, Short> {
+    override fun lift(value: Short): UShort {
+        return value.toUShort()
+    }
+
+    fun lift(value: Int): UShort {
+        return value.toUShort()
+    }
+
+    override fun read(buf: ByteBuffer): UShort {
+        return lift(buf.getShort())
+    }
+
+    override fun lower(value: UShort): Short {
+        return value.toShort()
+    }
+
+    override fun allocationSize(value: UShort) = 2UL
+
+    override fun write(value: UShort, buf: ByteBuffer) {
+        buf.putShort(value.toShort())
     }
 }
 
@@ -2089,6 +2280,1178 @@ public object FfiConverterTypeIdentity: FfiConverter<Identity, Long> {
     override fun allocationSize(value: Identity) = 8UL
 
     override fun write(value: Identity, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A client of one Kinko server (`kinko serve`, docs/API.md): blocking, thread-safe.
+ *
+ * Employees call with an API token (upload, share, list, revoke); partners need no token,
+ * only a [`Link`] (link calls go to the link's own server and never carry the token).
+ * Uploads and downloads stream from and to files by path: memory stays flat, a download is
+ * written to a temporary file renamed over the output on success, and the
+ * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ */
+public interface KinkoClientInterface {
+    
+    /**
+     * The server's address.
+     */
+    fun `baseUrl`(): kotlin.String
+    
+    /**
+     * Crypto-shreds one of the caller's files: its key, shares and blob are deleted.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    fun `deleteFile`(`fileId`: kotlin.String)
+    
+    /**
+     * Downloads one of the caller's files (owner or admin) to `output`.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; [`KinkoError::Io`]; network errors;
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+    fun `downloadFile`(`fileId`: kotlin.String, `output`: kotlin.String, `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): Downloaded
+    
+    /**
+     * Downloads what `link` shares to `output` (counts one download): the file itself, or,
+     * for a recipient-bound share, the envelope sealed to its recipients (see
+     * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
+     *
+     * Written to a temporary file beside `output`, renamed over it only once complete: a
+     * refused, broken or cancelled download leaves nothing behind.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
+     * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
+     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * [`KinkoError::CallbackFailed`].
+     */
+    fun `downloadLink`(`link`: Link, `output`: kotlin.String, `password`: Secret? = null, `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): Downloaded
+    
+    /**
+     * The shares of one file (owner or admin).
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    fun `fileShares`(`fileId`: kotlin.String): List<ShareInfo>
+    
+    /**
+     * The caller's files, newest first.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+    fun `files`(): List<ServerFile>
+    
+    /**
+     * Checks that the server answers and its vault works.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Network`], [`KinkoError::Server`].
+     */
+    fun `health`()
+    
+    /**
+     * What a link leads to: name, size, expiry, whether a password is needed. Not counted
+     * as a download.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] for a wrong, expired, revoked or used-up link;
+     * [`KinkoError::RateLimited`]; network errors.
+     */
+    fun `linkInfo`(`link`: Link): LinkInfo
+    
+    /**
+     * Who the token belongs to.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`] for a missing, wrong, expired or revoked token; network
+     * errors.
+     */
+    fun `me`(): Me
+    
+    /**
+     * Downloads a recipient-bound share and opens it with `keys` into `output`, in one step
+     * (counts one download). The envelope goes to a temporary file beside `output`, deleted
+     * afterwards; the plaintext is written as by [`open_file`](crate::open_file): only once
+     * the whole envelope verified. `progress` counts the downloaded bytes.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
+     * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
+     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
+     * is bound to someone else's key...).
+     */
+    fun `openRecipientBound`(`link`: Link, `output`: kotlin.String, `keys`: OpenWith, `password`: Secret? = null, `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): FileInfo
+    
+    /**
+     * Revokes every share of a file; returns how many were revoked.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    fun `revokeFileShares`(`fileId`: kotlin.String): kotlin.ULong
+    
+    /**
+     * Revokes one share, immediately: every later request with its link is refused.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    fun `revokeShare`(`shareId`: kotlin.String)
+    
+    /**
+     * Shares a file: a link that expires, optionally with a download limit, a password and
+     * recipients. The link's secret is returned only now.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidRequest`] for values outside the server's policy (an expiry too
+     * far away, an empty password...); [`KinkoError::NotFound`]; network errors.
+     */
+    fun `share`(`fileId`: kotlin.String, `options`: ShareOptions): CreatedShare
+    
+    /**
+     * The caller's shares.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+    fun `shares`(): List<ShareInfo>
+    
+    /**
+     * Uploads the file at `path`, streaming; the server encrypts it as it arrives and keeps
+     * nothing of a failed or cancelled upload.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Io`] if the file cannot be read (or changes size while uploaded);
+     * [`KinkoError::Unauthenticated`], [`KinkoError::InvalidRequest`] (a bad name or
+     * retention), [`KinkoError::TooLarge`]; [`KinkoError::Network`];
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+    fun `upload`(`path`: kotlin.String, `options`: UploadOptions = UploadOptions(), `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): ServerFile
+    
+    companion object
+}
+
+/**
+ * A client of one Kinko server (`kinko serve`, docs/API.md): blocking, thread-safe.
+ *
+ * Employees call with an API token (upload, share, list, revoke); partners need no token,
+ * only a [`Link`] (link calls go to the link's own server and never carry the token).
+ * Uploads and downloads stream from and to files by path: memory stays flat, a download is
+ * written to a temporary file renamed over the output on success, and the
+ * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ */
+open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * A client for the server at `base_url` (`https://host[:port][/prefix]`), calling with
+     * the API token `token` (`kinko_…`). Without a token only link calls work.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidArgument`] for a malformed URL or token.
+     */
+    constructor(`baseUrl`: kotlin.String, `token`: Secret? = null) :
+        this(UniffiWithHandle, 
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_constructor_kinkoclient_new(
+    
+        
+        FfiConverterString.lower(`baseUrl`),
+        FfiConverterOptionalTypeSecret.lower(`token`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_kinko_ffi_fn_free_kinkoclient(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_kinko_ffi_fn_clone_kinkoclient(handle, status)
+        }
+    }
+
+    
+    /**
+     * The server's address.
+     */override fun `baseUrl`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_base_url(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Crypto-shreds one of the caller's files: its key, shares and blob are deleted.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `deleteFile`(`fileId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_delete_file(
+        it,
+        
+        FfiConverterString.lower(`fileId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Downloads one of the caller's files (owner or admin) to `output`.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; [`KinkoError::Io`]; network errors;
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+    @Throws(KinkoException::class)override fun `downloadFile`(`fileId`: kotlin.String, `output`: kotlin.String, `progress`: ProgressListener?, `cancel`: CancelToken?): Downloaded {
+            return FfiConverterTypeDownloaded.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_download_file(
+        it,
+        
+        FfiConverterString.lower(`fileId`),
+        FfiConverterString.lower(`output`),
+        FfiConverterOptionalTypeProgressListener.lower(`progress`),
+        FfiConverterOptionalTypeCancelToken.lower(`cancel`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Downloads what `link` shares to `output` (counts one download): the file itself, or,
+     * for a recipient-bound share, the envelope sealed to its recipients (see
+     * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
+     *
+     * Written to a temporary file beside `output`, renamed over it only once complete: a
+     * refused, broken or cancelled download leaves nothing behind.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
+     * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
+     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * [`KinkoError::CallbackFailed`].
+     */
+    @Throws(KinkoException::class)override fun `downloadLink`(`link`: Link, `output`: kotlin.String, `password`: Secret?, `progress`: ProgressListener?, `cancel`: CancelToken?): Downloaded {
+            return FfiConverterTypeDownloaded.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_download_link(
+        it,
+        
+        FfiConverterTypeLink.lower(`link`),
+        FfiConverterString.lower(`output`),
+        FfiConverterOptionalTypeSecret.lower(`password`),
+        FfiConverterOptionalTypeProgressListener.lower(`progress`),
+        FfiConverterOptionalTypeCancelToken.lower(`cancel`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The shares of one file (owner or admin).
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `fileShares`(`fileId`: kotlin.String): List<ShareInfo> {
+            return FfiConverterSequenceTypeShareInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_file_shares(
+        it,
+        
+        FfiConverterString.lower(`fileId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The caller's files, newest first.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `files`(): List<ServerFile> {
+            return FfiConverterSequenceTypeServerFile.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_files(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Checks that the server answers and its vault works.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Network`], [`KinkoError::Server`].
+     */
+    @Throws(KinkoException::class)override fun `health`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_health(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * What a link leads to: name, size, expiry, whether a password is needed. Not counted
+     * as a download.
+     *
+     * # Errors
+     *
+     * [`KinkoError::LinkInvalid`] for a wrong, expired, revoked or used-up link;
+     * [`KinkoError::RateLimited`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `linkInfo`(`link`: Link): LinkInfo {
+            return FfiConverterTypeLinkInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_link_info(
+        it,
+        
+        FfiConverterTypeLink.lower(`link`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Who the token belongs to.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`] for a missing, wrong, expired or revoked token; network
+     * errors.
+     */
+    @Throws(KinkoException::class)override fun `me`(): Me {
+            return FfiConverterTypeMe.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_me(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Downloads a recipient-bound share and opens it with `keys` into `output`, in one step
+     * (counts one download). The envelope goes to a temporary file beside `output`, deleted
+     * afterwards; the plaintext is written as by [`open_file`](crate::open_file): only once
+     * the whole envelope verified. `progress` counts the downloaded bytes.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
+     * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
+     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
+     * is bound to someone else's key...).
+     */
+    @Throws(KinkoException::class)override fun `openRecipientBound`(`link`: Link, `output`: kotlin.String, `keys`: OpenWith, `password`: Secret?, `progress`: ProgressListener?, `cancel`: CancelToken?): FileInfo {
+            return FfiConverterTypeFileInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_open_recipient_bound(
+        it,
+        
+        FfiConverterTypeLink.lower(`link`),
+        FfiConverterString.lower(`output`),
+        FfiConverterTypeOpenWith.lower(`keys`),
+        FfiConverterOptionalTypeSecret.lower(`password`),
+        FfiConverterOptionalTypeProgressListener.lower(`progress`),
+        FfiConverterOptionalTypeCancelToken.lower(`cancel`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Revokes every share of a file; returns how many were revoked.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `revokeFileShares`(`fileId`: kotlin.String): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_revoke_file_shares(
+        it,
+        
+        FfiConverterString.lower(`fileId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Revokes one share, immediately: every later request with its link is refused.
+     *
+     * # Errors
+     *
+     * [`KinkoError::NotFound`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `revokeShare`(`shareId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_revoke_share(
+        it,
+        
+        FfiConverterString.lower(`shareId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Shares a file: a link that expires, optionally with a download limit, a password and
+     * recipients. The link's secret is returned only now.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidRequest`] for values outside the server's policy (an expiry too
+     * far away, an empty password...); [`KinkoError::NotFound`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `share`(`fileId`: kotlin.String, `options`: ShareOptions): CreatedShare {
+            return FfiConverterTypeCreatedShare.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_share(
+        it,
+        
+        FfiConverterString.lower(`fileId`),
+        FfiConverterTypeShareOptions.lower(`options`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The caller's shares.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Unauthenticated`]; network errors.
+     */
+    @Throws(KinkoException::class)override fun `shares`(): List<ShareInfo> {
+            return FfiConverterSequenceTypeShareInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_shares(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Uploads the file at `path`, streaming; the server encrypts it as it arrives and keeps
+     * nothing of a failed or cancelled upload.
+     *
+     * # Errors
+     *
+     * [`KinkoError::Io`] if the file cannot be read (or changes size while uploaded);
+     * [`KinkoError::Unauthenticated`], [`KinkoError::InvalidRequest`] (a bad name or
+     * retention), [`KinkoError::TooLarge`]; [`KinkoError::Network`];
+     * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
+     */
+    @Throws(KinkoException::class)override fun `upload`(`path`: kotlin.String, `options`: UploadOptions, `progress`: ProgressListener?, `cancel`: CancelToken?): ServerFile {
+            return FfiConverterTypeServerFile.lift(
+    callWithHandle {
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoclient_upload(
+        it,
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterTypeUploadOptions.lower(`options`),
+        FfiConverterOptionalTypeProgressListener.lower(`progress`),
+        FfiConverterOptionalTypeCancelToken.lower(`cancel`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * A client without a token for the server `link` points to.
+     */ fun `forLink`(`link`: Link): KinkoClient {
+            return FfiConverterTypeKinkoClient.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(
+    
+        
+        FfiConverterTypeLink.lower(`link`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeKinkoClient: FfiConverter<KinkoClient, Long> {
+    override fun lower(value: KinkoClient): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): KinkoClient {
+        return KinkoClient(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): KinkoClient {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: KinkoClient) = 8UL
+
+    override fun write(value: KinkoClient, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A share link, `BASE/s/<share id>#<secret>`.
+ *
+ * The secret stays on the Rust side: printing a link shows its server and share id only,
+ * and it is sent to the server in a header, never in a URL. [`Link::expose_secret`] gives
+ * the whole link, to hand to the partner.
+ */
+public interface LinkInterface {
+    
+    /**
+     * The server the link points to, e.g. `https://files.example.com`.
+     */
+    fun `baseUrl`(): kotlin.String
+    
+    /**
+     * The whole link, secret included, to hand to the partner. The string is handed to the
+     * app: the Rust side keeps no copy.
+     */
+    fun `exposeSecret`(): kotlin.String
+    
+    /**
+     * The partner page, without the secret: `BASE/s/<share id>`.
+     */
+    fun `pageUrl`(): kotlin.String
+    
+    /**
+     * The share id (32 hex digits).
+     */
+    fun `shareId`(): kotlin.String
+    
+    companion object
+}
+
+/**
+ * A share link, `BASE/s/<share id>#<secret>`.
+ *
+ * The secret stays on the Rust side: printing a link shows its server and share id only,
+ * and it is sent to the server in a header, never in a URL. [`Link::expose_secret`] gives
+ * the whole link, to hand to the partner.
+ */
+open class Link: Disposable, AutoCloseable, LinkInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_kinko_ffi_fn_free_link(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_kinko_ffi_fn_clone_link(handle, status)
+        }
+    }
+
+    
+    /**
+     * The server the link points to, e.g. `https://files.example.com`.
+     */override fun `baseUrl`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_link_base_url(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The whole link, secret included, to hand to the partner. The string is handed to the
+     * app: the Rust side keeps no copy.
+     */override fun `exposeSecret`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_link_expose_secret(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The partner page, without the secret: `BASE/s/<share id>`.
+     */override fun `pageUrl`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_link_page_url(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The share id (32 hex digits).
+     */override fun `shareId`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_link_share_id(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_link_uniffi_trait_debug(
+        it,
+        _status)
+}
+    }
+    )
+    }
+
+    
+    companion object {
+        
+    /**
+     * Parses a share link, e.g. `https://files.example.com/s/<32 hex>#<64 hex>`. The text is
+     * zeroized on the Rust side once parsed.
+     *
+     * # Errors
+     *
+     * [`KinkoError::InvalidLink`], saying which part is wrong (never the secret).
+     */
+    @Throws(KinkoException::class) fun `parse`(`text`: kotlin.String): Link {
+            return FfiConverterTypeLink.lift(
+    uniffiRustCallWithError(KinkoException) { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_constructor_link_parse(
+    
+        
+        FfiConverterString.lower(`text`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLink: FfiConverter<Link, Long> {
+    override fun lower(value: Link): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): Link {
+        return Link(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): Link {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Link) = 8UL
+
+    override fun write(value: Link, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3127,6 +4490,144 @@ public object FfiConverterTypeArgon2Params: FfiConverterRustBuffer<Argon2Params>
 
 
 /**
+ * A share just created. Its link, with the secret, is only shown now.
+ */
+data class CreatedShare (
+    /**
+     * The share's id.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * The shared file's id.
+     */
+    var `fileId`: kotlin.String
+    , 
+    /**
+     * The link to hand to the partner ([`Link::expose_secret`]).
+     */
+    var `link`: Link
+    , 
+    /**
+     * When the share expires, seconds since the Unix epoch.
+     */
+    var `expires`: kotlin.ULong
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`id`,
+        this.`fileId`,
+        this.`link`,
+        this.`expires`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCreatedShare: FfiConverterRustBuffer<CreatedShare> {
+    override fun read(buf: ByteBuffer): CreatedShare {
+        return CreatedShare(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeLink.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CreatedShare) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`fileId`) +
+            FfiConverterTypeLink.allocationSize(value.`link`) +
+            FfiConverterULong.allocationSize(value.`expires`)
+    )
+
+    override fun write(value: CreatedShare, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`fileId`, buf)
+            FfiConverterTypeLink.write(value.`link`, buf)
+            FfiConverterULong.write(value.`expires`, buf)
+    }
+}
+
+
+
+/**
+ * A finished download.
+ */
+data class Downloaded (
+    /**
+     * Bytes written to the output.
+     */
+    var `bytes`: kotlin.ULong
+    , 
+    /**
+     * Whether the bytes are a Kinko envelope sealed to the share's recipients (open it with
+     * [`open_file`](crate::open_file)).
+     */
+    var `recipientBound`: kotlin.Boolean
+    , 
+    /**
+     * The file name the server gave (not sanitized: check it before using it as a path).
+     */
+    var `fileName`: kotlin.String?
+    , 
+    /**
+     * The content type the server gave.
+     */
+    var `contentType`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDownloaded: FfiConverterRustBuffer<Downloaded> {
+    override fun read(buf: ByteBuffer): Downloaded {
+        return Downloaded(
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Downloaded) = (
+            FfiConverterULong.allocationSize(value.`bytes`) +
+            FfiConverterBoolean.allocationSize(value.`recipientBound`) +
+            FfiConverterOptionalString.allocationSize(value.`fileName`) +
+            FfiConverterOptionalString.allocationSize(value.`contentType`)
+    )
+
+    override fun write(value: Downloaded, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`bytes`, buf)
+            FfiConverterBoolean.write(value.`recipientBound`, buf)
+            FfiConverterOptionalString.write(value.`fileName`, buf)
+            FfiConverterOptionalString.write(value.`contentType`, buf)
+    }
+}
+
+
+
+/**
  * The public part of an envelope (no key needed; name and other metadata stay encrypted).
  */
 data class EnvelopeInfo (
@@ -3289,6 +4790,157 @@ public object FfiConverterTypeFileInfo: FfiConverterRustBuffer<FileInfo> {
             FfiConverterString.write(value.`contentType`, buf)
             FfiConverterULong.write(value.`size`, buf)
             FfiConverterOptionalLong.write(value.`modified`, buf)
+    }
+}
+
+
+
+/**
+ * What a link leads to (asking does not count as a download).
+ */
+data class LinkInfo (
+    /**
+     * The file name the sender chose.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * The content type.
+     */
+    var `contentType`: kotlin.String?
+    , 
+    /**
+     * Plaintext size in bytes.
+     */
+    var `size`: kotlin.ULong
+    , 
+    /**
+     * When the share expires.
+     */
+    var `expires`: kotlin.ULong
+    , 
+    /**
+     * Whether a password is needed.
+     */
+    var `passwordRequired`: kotlin.Boolean
+    , 
+    /**
+     * Whether downloads come encrypted to the partner's key
+     * ([`KinkoClient::open_recipient_bound`]).
+     */
+    var `recipientBound`: kotlin.Boolean
+    , 
+    /**
+     * Downloads left, if the share has a limit.
+     */
+    var `downloadsLeft`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLinkInfo: FfiConverterRustBuffer<LinkInfo> {
+    override fun read(buf: ByteBuffer): LinkInfo {
+        return LinkInfo(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LinkInfo) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterOptionalString.allocationSize(value.`contentType`) +
+            FfiConverterULong.allocationSize(value.`size`) +
+            FfiConverterULong.allocationSize(value.`expires`) +
+            FfiConverterBoolean.allocationSize(value.`passwordRequired`) +
+            FfiConverterBoolean.allocationSize(value.`recipientBound`) +
+            FfiConverterOptionalULong.allocationSize(value.`downloadsLeft`)
+    )
+
+    override fun write(value: LinkInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterOptionalString.write(value.`contentType`, buf)
+            FfiConverterULong.write(value.`size`, buf)
+            FfiConverterULong.write(value.`expires`, buf)
+            FfiConverterBoolean.write(value.`passwordRequired`, buf)
+            FfiConverterBoolean.write(value.`recipientBound`, buf)
+            FfiConverterOptionalULong.write(value.`downloadsLeft`, buf)
+    }
+}
+
+
+
+/**
+ * Who the client's token belongs to.
+ */
+data class Me (
+    /**
+     * The user's id.
+     */
+    var `userId`: kotlin.String
+    , 
+    /**
+     * The user's name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * The user's role.
+     */
+    var `role`: Role
+    , 
+    /**
+     * The id of the token (never its secret).
+     */
+    var `tokenId`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMe: FfiConverterRustBuffer<Me> {
+    override fun read(buf: ByteBuffer): Me {
+        return Me(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeRole.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Me) = (
+            FfiConverterString.allocationSize(value.`userId`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterTypeRole.allocationSize(value.`role`) +
+            FfiConverterString.allocationSize(value.`tokenId`)
+    )
+
+    override fun write(value: Me, buf: ByteBuffer) {
+            FfiConverterString.write(value.`userId`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterTypeRole.write(value.`role`, buf)
+            FfiConverterString.write(value.`tokenId`, buf)
     }
 }
 
@@ -3567,6 +5219,279 @@ public object FfiConverterTypeSealed: FfiConverterRustBuffer<Sealed> {
 
 
 /**
+ * A file stored on the server.
+ */
+data class ServerFile (
+    /**
+     * The file's id (32 hex digits).
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * The name partners see.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * The content type given at upload.
+     */
+    var `contentType`: kotlin.String?
+    , 
+    /**
+     * Plaintext size in bytes.
+     */
+    var `size`: kotlin.ULong
+    , 
+    /**
+     * Upload time, seconds since the Unix epoch.
+     */
+    var `created`: kotlin.ULong
+    , 
+    /**
+     * When retention deletes the file, seconds since the Unix epoch.
+     */
+    var `retainUntil`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeServerFile: FfiConverterRustBuffer<ServerFile> {
+    override fun read(buf: ByteBuffer): ServerFile {
+        return ServerFile(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ServerFile) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterOptionalString.allocationSize(value.`contentType`) +
+            FfiConverterULong.allocationSize(value.`size`) +
+            FfiConverterULong.allocationSize(value.`created`) +
+            FfiConverterOptionalULong.allocationSize(value.`retainUntil`)
+    )
+
+    override fun write(value: ServerFile, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterOptionalString.write(value.`contentType`, buf)
+            FfiConverterULong.write(value.`size`, buf)
+            FfiConverterULong.write(value.`created`, buf)
+            FfiConverterOptionalULong.write(value.`retainUntil`, buf)
+    }
+}
+
+
+
+/**
+ * A share as listed (its secret is never shown again).
+ */
+data class ShareInfo (
+    /**
+     * The share's id.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * The shared file's id.
+     */
+    var `fileId`: kotlin.String
+    , 
+    /**
+     * Creation time.
+     */
+    var `created`: kotlin.ULong
+    , 
+    /**
+     * Expiry time.
+     */
+    var `expires`: kotlin.ULong
+    , 
+    /**
+     * Download limit, if any.
+     */
+    var `maxDownloads`: kotlin.UInt?
+    , 
+    /**
+     * Downloads so far.
+     */
+    var `downloads`: kotlin.UInt
+    , 
+    /**
+     * Whether it has a password.
+     */
+    var `password`: kotlin.Boolean
+    , 
+    /**
+     * Number of recipients it is bound to (0: a plain link).
+     */
+    var `recipients`: kotlin.UInt
+    , 
+    /**
+     * Whether wrong passwords locked it.
+     */
+    var `locked`: kotlin.Boolean
+    , 
+    /**
+     * When it was revoked, if it was.
+     */
+    var `revoked`: kotlin.ULong?
+    , 
+    /**
+     * Its state now.
+     */
+    var `state`: ShareState
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeShareInfo: FfiConverterRustBuffer<ShareInfo> {
+    override fun read(buf: ByteBuffer): ShareInfo {
+        return ShareInfo(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterTypeShareState.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ShareInfo) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`fileId`) +
+            FfiConverterULong.allocationSize(value.`created`) +
+            FfiConverterULong.allocationSize(value.`expires`) +
+            FfiConverterOptionalUInt.allocationSize(value.`maxDownloads`) +
+            FfiConverterUInt.allocationSize(value.`downloads`) +
+            FfiConverterBoolean.allocationSize(value.`password`) +
+            FfiConverterUInt.allocationSize(value.`recipients`) +
+            FfiConverterBoolean.allocationSize(value.`locked`) +
+            FfiConverterOptionalULong.allocationSize(value.`revoked`) +
+            FfiConverterTypeShareState.allocationSize(value.`state`)
+    )
+
+    override fun write(value: ShareInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`fileId`, buf)
+            FfiConverterULong.write(value.`created`, buf)
+            FfiConverterULong.write(value.`expires`, buf)
+            FfiConverterOptionalUInt.write(value.`maxDownloads`, buf)
+            FfiConverterUInt.write(value.`downloads`, buf)
+            FfiConverterBoolean.write(value.`password`, buf)
+            FfiConverterUInt.write(value.`recipients`, buf)
+            FfiConverterBoolean.write(value.`locked`, buf)
+            FfiConverterOptionalULong.write(value.`revoked`, buf)
+            FfiConverterTypeShareState.write(value.`state`, buf)
+    }
+}
+
+
+
+/**
+ * How to share a file.
+ */
+data class ShareOptions (
+    /**
+     * Seconds until the share expires (at most the server's maximum share lifetime).
+     */
+    var `expiresInSeconds`: kotlin.ULong
+    , 
+    /**
+     * Download limit (at least 1); `None`: unlimited until expiry.
+     */
+    var `maxDownloads`: kotlin.UInt? = null 
+    , 
+    /**
+     * A password the partner must give.
+     */
+    var `password`: Secret? = null 
+    , 
+    /**
+     * X25519 recipients: downloads then come still encrypted to these keys, so a forwarded
+     * file opens for nobody else ([`KinkoClient::open_recipient_bound`]).
+     */
+    var `recipients`: List<Recipient> = listOf() 
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`expiresInSeconds`,
+        this.`maxDownloads`,
+        this.`password`,
+        this.`recipients`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeShareOptions: FfiConverterRustBuffer<ShareOptions> {
+    override fun read(buf: ByteBuffer): ShareOptions {
+        return ShareOptions(
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalTypeSecret.read(buf),
+            FfiConverterSequenceTypeRecipient.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ShareOptions) = (
+            FfiConverterULong.allocationSize(value.`expiresInSeconds`) +
+            FfiConverterOptionalUInt.allocationSize(value.`maxDownloads`) +
+            FfiConverterOptionalTypeSecret.allocationSize(value.`password`) +
+            FfiConverterSequenceTypeRecipient.allocationSize(value.`recipients`)
+    )
+
+    override fun write(value: ShareOptions, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`expiresInSeconds`, buf)
+            FfiConverterOptionalUInt.write(value.`maxDownloads`, buf)
+            FfiConverterOptionalTypeSecret.write(value.`password`, buf)
+            FfiConverterSequenceTypeRecipient.write(value.`recipients`, buf)
+    }
+}
+
+
+
+/**
  * One stanza of a header, as far as it is public.
  */
 data class StanzaInfo (
@@ -3616,6 +5541,61 @@ public object FfiConverterTypeStanzaInfo: FfiConverterRustBuffer<StanzaInfo> {
             FfiConverterTypeStanzaKind.write(value.`kind`, buf)
             FfiConverterOptionalString.write(value.`keyId`, buf)
             FfiConverterOptionalTypeArgon2Params.write(value.`argon2`, buf)
+    }
+}
+
+
+
+/**
+ * How to upload a file.
+ */
+data class UploadOptions (
+    /**
+     * The name partners see. Default: the file's name.
+     */
+    var `name`: kotlin.String? = null 
+    , 
+    /**
+     * The content type to store. Default: none.
+     */
+    var `contentType`: kotlin.String? = null 
+    , 
+    /**
+     * Seconds to keep the file. Default: the server's retention policy.
+     */
+    var `retentionSeconds`: kotlin.ULong? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUploadOptions: FfiConverterRustBuffer<UploadOptions> {
+    override fun read(buf: ByteBuffer): UploadOptions {
+        return UploadOptions(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: UploadOptions) = (
+            FfiConverterOptionalString.allocationSize(value.`name`) +
+            FfiConverterOptionalString.allocationSize(value.`contentType`) +
+            FfiConverterOptionalULong.allocationSize(value.`retentionSeconds`)
+    )
+
+    override fun write(value: UploadOptions, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`name`, buf)
+            FfiConverterOptionalString.write(value.`contentType`, buf)
+            FfiConverterOptionalULong.write(value.`retentionSeconds`, buf)
     }
 }
 
@@ -3872,6 +5852,180 @@ sealed class KinkoException: kotlin.Exception() {
             get() = "detail=${ `detail` }"
     }
     
+    /**
+     * The text is not a share link (`BASE/s/<share id>#<secret>`); `reason` says which part
+     * is wrong, never the secret.
+     */
+    class InvalidLink(
+        
+        /**
+         * Which part is wrong.
+         */
+        val `reason`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The server refused the link: it is unknown, wrong, expired, revoked, used up, locked,
+     * frozen, or its file was deleted (the server gives one answer for all).
+     */
+    class LinkInvalid(
+        ) : KinkoException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The share has a password and none was given.
+     */
+    class PasswordRequired(
+        ) : KinkoException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The share's password is wrong (wrong passwords lock the share after a few attempts).
+     */
+    class WrongPassword(
+        ) : KinkoException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The server does not accept the API token (missing, wrong, expired, revoked, or its
+     * user is disabled).
+     */
+    class Unauthenticated(
+        
+        /**
+         * The server's message.
+         */
+        val `detail`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    /**
+     * The token's role does not allow this.
+     */
+    class Forbidden(
+        
+        /**
+         * The server's message.
+         */
+        val `detail`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    /**
+     * No such file or share, or not the caller's.
+     */
+    class NotFound(
+        
+        /**
+         * The server's message.
+         */
+        val `detail`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    /**
+     * The server refused a value (outside its policy, malformed...).
+     */
+    class InvalidRequest(
+        
+        /**
+         * The server's message, naming the value.
+         */
+        val `detail`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    /**
+     * The upload is larger than the server accepts.
+     */
+    class TooLarge(
+        
+        /**
+         * The server's message.
+         */
+        val `detail`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    /**
+     * Too many attempts from this address; retry later.
+     */
+    class RateLimited(
+        
+        /**
+         * Seconds to wait, when the server said.
+         */
+        val `retryAfterSeconds`: kotlin.ULong?
+        ) : KinkoException() {
+        override val message
+            get() = "retryAfterSeconds=${ `retryAfterSeconds` }"
+    }
+    
+    /**
+     * No answer from the server: the connection could not be made or broke (a download cut
+     * short is one).
+     */
+    class Network(
+        
+        /**
+         * What kind of failure.
+         */
+        val `kind`: NetworkKind, 
+        
+        /**
+         * The transport's description (never a credential).
+         */
+        val `detail`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "kind=${ `kind` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * Any other failure on the server's side, or an answer this library does not
+     * understand: `code` is the API's error code (`internal`, `unavailable`...; empty for
+     * an unexpected answer).
+     */
+    class Server(
+        
+        /**
+         * The HTTP status.
+         */
+        val `status`: kotlin.UShort, 
+        
+        /**
+         * The API's error code, or empty.
+         */
+        val `code`: kotlin.String, 
+        
+        /**
+         * What the server said or what was unexpected.
+         */
+        val `detail`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "status=${ `status` }, code=${ `code` }, detail=${ `detail` }"
+    }
+    
 
     
 
@@ -3930,6 +6084,39 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 )
             17 -> KinkoException.Cancelled()
             18 -> KinkoException.CallbackFailed(
+                FfiConverterString.read(buf),
+                )
+            19 -> KinkoException.InvalidLink(
+                FfiConverterString.read(buf),
+                )
+            20 -> KinkoException.LinkInvalid()
+            21 -> KinkoException.PasswordRequired()
+            22 -> KinkoException.WrongPassword()
+            23 -> KinkoException.Unauthenticated(
+                FfiConverterString.read(buf),
+                )
+            24 -> KinkoException.Forbidden(
+                FfiConverterString.read(buf),
+                )
+            25 -> KinkoException.NotFound(
+                FfiConverterString.read(buf),
+                )
+            26 -> KinkoException.InvalidRequest(
+                FfiConverterString.read(buf),
+                )
+            27 -> KinkoException.TooLarge(
+                FfiConverterString.read(buf),
+                )
+            28 -> KinkoException.RateLimited(
+                FfiConverterOptionalULong.read(buf),
+                )
+            29 -> KinkoException.Network(
+                FfiConverterTypeNetworkKind.read(buf),
+                FfiConverterString.read(buf),
+                )
+            30 -> KinkoException.Server(
+                FfiConverterUShort.read(buf),
+                FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -4023,6 +6210,66 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
             )
+            is KinkoException.InvalidLink -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is KinkoException.LinkInvalid -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is KinkoException.PasswordRequired -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is KinkoException.WrongPassword -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is KinkoException.Unauthenticated -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is KinkoException.Forbidden -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is KinkoException.NotFound -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is KinkoException.InvalidRequest -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is KinkoException.TooLarge -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is KinkoException.RateLimited -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterOptionalULong.allocationSize(value.`retryAfterSeconds`)
+            )
+            is KinkoException.Network -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterTypeNetworkKind.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is KinkoException.Server -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterUShort.allocationSize(value.`status`)
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
         }
     }
 
@@ -4113,10 +6360,239 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
+            is KinkoException.InvalidLink -> {
+                buf.putInt(19)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is KinkoException.LinkInvalid -> {
+                buf.putInt(20)
+                Unit
+            }
+            is KinkoException.PasswordRequired -> {
+                buf.putInt(21)
+                Unit
+            }
+            is KinkoException.WrongPassword -> {
+                buf.putInt(22)
+                Unit
+            }
+            is KinkoException.Unauthenticated -> {
+                buf.putInt(23)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.Forbidden -> {
+                buf.putInt(24)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.NotFound -> {
+                buf.putInt(25)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.InvalidRequest -> {
+                buf.putInt(26)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.TooLarge -> {
+                buf.putInt(27)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.RateLimited -> {
+                buf.putInt(28)
+                FfiConverterOptionalULong.write(value.`retryAfterSeconds`, buf)
+                Unit
+            }
+            is KinkoException.Network -> {
+                buf.putInt(29)
+                FfiConverterTypeNetworkKind.write(value.`kind`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.Server -> {
+                buf.putInt(30)
+                FfiConverterUShort.write(value.`status`, buf)
+                FfiConverterString.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
 }
+
+
+
+/**
+ * What kind of network failure stopped a call.
+ */
+
+enum class NetworkKind {
+    
+    /**
+     * Nothing listens at the address.
+     */
+    CONNECTION_REFUSED,
+    /**
+     * The host name does not resolve.
+     */
+    DNS,
+    /**
+     * The TLS handshake failed.
+     */
+    TLS,
+    /**
+     * The connection or an answer took too long.
+     */
+    TIMED_OUT,
+    /**
+     * The connection broke mid-way (including a download cut short).
+     */
+    CONNECTION_LOST,
+    /**
+     * The server broke the HTTP protocol.
+     */
+    PROTOCOL,
+    /**
+     * Anything else.
+     */
+    OTHER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNetworkKind: FfiConverterRustBuffer<NetworkKind> {
+    override fun read(buf: ByteBuffer) = try {
+        NetworkKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: NetworkKind) = 4UL
+
+    override fun write(value: NetworkKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * The role of a user.
+ */
+
+enum class Role {
+    
+    /**
+     * Manages users, tokens, retention, freezes and keys.
+     */
+    ADMIN,
+    /**
+     * Uploads files, shares and revokes their own.
+     */
+    MEMBER,
+    /**
+     * Reads and verifies the audit log.
+     */
+    AUDITOR;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRole: FfiConverterRustBuffer<Role> {
+    override fun read(buf: ByteBuffer) = try {
+        Role.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Role) = 4UL
+
+    override fun write(value: Role, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * A share's state, evaluated at the server's current time.
+ */
+
+enum class ShareState {
+    
+    /**
+     * Usable.
+     */
+    ACTIVE,
+    /**
+     * Past its expiry.
+     */
+    EXPIRED,
+    /**
+     * Revoked.
+     */
+    REVOKED,
+    /**
+     * Its download limit is reached.
+     */
+    EXHAUSTED,
+    /**
+     * Locked by too many wrong passwords.
+     */
+    LOCKED,
+    /**
+     * A state this library does not know (a newer server).
+     */
+    UNKNOWN;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeShareState: FfiConverterRustBuffer<ShareState> {
+    override fun read(buf: ByteBuffer) = try {
+        ShareState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ShareState) = 4UL
+
+    override fun write(value: ShareState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -4620,6 +7096,62 @@ public object FfiConverterSequenceTypeRecipient: FfiConverterRustBuffer<List<Rec
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeRecipient.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeServerFile: FfiConverterRustBuffer<List<ServerFile>> {
+    override fun read(buf: ByteBuffer): List<ServerFile> {
+        val len = buf.getInt()
+        return List<ServerFile>(len) {
+            FfiConverterTypeServerFile.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ServerFile>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeServerFile.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ServerFile>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeServerFile.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeShareInfo: FfiConverterRustBuffer<List<ShareInfo>> {
+    override fun read(buf: ByteBuffer): List<ShareInfo> {
+        val len = buf.getInt()
+        return List<ShareInfo>(len) {
+            FfiConverterTypeShareInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ShareInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeShareInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ShareInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeShareInfo.write(it, buf)
         }
     }
 }
