@@ -39,7 +39,7 @@ const MAX_CONFIG_FILE: u64 = 64 * 1024;
 /// The `--server` option of every client command.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RemoteArgs {
-    /// The Kinko server, e.g. https://files.example.com. Default: the one kinko login saved.
+    /// The Kinko server, e.g. `https://files.example.com`. Default: the one kinko login saved.
     #[arg(long, value_name = "URL", env = SERVER_ENV, global = true)]
     pub(crate) server: Option<String>,
 }
@@ -329,7 +329,7 @@ fn toml_escape(text: &str) -> String {
 }
 
 /// A progress bar for a transfer, drawn once the total is known (see
-/// [`progress_bar`](super::io::progress_bar) for when it is drawn at all).
+/// [`progress_bar`] for when it is drawn at all).
 #[derive(Debug)]
 pub(crate) struct TransferBar {
     quiet: bool,

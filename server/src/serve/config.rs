@@ -58,7 +58,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KINKO_KEK_OLD_FILE", value_name = "FILE")]
     pub(crate) kek_old_file: Option<PathBuf>,
 
-    /// The public base URL of share links, e.g. https://files.example.com [default: the
+    /// The public base URL of share links, e.g. `https://files.example.com` [default: the
     /// listen address].
     #[arg(long, env = "KINKO_PUBLIC_URL", value_name = "URL")]
     pub(crate) public_url: Option<String>,
