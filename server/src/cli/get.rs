@@ -19,7 +19,7 @@ use super::human::{printable, size};
 use super::io::{Output, OutputArg};
 use super::open::{OpenKeys, open_stream, read_identity_file};
 use super::passphrase::{PassphraseSource, SHARE_PASSWORD};
-use super::remote::{TransferBar, link_err};
+use super::remote::{CaArgs, TransferBar, link_err};
 
 /// Longest default output name, in bytes (file systems allow 255).
 const MAX_NAME: usize = 200;
@@ -75,6 +75,9 @@ pub(crate) struct GetArgs {
     #[arg(long, conflicts_with = "identities")]
     sealed: bool,
 
+    #[command(flatten)]
+    ca: CaArgs,
+
     /// The share link.
     #[arg(value_name = "LINK")]
     link: String,
@@ -95,6 +98,7 @@ enum Destination {
 #[derive(Debug)]
 pub(crate) struct GetConfig {
     link: Link,
+    client: Client,
     identities: Vec<Identity>,
     destination: Destination,
     /// Given up front (`--password`, `--password-file`).
@@ -112,6 +116,8 @@ impl GetArgs {
     /// A malformed link, unreadable or invalid identity files.
     pub(crate) fn validate(self, quiet: bool) -> Result<GetConfig, CliError> {
         let link = Link::parse(&self.link).map_err(CliError::BadLink)?;
+        // Link calls go to the link's own server, never with an API token.
+        let client = self.ca.client(link.base_url().clone(), None)?;
         let mut identities = Vec::new();
         for path in &self.identities {
             identities.extend(read_identity_file(path)?);
@@ -125,6 +131,7 @@ impl GetArgs {
             .then(|| PassphraseSource::choose_for(self.password_file, &SHARE_PASSWORD));
         Ok(GetConfig {
             link,
+            client,
             identities,
             destination,
             password,
@@ -185,7 +192,7 @@ fn occupied(path: &Path) -> bool {
 /// opening.
 pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
     let link = &config.link;
-    let client = Client::for_link(link);
+    let client = &config.client;
     let info = client.link_info(link).map_err(|e| link_err(link, e))?;
     let open_here = info.recipient_bound && !config.sealed;
     if open_here && config.identities.is_empty() {
@@ -222,7 +229,7 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
 
     let download = if open_here {
         download_and_open(
-            &client,
+            client,
             link,
             &ticket,
             config.identities,
@@ -230,7 +237,7 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
             config.quiet,
         )?
     } else {
-        download_as_is(&client, link, &ticket, &output, config.quiet)?
+        download_as_is(client, link, &ticket, &output, config.quiet)?
     };
     if download.recipient_bound != info.recipient_bound {
         return Err(link_err(
