@@ -60,6 +60,11 @@
       $("left").hidden = false;
       $("left-label").hidden = false;
     }
+    if (info.downloads_left === 0) {
+      // Used up: the form could only be refused, so say why instead of offering it.
+      $("get").hidden = true;
+      showError("No downloads are left on this link. Ask the sender for a new one.");
+    }
     $("password-row").hidden = !info.password_required;
     if (info.recipient_bound) {
       $("bound-name").textContent = info.name + ".kinko";
@@ -99,6 +104,7 @@
       status.hidden = false;
       if (t.downloads_left !== null && t.downloads_left !== undefined) {
         $("left").textContent = String(t.downloads_left);
+        if (t.downloads_left === 0) { $("get").hidden = true; }
       }
     } catch (e) {
       showError("The server could not be reached. Try again.");

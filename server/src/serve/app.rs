@@ -11,7 +11,7 @@ use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use kinko_core::vault::{ApiToken, Ctx, Timestamp, Vault};
 use tokio::sync::Semaphore;
 
@@ -251,68 +251,212 @@ async fn link_guard(State(state): State<AppState>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
-/// The whole application.
-pub(crate) fn router(state: AppState) -> Router {
-    let link_routes = Router::new()
-        .route("/s/{share}", get(page::partner_page))
-        .route("/s/{share}/download", post(links::form_download))
-        .route("/api/v1/links/{share}", post(links::info))
-        .route("/api/v1/links/{share}/ticket", post(links::ticket))
-        .route("/api/v1/links/{share}/content", get(links::content))
-        .route_layer(middleware::from_fn_with_state(state.clone(), link_guard));
+/// A route: its path template and its handlers by method.
+type RouteTable = Vec<(&'static str, MethodRouter<AppState>)>;
 
-    let api = Router::new()
-        .route("/api/v1/me", get(files::me))
-        .route("/api/v1/files", post(files::upload).get(files::list))
-        .route(
+/// The public endpoints: health, metrics, the API description, the page's assets.
+fn public_routes() -> RouteTable {
+    vec![
+        ("/healthz", get(page::healthz)),
+        ("/metrics", get(page::metrics)),
+        ("/openapi.json", get(page::openapi)),
+        ("/assets/partner.js", get(page::partner_js)),
+        ("/assets/partner.css", get(page::partner_css)),
+    ]
+}
+
+/// The partner routes, behind [`link_guard`].
+fn link_routes() -> RouteTable {
+    vec![
+        ("/s/{share}", get(page::partner_page)),
+        ("/s/{share}/download", post(links::form_download)),
+        ("/api/v1/links/{share}", post(links::info)),
+        ("/api/v1/links/{share}/ticket", post(links::ticket)),
+        ("/api/v1/links/{share}/content", get(links::content)),
+    ]
+}
+
+/// The employee and admin routes (bearer token).
+fn api_routes() -> RouteTable {
+    vec![
+        ("/api/v1/me", get(files::me)),
+        ("/api/v1/files", post(files::upload).get(files::list)),
+        (
             "/api/v1/files/{file}",
             get(files::info).delete(files::delete),
-        )
-        .route("/api/v1/files/{file}/content", get(files::content))
-        .route(
+        ),
+        ("/api/v1/files/{file}/content", get(files::content)),
+        (
             "/api/v1/files/{file}/shares",
             post(files::create_share).get(files::file_shares),
-        )
-        .route("/api/v1/files/{file}/revoke", post(files::revoke_file))
-        .route("/api/v1/shares", get(files::my_shares))
-        .route("/api/v1/shares/{share}", delete(files::revoke_share))
-        .route("/api/v1/tokens/{token}", delete(files::revoke_token))
-        .route(
+        ),
+        ("/api/v1/files/{file}/revoke", post(files::revoke_file)),
+        ("/api/v1/shares", get(files::my_shares)),
+        ("/api/v1/shares/{share}", delete(files::revoke_share)),
+        ("/api/v1/tokens/{token}", delete(files::revoke_token)),
+        (
             "/api/v1/admin/users",
             get(admin::users).post(admin::create_user),
-        )
-        .route(
+        ),
+        (
             "/api/v1/admin/users/{user}/tokens",
             post(admin::issue_token),
-        )
-        .route("/api/v1/admin/users/{user}/disable", post(admin::disable))
-        .route("/api/v1/admin/users/{user}/enable", post(admin::enable))
-        .route(
+        ),
+        ("/api/v1/admin/users/{user}/disable", post(admin::disable)),
+        ("/api/v1/admin/users/{user}/enable", post(admin::enable)),
+        (
             "/api/v1/admin/freeze",
             get(admin::frozen)
                 .post(admin::freeze)
                 .delete(admin::unfreeze),
-        )
-        .route("/api/v1/admin/sweep", post(admin::sweep))
-        .route("/api/v1/admin/kek/rotate", post(admin::rotate_kek))
-        .route(
+        ),
+        ("/api/v1/admin/sweep", post(admin::sweep)),
+        ("/api/v1/admin/kek/rotate", post(admin::rotate_kek)),
+        (
             "/api/v1/admin/retention",
             get(admin::retention).put(admin::set_retention),
-        )
-        .route("/api/v1/admin/audit/verify", get(admin::audit_verify))
-        .route("/api/v1/admin/audit/export", get(admin::audit_export))
-        .route("/api/v1/admin/audit/key", get(admin::audit_key))
-        .route("/api/v1/admin/clock", post(admin::clock));
+        ),
+        ("/api/v1/admin/audit/verify", get(admin::audit_verify)),
+        ("/api/v1/admin/audit/export", get(admin::audit_export)),
+        ("/api/v1/admin/audit/key", get(admin::audit_key)),
+        ("/api/v1/admin/clock", post(admin::clock)),
+    ]
+}
 
+fn build(routes: RouteTable) -> Router<AppState> {
+    routes
+        .into_iter()
+        .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
+}
+
+/// The whole application. Its routes are exactly those of the tables above (the OpenAPI test
+/// checks docs/openapi.json against them).
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(page::healthz))
-        .route("/metrics", get(page::metrics))
-        .route("/openapi.json", get(page::openapi))
-        .route("/assets/partner.js", get(page::partner_js))
-        .route("/assets/partner.css", get(page::partner_css))
-        .merge(link_routes)
-        .merge(api)
+        .merge(build(public_routes()))
+        .merge(
+            build(link_routes())
+                .route_layer(middleware::from_fn_with_state(state.clone(), link_guard)),
+        )
+        .merge(build(api_routes()))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::body::Body;
+    use axum::http::Method;
+    use kinko_core::vault::{KeyRing, MasterKey, VaultConfig};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The methods an OpenAPI path item can hold. HEAD is answered wherever GET is and is not
+    /// listed separately, so it is not probed either.
+    const METHODS: [Method; 7] = [
+        Method::GET,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::TRACE,
+    ];
+
+    fn state(dir: &std::path::Path) -> AppState {
+        let keys = KeyRing::new(MasterKey::generate());
+        let (vault, _) = Vault::open(dir, VaultConfig::new(keys), Timestamp::now()).unwrap();
+        let limits = Limits {
+            link_per_minute: 0,
+            auth_failures_per_minute: 0,
+            ..Limits::default()
+        };
+        AppState {
+            inner: Arc::new(Shared {
+                vault: Arc::new(vault),
+                clock: Clock::new(true),
+                metrics: Arc::default(),
+                link_limiter: RateLimiter::new(0),
+                auth_limiter: RateLimiter::new(0),
+                in_flight: Semaphore::new(limits.max_in_flight),
+                limits,
+                public_url: "http://127.0.0.1:1".into(),
+            }),
+        }
+    }
+
+    async fn call(app: &Router, method: Method, path: &str) -> Response {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    /// docs/openapi.json is what `/openapi.json` serves, parses as OpenAPI 3.1, and documents
+    /// exactly the (method, path) pairs the router serves: the paths are the route tables the
+    /// router is built from, the methods are asked of the router itself (405 = not served).
+    #[tokio::test]
+    async fn openapi_documents_exactly_the_served_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(state(dir.path()));
+
+        let resp = call(&app, Method::GET, "/openapi.json").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&body).expect("openapi.json parses");
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."));
+        let names: Vec<String> = METHODS.iter().map(|m| m.as_str().to_lowercase()).collect();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                let item = item.as_object().expect("path item");
+                item.keys()
+                    .filter(|k| names.contains(k))
+                    .map(|k| (k.to_uppercase(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+
+        let mut served = BTreeSet::new();
+        for (path, _) in public_routes()
+            .into_iter()
+            .chain(link_routes())
+            .chain(api_routes())
+        {
+            let uri = path
+                .split('/')
+                .map(|seg| {
+                    if seg.starts_with('{') {
+                        "0".repeat(32)
+                    } else {
+                        seg.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for m in &METHODS {
+                if call(&app, m.clone(), &uri).await.status() != StatusCode::METHOD_NOT_ALLOWED {
+                    served.insert((m.as_str().to_owned(), path.to_owned()));
+                }
+            }
+        }
+        assert!(served.len() > 30, "probing found only {served:?}");
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let not_served: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty() && not_served.is_empty(),
+            "served but not in docs/openapi.json: {undocumented:?}; \
+             documented but not served: {not_served:?}"
+        );
+    }
 }

@@ -20,6 +20,9 @@ use super::ServeError;
 use super::app::ClientAddr;
 use super::config::Limits;
 
+/// The largest request head accepted.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Loads a PEM certificate chain and private key into a rustls server config (HTTP/1.1).
 pub(crate) fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     use rustls::pki_types::pem::PemObject;
@@ -61,6 +64,8 @@ pub(crate) async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // A request head (line and headers) larger than this is refused with 431.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let http = Arc::new(http);
     tokio::pin!(shutdown);

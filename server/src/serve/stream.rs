@@ -191,8 +191,12 @@ where
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                tracing::info!(error = %e, "upload aborted by the client");
-                abort = Some(ApiError::invalid("the upload was interrupted"));
+                abort = Some(if is_timeout(&e) {
+                    ApiError::timeout()
+                } else {
+                    tracing::info!(error = %e, "upload aborted by the client");
+                    ApiError::invalid("the upload was interrupted")
+                });
                 break;
             }
             Ok(Some(Ok(f))) => f,
@@ -227,6 +231,20 @@ where
             Ok(out)
         }
     }
+}
+
+/// Whether an error was caused by a socket timeout (the connection's idle timeout).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// One parsed `Range: bytes=…` header, resolved against the file size.

@@ -315,8 +315,13 @@ impl TestServer {
 
 /// Sends SIGTERM.
 pub fn terminate(child: &Child) {
+    terminate_pid(child.id());
+}
+
+/// Sends SIGTERM to a process.
+pub fn terminate_pid(pid: u32) {
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &pid.to_string()])
         .status();
 }
 

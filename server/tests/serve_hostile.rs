@@ -1,0 +1,522 @@
+//! `kinko serve` against bad, slow, greedy and hostile clients: every answer is a clear 4xx,
+//! never a 5xx, and nothing is stored half-way. Also startup configuration, concurrency,
+//! graceful shutdown and TLS.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{KINKO, Options, TestServer, data};
+
+/// Host and port of a server URL.
+fn addr(srv: &TestServer) -> String {
+    srv.url.trim_start_matches("http://").to_owned()
+}
+
+/// Sends raw bytes and returns everything the server answers until it closes or goes quiet
+/// for `quiet`.
+fn raw(srv: &TestServer, bytes: &[u8], quiet: Duration) -> String {
+    let mut s = TcpStream::connect(addr(srv)).unwrap();
+    s.set_read_timeout(Some(quiet)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits (bounded) until `cond` holds.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"))
+}
+
+#[test]
+fn malformed_requests_get_clear_4xx_answers() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "x.txt", b"x");
+    let auth = format!("Bearer {alice}");
+    let shares = format!("/api/v1/files/{file}/shares");
+    for (body, why) in [
+        (&b"{"[..], "truncated JSON"),
+        (b"[]", "wrong type"),
+        (b"{\"expires_in\": \"soon\"}", "wrong field type"),
+        (b"{\"expires_in\": 60, \"secret\": 1}", "unknown field"),
+        (b"{\"expires_in\": 0}", "zero lifetime"),
+        (
+            b"{\"expires_in\": 60, \"max_downloads\": 0}",
+            "zero downloads",
+        ),
+        (
+            b"{\"expires_in\": 60, \"password\": \"\"}",
+            "empty password",
+        ),
+        (
+            b"{\"expires_in\": 999999999}",
+            "beyond the maximum lifetime",
+        ),
+    ] {
+        let r = srv.request(
+            "POST",
+            &shares,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(body),
+        );
+        assert_eq!(r.status, 400, "{why}: {}", r.text());
+        assert_eq!(r.code(), "invalid", "{why}");
+    }
+    // Ids and paths.
+    for (path, status) in [
+        ("/api/v1/files/not-an-id", 400),
+        ("/api/v1/files/..%2F..%2Fetc%2Fpasswd", 400),
+        ("/api/v1/files/%00", 400),
+        ("/api/v1/files/00000000000000000000000000000000", 404),
+        ("/api/v1/nothing/here", 404),
+    ] {
+        let r = srv.request("GET", path, &[("authorization", &auth)], None);
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
+    for raw_path in [
+        "/s/../../etc/passwd",
+        "/api/v1/files/../../../etc/passwd",
+        "/%2e%2e/%2e%2e/",
+    ] {
+        let resp = raw(
+            &srv,
+            format!("GET {raw_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            Duration::from_secs(5),
+        );
+        let st = status_of(&resp);
+        assert!((400..500).contains(&st), "{raw_path}: {resp}");
+    }
+    // A huge header block.
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let resp = raw(&srv, big.as_bytes(), Duration::from_secs(5));
+    assert!(
+        resp.is_empty() || (400..500).contains(&status_of(&resp)),
+        "{resp}"
+    );
+    // Upload without a name.
+    let r = srv.request(
+        "POST",
+        "/api/v1/files",
+        &[("authorization", &auth)],
+        Some(b"x"),
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid"));
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn wrong_tokens_are_refused_and_rate_limited_per_address() {
+    let srv = TestServer::start_with(Options {
+        config: Some("[limits]\nauth_failures_per_minute = 5\n".into()),
+        ..Options::default()
+    });
+    let forged = format!("kinko_{}{}", "ab".repeat(16), "cd".repeat(32));
+    for (header, why) in [
+        (None, "no token"),
+        (Some("Bearer".to_owned()), "empty bearer"),
+        (Some("Bearer not-a-token".to_owned()), "garbage"),
+        (Some(format!("Bearer {forged}")), "unknown token"),
+        (Some(format!("Basic {forged}")), "wrong scheme"),
+    ] {
+        let h: Vec<(&str, &str)> = header
+            .iter()
+            .map(|h| ("authorization", h.as_str()))
+            .collect();
+        let r = srv.request("GET", "/api/v1/me", &h, None);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (401, "unauthenticated"),
+            "{why}"
+        );
+    }
+    // The address has used up its failures: even a good token waits now.
+    let r = srv.admin("GET", "/api/v1/me", None);
+    assert_eq!((r.status, r.code().as_str()), (429, "rate_limited"));
+    assert!(r.header("retry-after").is_some());
+    srv.assert_no_server_errors();
+    srv.assert_log_free_of(&[&forged[6..]]);
+}
+
+#[test]
+fn link_routes_refuse_secrets_in_urls_and_rate_limit_guessing() {
+    let srv = TestServer::start_with(Options {
+        config: Some("[limits]\nlink_requests_per_minute = 8\n".into()),
+        ..Options::default()
+    });
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "x.txt", b"x");
+    let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 600}));
+    for path in [
+        format!("/s/{share}?secret={secret}"),
+        format!("/api/v1/links/{share}?{secret}"),
+        format!("/api/v1/links/{share}/content?s={secret}"),
+    ] {
+        let method = if path.contains("/content") || path.starts_with("/s/") {
+            "GET"
+        } else {
+            "POST"
+        };
+        let r = srv.request(method, &path, &[("kinko-link-secret", &secret)], None);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "secret_in_url"),
+            "{path}"
+        );
+    }
+    // Wrong secrets, malformed ids and secrets: one opaque answer.
+    let wrong = "0".repeat(64);
+    for (id, s) in [
+        (share.as_str(), wrong.as_str()),
+        ("0123", secret.as_str()),
+        (share.as_str(), "short"),
+    ] {
+        let r = srv.request(
+            "POST",
+            &format!("/api/v1/links/{id}"),
+            &[("kinko-link-secret", s)],
+            None,
+        );
+        assert_eq!((r.status, r.code().as_str()), (404, "link_invalid"));
+    }
+    // 8 per minute: the 3 wrong ones above, 5 more, then the address waits. (The query
+    // string refusals happen before the limiter.)
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            srv.request(
+                "POST",
+                &format!("/api/v1/links/{share}"),
+                &[("kinko-link-secret", &secret)],
+                None,
+            )
+            .status,
+        );
+    }
+    assert_eq!(statuses, [200; 5]);
+    let r = srv.request(
+        "POST",
+        &format!("/api/v1/links/{share}"),
+        &[("kinko-link-secret", &secret)],
+        None,
+    );
+    assert_eq!((r.status, r.code().as_str()), (429, "rate_limited"));
+    srv.assert_no_server_errors();
+    srv.assert_log_free_of(&[&secret]);
+}
+
+#[test]
+fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
+    let srv = TestServer::start_with(Options {
+        args: vec!["--max-upload".into(), "100000".into()],
+        config: Some("[limits]\nheader_timeout_secs = 1\nidle_timeout_secs = 2\n".into()),
+    });
+    let (_, alice) = srv.member("alice");
+    let auth = format!("Bearer {alice}");
+
+    // Declared too large: refused before reading.
+    let r = srv.request(
+        "POST",
+        "/api/v1/files?name=big",
+        &[("authorization", &auth)],
+        Some(&data(100_001, 1)),
+    );
+    assert_eq!((r.status, r.code().as_str()), (413, "too_large"));
+    // Chunked and too large: refused once the limit is crossed.
+    let mut req = format!(
+        "POST /api/v1/files?name=big HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for _ in 0..4 {
+        req.extend_from_slice(format!("{:x}\r\n", 40_000).as_bytes());
+        req.extend_from_slice(&data(40_000, 2));
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let resp = raw(&srv, &req, Duration::from_secs(10));
+    assert_eq!(status_of(&resp), 413, "{resp}");
+
+    // A client that stops sending its body: 408 after the idle timeout.
+    let mut s = TcpStream::connect(addr(&srv)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/files?name=slow HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Content-Length: 50000\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&data(1000, 3)).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        answer.is_empty() || status_of(&answer) == 408,
+        "slow body: {answer}"
+    );
+
+    // A client that never finishes its request head is disconnected.
+    let mut s = TcpStream::connect(addr(&srv)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || status_of(&answer) == 408,
+        "slow head: {answer}"
+    );
+
+    // A client that disconnects in the middle of its upload.
+    let mut s = TcpStream::connect(addr(&srv)).unwrap();
+    write!(
+        s,
+        "POST /api/v1/files?name=cut HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Content-Length: 90000\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&data(70_000, 4)).unwrap();
+    drop(s);
+
+    // Nothing was stored: no file, no blob, no temporary.
+    eventually("the aborted uploads are cleaned up", || {
+        srv.blob_files().is_empty()
+    });
+    let files = srv.authed(&alice, "GET", "/api/v1/files", None).json();
+    assert_eq!(files["files"].as_array().unwrap().len(), 0);
+    // The server is fine and a normal upload still works.
+    srv.upload(&alice, "ok.txt", b"fine");
+    assert_eq!(srv.blob_files().len(), 1);
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn a_download_limit_of_three_under_many_concurrent_requests_gives_exactly_three() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "hot.txt", b"everyone wants this");
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 600, "max_downloads": 3}),
+    );
+    let srv = std::sync::Arc::new(srv);
+    let handles: Vec<_> = (0..60)
+        .map(|_| {
+            let (srv, share, secret) = (srv.clone(), share.clone(), secret.clone());
+            std::thread::spawn(move || srv.link_download(&share, &secret, None).status)
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 404),
+        "{statuses:?}"
+    );
+    srv.assert_no_server_errors();
+}
+
+#[test]
+fn shutdown_finishes_the_transfer_in_flight_and_refuses_new_connections() {
+    let mut srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let content = data(8 << 20, 5);
+    let file = srv.upload(&alice, "big.bin", &content);
+    let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 600}));
+
+    let mut s = TcpStream::connect(addr(&srv)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/links/{share}/content HTTP/1.1\r\nHost: x\r\nKinko-Link-Secret: {secret}\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = s.read(&mut first).unwrap();
+    assert!(n > 0);
+    first.truncate(n);
+
+    support::terminate_pid(srv.pid());
+    eventually("the listener closes", || {
+        TcpStream::connect(addr(&srv)).is_err()
+    });
+
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    first.extend_from_slice(&rest);
+    let split = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&first[..split]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(&first[split..], &content[..], "the whole file arrived");
+    let status = srv.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn startup_configuration_errors_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(KINKO)
+            .current_dir(dir.path())
+            .args(args)
+            .env_remove("KINKO_KEK")
+            .env_remove("KINKO_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data directory"));
+
+    let out = run(&["serve", "--data-dir", "d", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+
+    std::fs::create_dir_all(dir.path().join("d")).unwrap();
+    std::fs::write(dir.path().join("d/kek"), "00".repeat(32)).unwrap();
+    let out = run(&[
+        "serve",
+        "--data-dir",
+        "d",
+        "--plain-http",
+        "--kek-file",
+        "d/kek",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("master key") && err.contains("data"), "{err}");
+
+    std::fs::write(dir.path().join("bad.toml"), "listen = 5\n").unwrap();
+    let out = run(&["serve", "--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
+}
+
+#[test]
+fn tls_is_served_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .output()
+        .expect("openssl is installed (apt-get install openssl)");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    std::fs::write(dir.path().join("kek"), "11".repeat(32)).unwrap();
+    let mut child = std::process::Command::new(KINKO)
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--data-dir",
+            "data",
+            "--kek-file",
+            "kek",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ])
+        .env("KINKO_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("Kinko is serving on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"));
+    let token_line = lines.next().unwrap().unwrap();
+    assert!(token_line.contains("created the admin"), "{token_line}");
+    std::thread::spawn(move || for _ in lines {});
+
+    let pem = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    let cert = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
+    let body = agent
+        .get(format!("{url}/healthz"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(body, "ok\n");
+    // Plain HTTP to the TLS port gets nowhere.
+    let plain: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    assert!(
+        plain
+            .get(url.replace("https", "http") + "/healthz")
+            .call()
+            .is_err()
+    );
+    support::terminate_pid(child.id());
+    assert!(child.wait().unwrap().success());
+}
