@@ -237,18 +237,17 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
             config.quiet,
         )?
     } else {
-        download_as_is(client, link, &ticket, &output, config.quiet)?
+        download_as_is(
+            client,
+            link,
+            &ticket,
+            &output,
+            info.recipient_bound,
+            config.quiet,
+        )?
     };
     if download.recipient_bound != info.recipient_bound {
-        return Err(link_err(
-            link,
-            ClientError::UnexpectedResponse {
-                status: 200,
-                detail: "the download does not match the share's details (recipient-bound or \
-                         not)"
-                    .into(),
-            },
-        ));
+        return Err(mismatch(link));
     }
     if !config.quiet && output != OutputArg::ExplicitStdout {
         let target = match &output {
@@ -303,12 +302,27 @@ fn ask_password() -> Result<SecretString, CliError> {
     PassphraseSource::choose_for(None, &SHARE_PASSWORD).read_secret(&SHARE_PASSWORD, false)
 }
 
-/// Streams the bytes as they come into the output, committed only once complete.
+/// The answer is not what the link's details announced (an envelope where plaintext was
+/// promised, or the other way round).
+fn mismatch(link: &Link) -> CliError {
+    link_err(
+        link,
+        ClientError::UnexpectedResponse {
+            status: 200,
+            detail: "the download does not match the share's details (recipient-bound or not)"
+                .into(),
+        },
+    )
+}
+
+/// Streams the bytes as they come into the output, committed only once complete and only if
+/// they are what the link's details announced (`bound`: an envelope).
 fn download_as_is(
     client: &Client,
     link: &Link,
     ticket: &Ticket,
     output: &OutputArg,
+    bound: bool,
     quiet: bool,
 ) -> Result<Download, CliError> {
     let mut out = Output::create(output)?;
@@ -322,6 +336,10 @@ fn download_as_is(
         ClientError::Io(source) => CliError::Write { path, source },
         other => link_err(link, other),
     })?;
+    if download.recipient_bound != bound {
+        // Dropped without a commit: the temporary file goes, the target is untouched.
+        return Err(mismatch(link));
+    }
     out.commit()?;
     Ok(download)
 }
