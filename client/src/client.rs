@@ -87,6 +87,45 @@ impl Client {
 
     /// A client for an already parsed address.
     pub fn with_base(base: BaseUrl, token: Option<ApiToken>) -> Client {
+        Client::build(base, token, ureq::tls::TlsConfig::default())
+    }
+
+    /// A client that verifies the server's TLS certificate against only the root
+    /// certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks) instead of
+    /// the built-in web roots: for a server whose certificate comes from a private CA.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] if `pem` holds no certificate or a malformed one.
+    pub fn with_root_certificates(
+        base: BaseUrl,
+        token: Option<ApiToken>,
+        pem: &[u8],
+    ) -> Result<Client, ClientError> {
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(ClientError::InvalidArgument {
+                        message: "the root certificates are not valid PEM".into(),
+                    });
+                }
+            }
+        }
+        if certs.is_empty() {
+            return Err(ClientError::InvalidArgument {
+                message: "no certificate found in the root certificates' PEM".into(),
+            });
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+            .build();
+        Ok(Client::build(base, token, tls))
+    }
+
+    fn build(base: BaseUrl, token: Option<ApiToken>, tls: ureq::tls::TlsConfig) -> Client {
         let config = ureq::Agent::config_builder()
             // Error answers are read and mapped here, with their JSON body.
             .http_status_as_error(false)
@@ -95,6 +134,7 @@ impl Client {
             .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .user_agent(concat!("kinko-client/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
             .build();
         Client {
             base,
@@ -1037,6 +1077,21 @@ mod tests {
         let debug = format!("{client:?}");
         assert!(debug.contains(&"ab".repeat(16)), "{debug}");
         assert!(!debug.contains("cdcd"), "{debug}");
+    }
+
+    #[test]
+    fn root_certificates_must_be_pem_certificates() {
+        let base = BaseUrl::parse("https://a.example").unwrap();
+        for pem in [
+            &b""[..],
+            b"not pem",
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
+            assert!(matches!(
+                Client::with_root_certificates(base.clone(), None, pem),
+                Err(ClientError::InvalidArgument { .. })
+            ));
+        }
     }
 
     #[test]

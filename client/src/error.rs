@@ -370,6 +370,17 @@ pub(crate) fn from_ureq(err: ureq::Error) -> ClientError {
 
 /// Maps an I/O error of the connection (not of the caller's reader or writer).
 pub(crate) fn from_transport_io(err: &io::Error) -> ClientError {
+    // A failed handshake (an untrusted certificate…) reaches us as rustls's error in an
+    // io::Error.
+    if let Some(inner) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return ClientError::Network {
+            kind: NetworkErrorKind::Tls,
+            detail: bounded(inner.to_string()),
+        };
+    }
     // The body reader wraps ureq's own errors in io::Error.
     if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()) {
         let kind = match inner {
@@ -540,6 +551,17 @@ mod tests {
             from_ureq(ureq::Error::HostNotFound),
             ClientError::Network {
                 kind: NetworkErrorKind::Dns,
+                ..
+            }
+        ));
+        let handshake = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(matches!(
+            from_ureq(ureq::Error::Io(handshake)),
+            ClientError::Network {
+                kind: NetworkErrorKind::Tls,
                 ..
             }
         ));

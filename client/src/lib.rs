@@ -20,7 +20,9 @@
 //! let client = Client::for_link(&link);
 //! let info = client.link_info(&link)?;
 //! let ticket = client.link_ticket(&link, None)?;
-//! let mut out = std::fs::File::create(&info.name)?;
+//! // `info.name` is the sender's choice: never use it as a path without sanitizing it.
+//! println!("{} ({} bytes)", info.name, info.size);
+//! let mut out = std::fs::File::create("download.bin")?;
 //! let download = client.link_download(&link, DownloadAuth::Ticket(&ticket), &mut out, |_| {})?;
 //! if download.recipient_bound {
 //!     // `out` holds a Kinko envelope: open it with the recipient's identity.

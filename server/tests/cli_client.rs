@@ -328,8 +328,27 @@ fn share_arguments_are_checked_before_anything_is_sent() {
     ] {
         assert_fails(&share(&args), EXIT_USAGE, &[words]);
     }
-    let out = share(&["plan.pdf", "--max-downloads", "0"]);
-    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{}", stderr(&out));
+    // clap's own refusals: no limit of zero, a FILE or --file-id (not both, and no upload
+    // options with --file-id).
+    for args in [
+        vec!["plan.pdf", "--max-downloads", "0"],
+        vec![],
+        vec!["plan.pdf", "--file-id", SHARE_ID],
+        vec!["--file-id", SHARE_ID, "--name", "x"],
+    ] {
+        let out = share(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_USAGE),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_fails(
+        &share(&["--file-id", "nothex"]),
+        EXIT_USAGE,
+        &["not a file id"],
+    );
     // A recipient is named by position, never repeated (it might be a pasted secret key).
     let out = share(&["plan.pdf", "--to", "AGE-SECRET-KEY-1NOTAKEYATALL"]);
     assert_fails(&out, EXIT_BAD_KEY, &["recipient #1 given with --to"]);

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::{KINKO, TestServer, data};
+use support::{KINKO, TestServer, data, terminate};
 use tempfile::TempDir;
 
 // Exit codes, as documented in `kinko --help`.
@@ -408,9 +408,13 @@ fn revoke_and_rm_stop_links_at_once() {
     alice.write("a.txt", b"first file");
     alice.write("b.txt", b"second file");
     let link1 = alice.share("a.txt", &[]);
-    let link2 = alice.share("a.txt", &[]);
-    let link3 = alice.share("b.txt", &[]);
     let a_id = alice.file_id("a.txt");
+    // A second share of the same file, without uploading it again.
+    let out = alice.run(&["share", "--file-id", &a_id, "--expires", "1d"]);
+    assert_ok(&out, &["share --file-id"]);
+    let link2 = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(alice.ok(&["files"]).matches("a.txt").count(), 1);
+    let link3 = alice.share("b.txt", &[]);
     let b_id = alice.file_id("b.txt");
 
     // Revoke one share by its whole link (the secret is not needed, nor sent).
@@ -618,4 +622,176 @@ fn a_stopped_server_is_reported_as_unreachable() {
         EXIT_UNREACHABLE,
         &["cannot reach", &url, "kinko serve"],
     );
+}
+
+/// Runs `openssl` in `dir`; these tests need the command.
+#[track_caller]
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("this test needs the openssl command to make a test CA");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA (`ca.pem`) and a certificate for 127.0.0.1 it issued (`leaf.pem`, `leaf.key`).
+fn make_test_ca(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Kinko Test CA",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(dir, &csr);
+    fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+}
+
+/// A `kinko serve --dev` speaking TLS (the test clock is refused with TLS, so this one runs
+/// outside the shared harness). Stopped with SIGTERM when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    url: String,
+    admin_token: String,
+}
+
+impl TlsServer {
+    fn start(dir: &Path) -> TlsServer {
+        use std::io::BufRead;
+        let mut child = Command::new(KINKO)
+            .current_dir(dir)
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+            .args(["--tls-cert", "leaf.pem", "--tls-key", "leaf.key"])
+            .arg("--data-dir")
+            .arg(dir.join("dev/data"))
+            .env("KINKO_LOG", "warn")
+            .env_remove("KINKO_SERVE_CONFIG")
+            .env_remove("KINKO_KEK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(dir.join("server.log")).unwrap())
+            .spawn()
+            .expect("kinko serve starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut url, mut token) = (None, None);
+        while url.is_none() || token.is_none() {
+            let Some(Ok(line)) = lines.next() else {
+                panic!(
+                    "kinko serve exited early: {}",
+                    fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+                );
+            };
+            if let Some(u) = line.trim().strip_prefix("URL:") {
+                url = Some(u.trim().to_owned());
+            }
+            if let Some(t) = line.trim().strip_prefix("Admin token:") {
+                token = Some(t.trim().to_owned());
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        TlsServer {
+            child,
+            url: url.unwrap(),
+            admin_token: token.unwrap(),
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        terminate(&self.child);
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tls_with_a_private_ca_needs_its_certificate() {
+    let certs = TempDir::new().unwrap();
+    make_test_ca(certs.path());
+    let srv = TlsServer::start(certs.path());
+    assert!(srv.url.starts_with("https://127.0.0.1:"), "{}", srv.url);
+    let alice = Machine::new();
+    let partner = Machine::new();
+    let ca = certs.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+
+    // The built-in public roots do not know the test CA: refused, and nothing is saved.
+    alice.write("admin.token", srv.admin_token.as_bytes());
+    let out = alice.run(&["login", "--server", &srv.url, "--token-file", "admin.token"]);
+    assert_fails(&out, EXIT_UNREACHABLE, &["TLS", "certificate"]);
+    assert!(!alice.file("client.toml").exists());
+
+    let out = alice.run(&[
+        "login",
+        "--server",
+        &srv.url,
+        "--token-file",
+        "admin.token",
+        "--ca-file",
+        ca,
+    ]);
+    assert_ok(&out, &["login --ca-file"]);
+    let content = data(200_000, 7);
+    alice.write("tls.bin", &content);
+    let out = alice.run_with(&["share", "tls.bin"], &[("KINKO_CA_FILE", ca)], b"");
+    assert_ok(&out, &["share with KINKO_CA_FILE"]);
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(link.starts_with("https://"), "{link}");
+
+    let out = partner.run(&["get", &link]);
+    assert_fails(&out, EXIT_UNREACHABLE, &["TLS"]);
+    partner.ok(&["get", &link, "--ca-file", ca]);
+    assert_eq!(partner.read("tls.bin"), content);
 }

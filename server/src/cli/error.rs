@@ -536,8 +536,9 @@ fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
                 format!("Check the host name in {server}, and the network connection.")
             }
             NetworkErrorKind::Tls => format!(
-                "The server's certificate is not trusted for this name: check the URL ({server}) \
-                 and the server's TLS certificate."
+                "The server's certificate is not trusted for this name: check the URL \
+                 ({server}). If a company CA issued the certificate, pass the CA's certificate \
+                 with --ca-file FILE (or set KINKO_CA_FILE)."
             ),
             _ => format!("Check the network and that {server} is a Kinko server, then retry."),
         },

@@ -19,7 +19,7 @@ use super::human::{printable, size};
 use super::io::{Output, OutputArg};
 use super::open::{OpenKeys, open_stream, read_identity_file};
 use super::passphrase::{PassphraseSource, SHARE_PASSWORD};
-use super::remote::{TransferBar, link_err};
+use super::remote::{CaArgs, TransferBar, link_err};
 
 /// Longest default output name, in bytes (file systems allow 255).
 const MAX_NAME: usize = 200;
@@ -75,6 +75,9 @@ pub(crate) struct GetArgs {
     #[arg(long, conflicts_with = "identities")]
     sealed: bool,
 
+    #[command(flatten)]
+    ca: CaArgs,
+
     /// The share link.
     #[arg(value_name = "LINK")]
     link: String,
@@ -95,6 +98,7 @@ enum Destination {
 #[derive(Debug)]
 pub(crate) struct GetConfig {
     link: Link,
+    client: Client,
     identities: Vec<Identity>,
     destination: Destination,
     /// Given up front (`--password`, `--password-file`).
@@ -112,6 +116,8 @@ impl GetArgs {
     /// A malformed link, unreadable or invalid identity files.
     pub(crate) fn validate(self, quiet: bool) -> Result<GetConfig, CliError> {
         let link = Link::parse(&self.link).map_err(CliError::BadLink)?;
+        // Link calls go to the link's own server, never with an API token.
+        let client = self.ca.client(link.base_url().clone(), None)?;
         let mut identities = Vec::new();
         for path in &self.identities {
             identities.extend(read_identity_file(path)?);
@@ -125,6 +131,7 @@ impl GetArgs {
             .then(|| PassphraseSource::choose_for(self.password_file, &SHARE_PASSWORD));
         Ok(GetConfig {
             link,
+            client,
             identities,
             destination,
             password,
@@ -185,7 +192,7 @@ fn occupied(path: &Path) -> bool {
 /// opening.
 pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
     let link = &config.link;
-    let client = Client::for_link(link);
+    let client = &config.client;
     let info = client.link_info(link).map_err(|e| link_err(link, e))?;
     let open_here = info.recipient_bound && !config.sealed;
     if open_here && config.identities.is_empty() {
@@ -222,7 +229,7 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
 
     let download = if open_here {
         download_and_open(
-            &client,
+            client,
             link,
             &ticket,
             config.identities,
@@ -230,18 +237,17 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
             config.quiet,
         )?
     } else {
-        download_as_is(&client, link, &ticket, &output, config.quiet)?
+        download_as_is(
+            client,
+            link,
+            &ticket,
+            &output,
+            info.recipient_bound,
+            config.quiet,
+        )?
     };
     if download.recipient_bound != info.recipient_bound {
-        return Err(link_err(
-            link,
-            ClientError::UnexpectedResponse {
-                status: 200,
-                detail: "the download does not match the share's details (recipient-bound or \
-                         not)"
-                    .into(),
-            },
-        ));
+        return Err(mismatch(link));
     }
     if !config.quiet && output != OutputArg::ExplicitStdout {
         let target = match &output {
@@ -296,12 +302,27 @@ fn ask_password() -> Result<SecretString, CliError> {
     PassphraseSource::choose_for(None, &SHARE_PASSWORD).read_secret(&SHARE_PASSWORD, false)
 }
 
-/// Streams the bytes as they come into the output, committed only once complete.
+/// The answer is not what the link's details announced (an envelope where plaintext was
+/// promised, or the other way round).
+fn mismatch(link: &Link) -> CliError {
+    link_err(
+        link,
+        ClientError::UnexpectedResponse {
+            status: 200,
+            detail: "the download does not match the share's details (recipient-bound or not)"
+                .into(),
+        },
+    )
+}
+
+/// Streams the bytes as they come into the output, committed only once complete and only if
+/// they are what the link's details announced (`bound`: an envelope).
 fn download_as_is(
     client: &Client,
     link: &Link,
     ticket: &Ticket,
     output: &OutputArg,
+    bound: bool,
     quiet: bool,
 ) -> Result<Download, CliError> {
     let mut out = Output::create(output)?;
@@ -315,6 +336,10 @@ fn download_as_is(
         ClientError::Io(source) => CliError::Write { path, source },
         other => link_err(link, other),
     })?;
+    if download.recipient_bound != bound {
+        // Dropped without a commit: the temporary file goes, the target is untouched.
+        return Err(mismatch(link));
+    }
     out.commit()?;
     Ok(download)
 }

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueHint};
-use kinko_client::{BaseUrl, Client};
+use kinko_client::BaseUrl;
 use kinko_core::vault::ApiToken;
 use secrecy::ExposeSecret;
 
 use super::error::CliError;
 use super::passphrase::{API_TOKEN, PassphraseSource};
-use super::remote::{ClientConfig, RemoteArgs, config_path};
+use super::remote::{CaArgs, ClientConfig, RemoteArgs, config_path};
 
 const LOGIN_AFTER_HELP: &str = "\
 The token is read from the terminal (it is not echoed), or for scripts from KINKO_TOKEN or the
@@ -52,6 +52,7 @@ pub(crate) struct LoginArgs {
 #[derive(Debug)]
 pub(crate) struct LoginConfig {
     server: BaseUrl,
+    ca: CaArgs,
     token: PassphraseSource,
     config: PathBuf,
 }
@@ -78,6 +79,7 @@ impl LoginArgs {
         };
         Ok(LoginConfig {
             server,
+            ca: self.remote.ca,
             token: PassphraseSource::choose_for(self.token_file, &API_TOKEN),
             config,
         })
@@ -103,7 +105,7 @@ pub(crate) fn login(config: LoginConfig) -> Result<(), CliError> {
     let saved = token.expose_secret();
     drop(text);
 
-    let client = Client::with_base(config.server.clone(), Some(token));
+    let client = config.ca.client(config.server.clone(), Some(token))?;
     let me = client.me().map_err(|source| CliError::Remote {
         server: config.server.to_string(),
         source,
@@ -127,12 +129,16 @@ pub(crate) struct LogoutArgs {
     /// Also revoke the token on the server.
     #[arg(long)]
     revoke: bool,
+
+    #[command(flatten)]
+    ca: CaArgs,
 }
 
 /// A validated `kinko logout`.
 #[derive(Debug)]
 pub(crate) struct LogoutConfig {
     revoke: bool,
+    ca: CaArgs,
     config: PathBuf,
 }
 
@@ -145,6 +151,7 @@ impl LogoutArgs {
     pub(crate) fn validate(self) -> Result<LogoutConfig, CliError> {
         Ok(LogoutConfig {
             revoke: self.revoke,
+            ca: self.ca,
             config: config_path()?,
         })
     }
@@ -164,7 +171,7 @@ pub(crate) fn logout(config: LogoutConfig) -> Result<(), CliError> {
     };
     if config.revoke {
         let id = token.id();
-        let client = Client::with_base(server.clone(), Some(token));
+        let client = config.ca.client(server.clone(), Some(token))?;
         match client.revoke_token(&id) {
             Ok(()) => {}
             // Already revoked or expired: nothing left to revoke.

@@ -36,12 +36,67 @@ pub(crate) const CONFIG_ENV: &str = "KINKO_CONFIG";
 /// Largest configuration file read.
 const MAX_CONFIG_FILE: u64 = 64 * 1024;
 
+/// The environment variable naming a file of trusted root certificates.
+pub(crate) const CA_FILE_ENV: &str = "KINKO_CA_FILE";
+/// Largest root certificate file read.
+const MAX_CA_FILE: u64 = 1024 * 1024;
+
 /// The `--server` option of every client command.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RemoteArgs {
     /// The Kinko server, e.g. `https://files.example.com`. Default: the one kinko login saved.
     #[arg(long, value_name = "URL", env = SERVER_ENV, global = true)]
     pub(crate) server: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) ca: CaArgs,
+}
+
+/// The `--ca-file` option of every command that talks to a server.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CaArgs {
+    /// Trust only the root certificates in FILE (PEM) for the server's TLS certificate, e.g.
+    /// a company CA's. Default: the usual public roots.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = CA_FILE_ENV,
+        global = true,
+        value_hint = clap::ValueHint::FilePath
+    )]
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+impl CaArgs {
+    /// A client for `server` with `token`, trusting `--ca-file`'s roots if given.
+    ///
+    /// # Errors
+    ///
+    /// An unreadable `--ca-file`, or one without a PEM certificate.
+    pub(crate) fn client(
+        &self,
+        server: BaseUrl,
+        token: Option<ApiToken>,
+    ) -> Result<Client, CliError> {
+        let Some(path) = &self.ca_file else {
+            return Ok(Client::with_base(server, token));
+        };
+        let read_err = |source| CliError::Read {
+            path: path.clone(),
+            source,
+        };
+        let mut pem = Vec::new();
+        fs::File::open(path)
+            .and_then(|f| f.take(MAX_CA_FILE).read_to_end(&mut pem))
+            .map_err(read_err)?;
+        Client::with_root_certificates(server, token, &pem).map_err(|e| {
+            CliError::usage(
+                format!("{}: {e}", path.display()),
+                "Pass a PEM file with the certificate of the CA that issued the server's \
+                 certificate (-----BEGIN CERTIFICATE----- …).",
+            )
+        })
+    }
 }
 
 /// A server to call, with the client that calls it.
@@ -119,7 +174,7 @@ impl RemoteArgs {
             },
         };
         Ok(Remote {
-            client: Client::with_base(server, Some(token)),
+            client: self.ca.client(server, Some(token))?,
         })
     }
 }

@@ -5,13 +5,15 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::{Args, ValueHint};
-use kinko_client::{ClientError, ShareOptions, UploadOptions};
+use kinko_client::{ClientError, FileInfo, ShareOptions, UploadOptions};
 use kinko_core::keys::{Recipient, parse_recipients_file};
+use kinko_core::vault::FileId;
 use secrecy::ExposeSecret;
 
 use super::error::{CliError, KeySource};
 use super::human::{duration, parse_duration, printable, size, time};
 use super::io::InputArg;
+use super::manage::parse_file_id;
 use super::passphrase::{PassphraseSource, SHARE_PASSWORD};
 use super::remote::{Remote, RemoteArgs, TransferBar};
 
@@ -34,6 +36,7 @@ Examples:
   kinko share plan.pdf --expires 2d --max-downloads 1
   kinko share plan.pdf --password --to age1…            password and partner's key
   kinko share report.pdf -R partners.txt --name 'Q3 report.pdf'
+  kinko share --file-id 9c1e… --expires 1d           share an uploaded file again
   tar c docs | kinko share - --name docs.tar --expires 12h";
 
 /// Raw arguments of `kinko share`.
@@ -91,17 +94,37 @@ pub(crate) struct ShareArgs {
     #[command(flatten)]
     remote: RemoteArgs,
 
+    /// Share a file uploaded before (an id from kinko files) instead of uploading one.
+    #[arg(
+        long,
+        value_name = "FILE_ID",
+        conflicts_with_all = ["file", "name", "content_type", "retention"]
+    )]
+    file_id: Option<String>,
+
     /// The file to share ("-": stdin, then --name is required).
-    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
-    file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath,
+        required_unless_present = "file_id"
+    )]
+    file: Option<PathBuf>,
+}
+
+/// What `kinko share` shares.
+#[derive(Debug)]
+enum Source {
+    /// A file (or stdin) to upload under `name`.
+    Upload { input: InputArg, name: String },
+    /// A file already on the server.
+    Existing(FileId),
 }
 
 /// A validated `kinko share`.
 #[derive(Debug)]
 pub(crate) struct ShareConfig {
     remote: Remote,
-    input: InputArg,
-    name: String,
+    source: Source,
     expires_in: u64,
     max_downloads: Option<u32>,
     password: Option<PassphraseSource>,
@@ -125,52 +148,17 @@ impl ShareArgs {
             .map(|r| parse_duration(r, "--retention"))
             .transpose()?;
         let recipients = read_recipients(&self.to, &self.recipients_files)?;
-        let input = InputArg::from_arg(Some(self.file));
-        let name = match (self.name, &input) {
-            (Some(n), _) => n,
-            (None, InputArg::File(path)) => path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    CliError::usage(
-                        format!("{} has no file name kinko can send", path.display()),
-                        "Give the name the partner should see with --name NAME.",
-                    )
-                })?,
-            (None, InputArg::Stdin) => {
-                return Err(CliError::usage(
-                    "sharing stdin needs a name",
-                    "Give the name the partner should see with --name NAME.",
-                ));
-            }
+        let source = match (self.file_id, self.file) {
+            (Some(id), _) => Source::Existing(parse_file_id(&id)?),
+            (None, Some(file)) => upload_source(file, self.name)?,
+            (None, None) => unreachable!("clap requires FILE or --file-id"),
         };
-        if name.is_empty() || name.len() > 4096 {
-            return Err(CliError::usage(
-                "the name must be 1 to 4096 bytes",
-                "Pass a shorter --name.",
-            ));
-        }
-        if let InputArg::File(path) = &input {
-            let meta = fs::metadata(path).map_err(|source| CliError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            if meta.is_dir() {
-                return Err(CliError::usage(
-                    format!("{} is a directory", path.display()),
-                    "Share one file; for a directory, pipe an archive: tar c DIR | kinko share - \
-                     --name DIR.tar",
-                ));
-            }
-        }
         let password = self
             .password
             .then(|| PassphraseSource::choose_for(self.password_file, &SHARE_PASSWORD));
         Ok(ShareConfig {
             remote: self.remote.resolve()?,
-            input,
-            name,
+            source,
             expires_in,
             max_downloads: self.max_downloads,
             password,
@@ -180,6 +168,50 @@ impl ShareArgs {
             quiet,
         })
     }
+}
+
+/// Checks FILE (a regular file, or stdin) and decides the name the partner sees.
+fn upload_source(file: PathBuf, name: Option<String>) -> Result<Source, CliError> {
+    let input = InputArg::from_arg(Some(file));
+    let name = match (name, &input) {
+        (Some(n), _) => n,
+        (None, InputArg::File(path)) => path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                CliError::usage(
+                    format!("{} has no file name kinko can send", path.display()),
+                    "Give the name the partner should see with --name NAME.",
+                )
+            })?,
+        (None, InputArg::Stdin) => {
+            return Err(CliError::usage(
+                "sharing stdin needs a name",
+                "Give the name the partner should see with --name NAME.",
+            ));
+        }
+    };
+    if name.is_empty() || name.len() > 4096 {
+        return Err(CliError::usage(
+            "the name must be 1 to 4096 bytes",
+            "Pass a shorter --name.",
+        ));
+    }
+    if let InputArg::File(path) = &input {
+        let meta = fs::metadata(path).map_err(|source| CliError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            return Err(CliError::usage(
+                format!("{} is a directory", path.display()),
+                "Share one file; for a directory, pipe an archive: tar c DIR | kinko share - \
+                 --name DIR.tar",
+            ));
+        }
+    }
+    Ok(Source::Upload { input, name })
 }
 
 /// Parses `--to` keys and `-R` files.
@@ -228,23 +260,10 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
         None => None,
     };
     let remote = &config.remote;
-    let (reader, meta) = config.input.open()?;
-    let mut upload = UploadOptions::default();
-    upload.size = meta.as_ref().map(|m| m.len());
-    upload.content_type = config.content_type.clone();
-    upload.retention = config.retention;
-    let mut bar = TransferBar::new(config.quiet, "uploading");
-    let uploaded = remote
-        .client
-        .upload(&config.name, reader, &upload, |p| bar.update(p));
-    bar.finish();
-    let file = uploaded.map_err(|e| match e {
-        ClientError::Io(source) => CliError::Read {
-            path: config.input.display_name().into(),
-            source,
-        },
-        other => remote.err(other),
-    })?;
+    let (file, uploaded) = match &config.source {
+        Source::Upload { input, name } => (upload(&config, input, name)?, true),
+        Source::Existing(id) => (remote.client.file(id).map_err(|e| remote.err(e))?, false),
+    };
 
     let mut options = ShareOptions::new(config.expires_in);
     options.max_downloads = config.max_downloads;
@@ -253,8 +272,10 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
     let share = match remote.client.create_share(&file.id, &options) {
         Ok(s) => s,
         Err(e) => {
-            // Nobody can reach the file without a share: do not leave it behind.
-            let _ = remote.client.delete_file(&file.id);
+            // Nobody can reach a file just uploaded without its share: do not leave it behind.
+            if uploaded {
+                let _ = remote.client.delete_file(&file.id);
+            }
             return Err(remote.err(e));
         }
     };
@@ -292,4 +313,26 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// Uploads `input` as `name`, with a progress bar.
+fn upload(config: &ShareConfig, input: &InputArg, name: &str) -> Result<FileInfo, CliError> {
+    let remote = &config.remote;
+    let (reader, meta) = input.open()?;
+    let mut upload = UploadOptions::default();
+    upload.size = meta.as_ref().map(|m| m.len());
+    upload.content_type = config.content_type.clone();
+    upload.retention = config.retention;
+    let mut bar = TransferBar::new(config.quiet, "uploading");
+    let uploaded = remote
+        .client
+        .upload(name, reader, &upload, |p| bar.update(p));
+    bar.finish();
+    uploaded.map_err(|e| match e {
+        ClientError::Io(source) => CliError::Read {
+            path: input.display_name().into(),
+            source,
+        },
+        other => remote.err(other),
+    })
 }
