@@ -810,3 +810,60 @@ pub enum NetworkKind {
     /// Anything else.
     Other,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn links_and_clients_never_show_secrets() {
+        let text = format!("https://files.example.com/s/00112233445566778899aabbccddeeff#{SECRET}");
+        let link = Link::parse(text.clone()).unwrap();
+        assert_eq!(link.expose_secret(), text);
+        assert_eq!(link.share_id(), "00112233445566778899aabbccddeeff");
+        assert_eq!(link.base_url(), "https://files.example.com");
+        let shown = format!("{link:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+
+        let bad = Link::parse(text[..text.len() - 1].to_owned()).unwrap_err();
+        let shown = format!("{bad} {bad:?}");
+        assert!(matches!(bad, KinkoError::InvalidLink { .. }));
+        assert!(!shown.contains(&SECRET[..40]), "{shown}");
+
+        let token_secret = "ab".repeat(32);
+        let token = format!("kinko_{}{token_secret}", "0".repeat(32));
+        let client = KinkoClient::new(
+            "https://files.example.com".into(),
+            Some(Secret::new(token.clone())),
+        )
+        .unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains(&token_secret), "{shown}");
+
+        let options = ShareOptions {
+            expires_in_seconds: 60,
+            max_downloads: None,
+            password: Some(Secret::new("open sesame".into())),
+            recipients: Vec::new(),
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("open sesame"), "{shown}");
+    }
+
+    #[test]
+    fn malformed_tokens_and_ids_are_invalid_arguments() {
+        let err = KinkoClient::new(
+            "https://files.example.com".into(),
+            Some(Secret::new("kinko_short".into())),
+        )
+        .unwrap_err();
+        assert!(matches!(err, KinkoError::InvalidArgument { .. }));
+        assert!(!err.to_string().contains("kinko_short"));
+        assert!(matches!(
+            parse_file_id("xyz"),
+            Err(KinkoError::InvalidArgument { .. })
+        ));
+    }
+}

@@ -81,19 +81,19 @@ impl Identity {
 
     /// Writes an identity file as `age-keygen` and `kinko keygen` do (a `# created:` and a
     /// `# public key:` comment, then the key), readable by the `kinko` CLI (`open -i`) and by
-    /// age. The file is created with mode 0600 under a temporary name and renamed into place,
-    /// replacing `path` if it exists. `created` is written in the first comment line as given
-    /// (age writes an RFC 3339 time).
+    /// age. The file is created with mode 0600 under a temporary name and moved into place;
+    /// an existing file is never replaced (it may hold the only copy of another key).
+    /// `created` is written in the first comment line as given (age writes an RFC 3339 time).
     ///
     /// # Errors
     ///
-    /// [`KinkoError::Io`] if the file cannot be written.
+    /// [`KinkoError::Io`] if `path` exists or the file cannot be written.
     pub fn write_file(&self, path: String, created: String) -> Result<(), KinkoError> {
         let contents = self.inner.identity_file_contents(&created);
         let mut out = crate::output::AtomicOutput::new(&path)?;
         out.write_all(contents.expose_secret().as_bytes())
             .map_err(|e| KinkoError::io("write", &path, &e))?;
-        out.commit()
+        out.commit_new()
     }
 }
 
@@ -245,4 +245,33 @@ fn wrap_identities(ids: Vec<keys::Identity>) -> Vec<Arc<Identity>> {
     ids.into_iter()
         .map(|inner| Arc::new(Identity { inner }))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let id = Identity::generate();
+        let encoded = id.expose_secret();
+        let shown = format!("{id:?}");
+        assert!(shown.contains(&id.to_public().to_string()), "{shown}");
+        assert!(!shown.contains("AGE-SECRET-KEY"), "{shown}");
+
+        let secret = Secret::new("correct horse battery staple".into());
+        assert_eq!(format!("{secret:?}"), "Secret(..)");
+
+        let err = Identity::parse(encoded[..encoded.len() - 1].to_owned()).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(&encoded[16..40]), "{text}");
+    }
+
+    #[test]
+    fn secret_keeps_the_string_it_was_given() {
+        let secret = Secret::new(String::from("pass phrase"));
+        assert_eq!(secret.expose(), "pass phrase");
+        assert_eq!(secret.to_secret_string().expose_secret(), "pass phrase");
+        assert!(!secret.is_empty());
+    }
 }

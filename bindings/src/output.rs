@@ -54,14 +54,30 @@ impl AtomicOutput {
     /// # Errors
     ///
     /// [`KinkoError::Io`] if syncing or renaming fails (the temporary file is removed).
-    pub(crate) fn commit(mut self) -> Result<(), KinkoError> {
+    pub(crate) fn commit(self) -> Result<(), KinkoError> {
+        self.publish(false)
+    }
+
+    /// As [`AtomicOutput::commit`], but fails if the target exists (it is left as it is).
+    ///
+    /// # Errors
+    ///
+    /// [`KinkoError::Io`] with "File exists" if the target exists; as `commit`.
+    pub(crate) fn commit_new(self) -> Result<(), KinkoError> {
+        self.publish(true)
+    }
+
+    fn publish(mut self, no_clobber: bool) -> Result<(), KinkoError> {
         let name = self.target.to_string_lossy().into_owned();
         let io_err = |e: &std::io::Error| KinkoError::io("write", &name, e);
         self.temp.flush().map_err(|e| io_err(&e))?;
         self.temp.as_file().sync_all().map_err(|e| io_err(&e))?;
-        self.temp
-            .persist(&self.target)
-            .map_err(|e| io_err(&e.error))?;
+        let published = if no_clobber {
+            self.temp.persist_noclobber(&self.target)
+        } else {
+            self.temp.persist(&self.target)
+        };
+        published.map_err(|e| io_err(&e.error))?;
         Ok(())
     }
 }

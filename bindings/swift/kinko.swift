@@ -826,13 +826,13 @@ public protocol IdentityProtocol: AnyObject, Sendable {
     /**
      * Writes an identity file as `age-keygen` and `kinko keygen` do (a `# created:` and a
      * `# public key:` comment, then the key), readable by the `kinko` CLI (`open -i`) and by
-     * age. The file is created with mode 0600 under a temporary name and renamed into place,
-     * replacing `path` if it exists. `created` is written in the first comment line as given
-     * (age writes an RFC 3339 time).
+     * age. The file is created with mode 0600 under a temporary name and moved into place;
+     * an existing file is never replaced (it may hold the only copy of another key).
+     * `created` is written in the first comment line as given (age writes an RFC 3339 time).
      *
      * # Errors
      *
-     * [`KinkoError::Io`] if the file cannot be written.
+     * [`KinkoError::Io`] if `path` exists or the file cannot be written.
      */
     func writeFile(path: String, created: String) throws 
     
@@ -955,13 +955,13 @@ open func toPublic() -> Recipient  {
     /**
      * Writes an identity file as `age-keygen` and `kinko keygen` do (a `# created:` and a
      * `# public key:` comment, then the key), readable by the `kinko` CLI (`open -i`) and by
-     * age. The file is created with mode 0600 under a temporary name and renamed into place,
-     * replacing `path` if it exists. `created` is written in the first comment line as given
-     * (age writes an RFC 3339 time).
+     * age. The file is created with mode 0600 under a temporary name and moved into place;
+     * an existing file is never replaced (it may hold the only copy of another key).
+     * `created` is written in the first comment line as given (age writes an RFC 3339 time).
      *
      * # Errors
      *
-     * [`KinkoError::Io`] if the file cannot be written.
+     * [`KinkoError::Io`] if `path` exists or the file cannot be written.
      */
 open func writeFile(path: String, created: String)throws   {try rustCallWithError(FfiConverterTypeKinkoError_lift) {
         uniffiCallStatus in
@@ -5678,7 +5678,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_method_identity_to_public() != 37320) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_method_identity_write_file() != 45622) {
+    if (uniffi_kinko_ffi_checksum_method_identity_write_file() != 32149) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_method_secret_is_empty() != 7075) {

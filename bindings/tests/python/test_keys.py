@@ -68,6 +68,13 @@ class KeyTests(TempDirTest):
         self.assertIn("# public key: %s" % identity.to_public(), text)
         [again] = kinko.read_identity_file(path)
         self.assertEqual(again.to_public(), identity.to_public())
+        # An existing key file is never replaced.
+        with self.assertRaises(kinko.KinkoError.Io) as cm:
+            kinko.Identity.generate().write_file(path, "later")
+        self.assertIn("exists", cm.exception.detail)
+        [still] = kinko.read_identity_file(path)
+        self.assertEqual(still.to_public(), identity.to_public())
+        self.assertEqual([n for n in os.listdir(self.dir) if n.startswith(".kinko-")], [])
 
         out = run_kinko("keygen", "-o", self.path("cli.key"))
         self.assertEqual(out.returncode, 0, out.stderr)

@@ -1145,7 +1145,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_method_identity_to_public() and 0xFFFF) != 37320) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_method_identity_write_file() and 0xFFFF) != 45622) {
+    if ((lib.uniffi_kinko_ffi_checksum_method_identity_write_file() and 0xFFFF) != 32149) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_method_secret_is_empty() and 0xFFFF) != 7075) {
@@ -2019,13 +2019,13 @@ public interface IdentityInterface {
     /**
      * Writes an identity file as `age-keygen` and `kinko keygen` do (a `# created:` and a
      * `# public key:` comment, then the key), readable by the `kinko` CLI (`open -i`) and by
-     * age. The file is created with mode 0600 under a temporary name and renamed into place,
-     * replacing `path` if it exists. `created` is written in the first comment line as given
-     * (age writes an RFC 3339 time).
+     * age. The file is created with mode 0600 under a temporary name and moved into place;
+     * an existing file is never replaced (it may hold the only copy of another key).
+     * `created` is written in the first comment line as given (age writes an RFC 3339 time).
      *
      * # Errors
      *
-     * [`KinkoError::Io`] if the file cannot be written.
+     * [`KinkoError::Io`] if `path` exists or the file cannot be written.
      */
     fun `writeFile`(`path`: kotlin.String, `created`: kotlin.String)
     
@@ -2179,13 +2179,13 @@ open class Identity: Disposable, AutoCloseable, IdentityInterface
     /**
      * Writes an identity file as `age-keygen` and `kinko keygen` do (a `# created:` and a
      * `# public key:` comment, then the key), readable by the `kinko` CLI (`open -i`) and by
-     * age. The file is created with mode 0600 under a temporary name and renamed into place,
-     * replacing `path` if it exists. `created` is written in the first comment line as given
-     * (age writes an RFC 3339 time).
+     * age. The file is created with mode 0600 under a temporary name and moved into place;
+     * an existing file is never replaced (it may hold the only copy of another key).
+     * `created` is written in the first comment line as given (age writes an RFC 3339 time).
      *
      * # Errors
      *
-     * [`KinkoError::Io`] if the file cannot be written.
+     * [`KinkoError::Io`] if `path` exists or the file cannot be written.
      */
     @Throws(KinkoException::class)override fun `writeFile`(`path`: kotlin.String, `created`: kotlin.String)
         = 
