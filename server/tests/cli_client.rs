@@ -2,6 +2,8 @@
 //! come from, refusals that happen before any request, and what errors say (never a secret).
 //! Real processes, real files in temporary directories, exact exit codes.
 
+mod support;
+
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -38,7 +40,7 @@ fn closed_port_url() -> String {
 /// variables that could give it a server, a token or a secret.
 fn kinko(dir: &Path) -> Command {
     let mut cmd = Command::new(KINKO);
-    isolate(&mut cmd, dir);
+    support::isolate(&mut cmd, dir);
     cmd
 }
 
@@ -46,27 +48,8 @@ fn kinko(dir: &Path) -> Command {
 fn kinko_no_tty(dir: &Path) -> Command {
     let mut cmd = Command::new("setsid");
     cmd.arg("-w").arg(KINKO);
-    isolate(&mut cmd, dir);
+    support::isolate(&mut cmd, dir);
     cmd
-}
-
-fn isolate(cmd: &mut Command, dir: &Path) {
-    cmd.current_dir(dir)
-        .env("KINKO_CONFIG", dir.join("client.toml"))
-        .env_remove("KINKO_SERVER")
-        .env_remove("KINKO_TOKEN")
-        .env_remove("KINKO_SHARE_PASSWORD")
-        .env_remove("KINKO_PASSPHRASE");
-    for proxy in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ] {
-        cmd.env_remove(proxy);
-    }
 }
 
 fn run(cmd: &mut Command) -> Output {

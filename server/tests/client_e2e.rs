@@ -57,22 +57,7 @@ impl Machine {
 
     fn kinko(&self) -> Command {
         let mut cmd = Command::new(KINKO);
-        cmd.current_dir(self.path())
-            .env("KINKO_CONFIG", self.file("client.toml"))
-            .env_remove("KINKO_SERVER")
-            .env_remove("KINKO_TOKEN")
-            .env_remove("KINKO_SHARE_PASSWORD")
-            .env_remove("KINKO_PASSPHRASE");
-        for proxy in [
-            "ALL_PROXY",
-            "all_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-        ] {
-            cmd.env_remove(proxy);
-        }
+        support::isolate(&mut cmd, self.path());
         cmd
     }
 

@@ -120,10 +120,8 @@ fn malformed_requests_get_clear_4xx_answers() {
         "a".repeat(200_000)
     );
     let resp = raw(&srv, big.as_bytes(), Duration::from_secs(5));
-    assert!(
-        resp.is_empty() || (400..500).contains(&status_of(&resp)),
-        "{resp}"
-    );
+    // 431, or (if the server closed while the rest was still in flight) a reset; never served.
+    assert!(resp.is_empty() || status_of(&resp) == 431, "{resp}");
     // Upload without a name.
     let r = srv.request(
         "POST",
@@ -277,12 +275,12 @@ fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
     )
     .unwrap();
     s.write_all(&data(1000, 3)).unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    assert!(
-        answer.is_empty() || status_of(&answer) == 408,
-        "slow body: {answer}"
-    );
+    // The server must end it: a read that times out on our side would mean it never did.
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)
+        .expect("the server closes a connection whose body stalls");
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status_of(&answer), 408, "slow body: {answer}");
 
     // A client that never finishes its request head is disconnected.
     let mut s = TcpStream::connect(addr(&srv)).unwrap();
@@ -290,7 +288,8 @@ fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
+    s.read_to_end(&mut answer)
+        .expect("the server closes a connection whose request head stalls");
     let answer = String::from_utf8_lossy(&answer);
     assert!(
         answer.is_empty() || status_of(&answer) == 408,

@@ -119,6 +119,8 @@ pub trait PlainRead: Read + Seek + Send + std::fmt::Debug {
     /// # Errors
     /// The payload's length is not one an envelope payload can have.
     fn plaintext_len(&self) -> Result<u64, OpenError>;
+    /// The file's decrypted metadata (name, content type), already read with the header.
+    fn metadata(&self) -> &Metadata;
 }
 
 impl<R: Read + Seek + Send> PlainRead for Opener<R> {
@@ -127,6 +129,9 @@ impl<R: Read + Seek + Send> PlainRead for Opener<R> {
     }
     fn plaintext_len(&self) -> Result<u64, OpenError> {
         Opener::plaintext_len(self)
+    }
+    fn metadata(&self) -> &Metadata {
+        Opener::metadata(self)
     }
 }
 

@@ -7,9 +7,11 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kinko_core::envelope::OpenError;
 use kinko_core::keys::Recipient;
 use kinko_core::vault::{
-    FileId, FileInfo, Metadata, PlainRead, ShareId, ShareOptions, ShareRecord, Timestamp, TokenId,
+    FileId, FileInfo, Metadata, PlainRead, SealingError, ShareId, ShareOptions, ShareRecord,
+    Timestamp, TokenId, VaultError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -163,19 +165,46 @@ pub(crate) async fn info(
     Ok(Json(file_json(&info)))
 }
 
-/// Serves a plaintext reader with Range support.
-pub(crate) async fn serve_plaintext(
-    state: &AppState,
+/// A plaintext reader positioned for one response.
+#[derive(Debug)]
+pub(crate) struct Positioned {
     reader: Box<dyn PlainRead>,
     size: u64,
-    name: &str,
-    content_type: &str,
+    range: RangeReq,
+}
+
+/// Seeks `reader` to the start of the requested range and bounds it at the range's end, so no
+/// chunk outside the range is read. Blocking: call it in the vault task that opened the reader.
+pub(crate) fn position(
+    mut reader: Box<dyn PlainRead>,
+    size: u64,
     range_header: Option<&str>,
-    extra: &[(&'static str, String)],
-) -> Result<Response, ApiError> {
-    let mut reader = reader;
+) -> Result<Positioned, VaultError> {
     let range = stream::parse_range(range_header, size);
-    let (status, start, len) = match range {
+    let io = |e| VaultError::Sealing(SealingError::Open(OpenError::Io(e)));
+    match range {
+        RangeReq::Part { start, end } => {
+            reader.seek(SeekFrom::Start(start)).map_err(io)?;
+            reader.set_end(Some(end + 1));
+        }
+        RangeReq::Full => reader.set_end(Some(size)),
+        RangeReq::Unsatisfiable => {}
+    }
+    Ok(Positioned {
+        reader,
+        size,
+        range,
+    })
+}
+
+/// The response for a positioned plaintext: 200, 206 or 416, named after the file's metadata.
+pub(crate) fn plaintext_response(
+    state: &AppState,
+    p: Positioned,
+    extra: &[(&'static str, String)],
+) -> Response {
+    let size = p.size;
+    let (status, start, len) = match p.range {
         RangeReq::Full => (StatusCode::OK, 0, size),
         RangeReq::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         RangeReq::Unsatisfiable => {
@@ -188,34 +217,21 @@ pub(crate) async fn serve_plaintext(
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 resp.headers_mut().insert(header::CONTENT_RANGE, v);
             }
-            return Ok(resp);
+            return resp;
         }
     };
-    let reader = tokio::task::spawn_blocking(move || -> std::io::Result<Box<dyn PlainRead>> {
-        if start > 0 {
-            reader.seek(SeekFrom::Start(start))?;
-        }
-        reader.set_end(Some(start + len));
-        Ok(reader)
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| {
-        tracing::error!(error = %e, "seeking in a stored file failed");
-        ApiError::internal()
-    })?;
-    let body = stream::reader_body(Vec::new(), reader, Some(len), state.metrics.clone());
+    let meta = p.reader.metadata();
+    let content_type = HeaderValue::from_str(&meta.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let disposition = HeaderValue::from_str(&stream::content_disposition(&meta.name)).ok();
+    let body = stream::reader_body(Vec::new(), p.reader, Some(len), state.metrics.clone());
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    if let Ok(v) = HeaderValue::from_str(&stream::content_disposition(name)) {
+    h.insert(header::CONTENT_TYPE, content_type);
+    if let Some(v) = disposition {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if status == StatusCode::PARTIAL_CONTENT
@@ -228,10 +244,10 @@ pub(crate) async fn serve_plaintext(
             h.insert(*k, v);
         }
     }
-    Ok(resp)
+    resp
 }
 
-/// `GET /api/v1/files/{file}/content`
+/// `GET /api/v1/files/{file}/content`: one vault task opens and positions the file.
 pub(crate) async fn content(
     State(state): State<AppState>,
     Caller(ctx): Caller,
@@ -239,20 +255,18 @@ pub(crate) async fn content(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id: FileId = parse_id(&file, "file")?;
-    let ctx2 = ctx.clone();
-    let info = state.vault(move |v| v.file_info(&ctx2, &id)).await??;
-    let reader = state.vault(move |v| v.open_file(&ctx, &id)).await??;
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    serve_plaintext(
-        &state,
-        reader,
-        info.size,
-        &info.meta.name,
-        &info.meta.content_type,
-        range,
-        &[],
-    )
-    .await
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let positioned = state
+        .vault(move |v| -> Result<Positioned, VaultError> {
+            let reader = v.open_file(&ctx, &id)?;
+            let size = reader.plaintext_len().map_err(SealingError::from)?;
+            position(reader, size, range.as_deref())
+        })
+        .await??;
+    Ok(plaintext_response(&state, positioned, &[]))
 }
 
 /// `DELETE /api/v1/files/{file}`

@@ -11,8 +11,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
+use kinko_core::envelope::OpenError;
+use kinko_core::vault::store::BlobRead;
 use kinko_core::vault::{
-    AccessError, AccessKind, Download, DownloadTicket, Grant, LinkSecret, ShareId,
+    AccessError, AccessKind, Download, DownloadTicket, Grant, LinkSecret, SealingError, ShareId,
+    VaultError,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -20,7 +23,7 @@ use serde_json::json;
 
 use super::app::{AppState, ClientAddr};
 use super::error::ApiError;
-use super::files::serve_plaintext;
+use super::files::{Positioned, plaintext_response, position};
 use super::stream;
 
 /// Header carrying the link secret.
@@ -204,6 +207,17 @@ pub(crate) async fn form_download(
     serve_grant(&state, grant, None).await
 }
 
+/// What a granted download serves, prepared on the blocking pool.
+enum Served {
+    Plain(Positioned),
+    Bound {
+        name: String,
+        header: Vec<u8>,
+        payload: Box<dyn BlobRead>,
+        n: u64,
+    },
+}
+
 /// Streams a granted download: plaintext (with Range), or the envelope bound to the share's
 /// recipients.
 async fn serve_grant(
@@ -212,43 +226,45 @@ async fn serve_grant(
     range: Option<&str>,
 ) -> Result<Response, ApiError> {
     let g = grant.clone();
-    let (meta, download) = state
-        .vault(move |v| -> Result<_, kinko_core::vault::VaultError> {
-            Ok((v.grant_meta(&g)?, v.download(&g)?))
+    let range = range.map(str::to_owned);
+    // One vault task opens the file and positions it (or, for a bound share, re-wraps the
+    // header and measures the payload): no second unwrap of the file key, no extra hand-off.
+    let served = state
+        .vault(move |v| -> Result<Served, VaultError> {
+            match v.download(&g)? {
+                Download::Plaintext(reader) => {
+                    Ok(Served::Plain(position(reader, g.size, range.as_deref())?))
+                }
+                Download::Bound {
+                    header,
+                    mut payload,
+                } => {
+                    let name = v.grant_meta(&g)?.name;
+                    let io = |e| VaultError::Sealing(SealingError::Open(OpenError::Io(e)));
+                    let n = payload.seek(SeekFrom::End(0)).map_err(io)?;
+                    payload.seek(SeekFrom::Start(0)).map_err(io)?;
+                    Ok(Served::Bound {
+                        name,
+                        header,
+                        payload,
+                        n,
+                    })
+                }
+            }
         })
         .await??;
     let mut extra = Vec::new();
     if let Some(t) = &grant.ticket {
         extra.push((TICKET_HEADER, t.encode()));
     }
-    match download {
-        Download::Plaintext(reader) => {
-            serve_plaintext(
-                state,
-                reader,
-                grant.size,
-                &meta.name,
-                &meta.content_type,
-                range,
-                &extra,
-            )
-            .await
-        }
-        Download::Bound {
+    match served {
+        Served::Plain(p) => Ok(plaintext_response(state, p, &extra)),
+        Served::Bound {
+            name,
             header,
-            mut payload,
+            payload,
+            n,
         } => {
-            let payload_len = tokio::task::spawn_blocking(move || {
-                let n = payload.seek(SeekFrom::End(0))?;
-                payload.seek(SeekFrom::Start(0))?;
-                Ok::<_, std::io::Error>((n, payload))
-            })
-            .await
-            .map_err(|_| ApiError::internal())?;
-            let (n, payload) = payload_len.map_err(|e| {
-                tracing::error!(error = %e, "reading a stored payload failed");
-                ApiError::internal()
-            })?;
             let total = header.len() as u64 + n;
             let body = stream::reader_body(header, payload, Some(n), state.metrics.clone());
             let mut resp = Response::new(body);
@@ -260,10 +276,9 @@ async fn serve_grant(
                 HeaderValue::from_static("application/vnd.kinko.envelope"),
             );
             h.insert("kinko-recipient-bound", HeaderValue::from_static("1"));
-            if let Ok(v) = HeaderValue::from_str(&stream::content_disposition(&format!(
-                "{}.kinko",
-                meta.name
-            ))) {
+            if let Ok(v) =
+                HeaderValue::from_str(&stream::content_disposition(&format!("{name}.kinko")))
+            {
                 h.insert(header::CONTENT_DISPOSITION, v);
             }
             for (k, v) in extra {

@@ -341,6 +341,28 @@ impl Drop for TestServer {
     }
 }
 
+/// Makes a client `kinko` command independent of the caller's environment: it runs in `dir`,
+/// keeps its client configuration in `dir/client.toml`, and sees no server, token, password or
+/// proxy from the environment.
+pub fn isolate(cmd: &mut Command, dir: &Path) {
+    cmd.current_dir(dir)
+        .env("KINKO_CONFIG", dir.join("client.toml"))
+        .env_remove("KINKO_SERVER")
+        .env_remove("KINKO_TOKEN")
+        .env_remove("KINKO_SHARE_PASSWORD")
+        .env_remove("KINKO_PASSPHRASE");
+    for proxy in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ] {
+        cmd.env_remove(proxy);
+    }
+}
+
 /// Deterministic test data.
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
