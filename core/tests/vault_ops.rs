@@ -674,3 +674,67 @@ fn my_files_lists_only_the_callers_active_files_newest_first() {
         .collect();
     assert_eq!(ids, vec![newer]);
 }
+
+/// `decide_access` commits without flushing and says which outcomes must wait for a flush:
+/// under `SyncCounted`, exactly the decisions that change the share (a counted download, a
+/// wrong password). The audit record and the counter are in the store either way, and the
+/// chain verifies.
+#[test]
+fn decide_access_names_the_decisions_that_must_be_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [7; 32]);
+    let file = upload(&env, b"quarterly numbers");
+    let s = share(&env, &file, opts(DAY, Some(3)));
+    let decide = |secret: &LinkSecret, pw: Option<&SecretString>, kind| {
+        env.vault
+            .decide_access(&s.id, secret, pw, kind, "1.2.3.4", T0)
+    };
+
+    let d = decide(&s.secret, None, AccessKind::View);
+    assert!(d.outcome.is_ok() && !d.must_flush, "a view changes nothing");
+    let d = decide(&s.secret, None, AccessKind::Download);
+    let g = d.outcome.unwrap();
+    assert!(d.must_flush, "a counted download must be on disk first");
+    assert_eq!(g.downloads_left, Some(2));
+    let wrong = LinkSecret::generate();
+    let d = decide(&wrong, None, AccessKind::Download);
+    assert!(matches!(d.outcome, Err(AccessError::Denied)) && !d.must_flush);
+    let d = decide(
+        &s.secret,
+        None,
+        AccessKind::Resume(g.ticket.clone().unwrap()),
+    );
+    assert!(
+        d.outcome.is_ok() && !d.must_flush,
+        "a resume is not counted"
+    );
+    assert_eq!(
+        env.vault.meta().share(&s.id).unwrap().unwrap().downloads,
+        1,
+        "the counter was committed without a flush"
+    );
+
+    let pw = env
+        .vault
+        .create_share(
+            &env.member,
+            &file,
+            ShareOptions {
+                password: Some(SecretString::from("correct horse")),
+                ..opts(DAY, None)
+            },
+        )
+        .unwrap();
+    let d = env.vault.decide_access(
+        &pw.id,
+        &pw.secret,
+        Some(&SecretString::from("wrong")),
+        AccessKind::Download,
+        "1.2.3.4",
+        T0,
+    );
+    assert!(matches!(d.outcome, Err(AccessError::WrongPassword)) && d.must_flush);
+
+    let report = env.vault.verify_audit(&env.admin).unwrap();
+    assert!(report.records >= 6, "{report:?}");
+}

@@ -167,6 +167,19 @@ impl From<Refusal> for AccessError {
     }
 }
 
+/// A decision committed to the store, and whether it must reach stable storage before its
+/// outcome is acted on (see [`Vault::decide_access`]).
+#[derive(Debug)]
+#[must_use]
+pub struct Decided<T> {
+    /// What was decided.
+    pub outcome: T,
+    /// A [`Vault::flush`] that starts after the decision must finish before the outcome is
+    /// given out (a counted download or a wrong password under
+    /// [`AccessDurability::SyncCounted`]).
+    pub must_flush: bool,
+}
+
 /// The caller of an operation: who, from where, and when.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -1207,7 +1220,8 @@ impl Vault {
 
     /// A link request: decides with [`policy::decide`], counts, audits, all in one atomic
     /// commit guarded by the share's version (a concurrent change makes it re-read and decide
-    /// again). Returns a [`Grant`] to pass to [`Vault::download`].
+    /// again). Returns a [`Grant`] to pass to [`Vault::download`]. With
+    /// [`AccessDurability::SyncCounted`] a counted decision is on disk before this returns.
     ///
     /// # Errors
     /// One opaque [`AccessError::Denied`] for every refusal not about the password;
@@ -1220,6 +1234,53 @@ impl Vault {
         kind: AccessKind,
         client: &str,
         now: Timestamp,
+    ) -> Result<Grant, AccessError> {
+        let decided = self.decide_access(share_id, secret, password, kind, client, now);
+        if decided.must_flush {
+            self.flush().map_err(AccessError::Internal)?;
+        }
+        decided.outcome
+    }
+
+    /// [`Vault::access`] without its flush, for callers that group the flushes of many
+    /// decisions into one (group commit): the decision is committed to the store, and when
+    /// [`Decided::must_flush`] is set its answer may be given only after a [`Vault::flush`]
+    /// that *started* after this call returned.
+    pub fn decide_access(
+        &self,
+        share_id: &ShareId,
+        secret: &LinkSecret,
+        password: Option<&SecretString>,
+        kind: AccessKind,
+        client: &str,
+        now: Timestamp,
+    ) -> Decided<Result<Grant, AccessError>> {
+        let mut must_flush = false;
+        let outcome = self.decide_access_inner(
+            share_id,
+            secret,
+            password,
+            kind,
+            client,
+            now,
+            &mut must_flush,
+        );
+        Decided {
+            outcome,
+            must_flush,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // decide_access's arguments plus its flush flag
+    fn decide_access_inner(
+        &self,
+        share_id: &ShareId,
+        secret: &LinkSecret,
+        password: Option<&SecretString>,
+        kind: AccessKind,
+        client: &str,
+        now: Timestamp,
+        must_flush: &mut bool,
     ) -> Result<Grant, AccessError> {
         let internal = |e: StoreError| AccessError::Internal(e.into());
         let mut password_check: Option<PasswordCheck> = None;
@@ -1309,9 +1370,9 @@ impl Vault {
                 guards,
                 next.clone().map(Op::UpdateShare).into_iter().collect(),
                 entry,
-                durability,
+                Durability::Buffered,
             ) {
-                Ok(_) => {}
+                Ok(_) => *must_flush = durability == Durability::Sync,
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(internal(e)),
             }

@@ -113,7 +113,9 @@ pub struct ExpiredScan {
 /// The metadata store.
 pub trait MetaStore: Send + Sync + fmt::Debug {
     /// Checks every guard, then applies every op, atomically: either all ops are written or
-    /// none is.
+    /// none is. One relaxation is allowed, for the link decision's hot path: a commit of
+    /// exactly one [`Op::AppendAudit`] and one [`Op::UpdateShare`] may, after a crash, have
+    /// left the audit record without the share update (never the update without its record).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when a guard fails; backend errors otherwise.

@@ -19,6 +19,7 @@ use super::config::Limits;
 use super::error::{ApiError, ErrorCode};
 use super::metrics::Metrics;
 use super::ratelimit::RateLimiter;
+use super::workers::{GroupCommit, VaultWorkers};
 use super::{admin, files, links, page};
 
 /// The server's clock: wall time plus an offset that only `--test-clock` servers can move.
@@ -70,6 +71,10 @@ pub(crate) struct Shared {
     pub(crate) link_limiter: RateLimiter,
     pub(crate) auth_limiter: RateLimiter,
     pub(crate) in_flight: Semaphore,
+    /// The threads that decide link requests, and the flusher that makes their decisions
+    /// durable ([`super::workers`]).
+    pub(crate) workers: VaultWorkers,
+    pub(crate) group_commit: GroupCommit,
     /// Base of share links, without a trailing slash.
     pub(crate) public_url: String,
 }
@@ -375,9 +380,12 @@ mod tests {
             auth_failures_per_minute: 0,
             ..Limits::default()
         };
+        let vault = Arc::new(vault);
         AppState {
             inner: Arc::new(Shared {
-                vault: Arc::new(vault),
+                workers: VaultWorkers::start(&vault, 1).unwrap(),
+                group_commit: GroupCommit::start(&vault).unwrap(),
+                vault,
                 clock: Clock::new(true),
                 metrics: Arc::default(),
                 link_limiter: RateLimiter::new(0),

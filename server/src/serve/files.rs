@@ -165,16 +165,21 @@ pub(crate) async fn info(
     Ok(Json(file_json(&info)))
 }
 
-/// A plaintext reader positioned for one response.
+/// A plaintext positioned for one response: the file's name and type, and its bytes, already
+/// read when the range is small.
 #[derive(Debug)]
 pub(crate) struct Positioned {
-    reader: Box<dyn PlainRead>,
+    name: String,
+    content_type: String,
     size: u64,
     range: RangeReq,
+    body: stream::Source,
 }
 
 /// Seeks `reader` to the start of the requested range and bounds it at the range's end, so no
-/// chunk outside the range is read. Blocking: call it in the vault task that opened the reader.
+/// chunk outside the range is read. A range of at most [`stream::INLINE_MAX`] bytes is read and
+/// authenticated here, so its answer goes out whole. Blocking: call it in the vault task that
+/// opened the reader.
 pub(crate) fn position(
     mut reader: Box<dyn PlainRead>,
     size: u64,
@@ -182,18 +187,26 @@ pub(crate) fn position(
 ) -> Result<Positioned, VaultError> {
     let range = stream::parse_range(range_header, size);
     let io = |e| VaultError::Sealing(SealingError::Open(OpenError::Io(e)));
-    match range {
+    let len = match range {
         RangeReq::Part { start, end } => {
             reader.seek(SeekFrom::Start(start)).map_err(io)?;
             reader.set_end(Some(end + 1));
+            end - start + 1
         }
-        RangeReq::Full => reader.set_end(Some(size)),
-        RangeReq::Unsatisfiable => {}
-    }
+        RangeReq::Full => {
+            reader.set_end(Some(size));
+            size
+        }
+        RangeReq::Unsatisfiable => 0,
+    };
+    let meta = reader.metadata();
+    let (name, content_type) = (meta.name.clone(), meta.content_type.clone());
     Ok(Positioned {
-        reader,
+        name,
+        content_type,
         size,
         range,
+        body: stream::Source::read(reader, len).map_err(io)?,
     })
 }
 
@@ -220,11 +233,10 @@ pub(crate) fn plaintext_response(
             return resp;
         }
     };
-    let meta = p.reader.metadata();
-    let content_type = HeaderValue::from_str(&meta.content_type)
+    let content_type = HeaderValue::from_str(&p.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let disposition = HeaderValue::from_str(&stream::content_disposition(&meta.name)).ok();
-    let body = stream::reader_body(Vec::new(), p.reader, Some(len), state.metrics.clone());
+    let disposition = HeaderValue::from_str(&stream::content_disposition(&p.name)).ok();
+    let body = p.body.into_body(len, state.metrics.clone());
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();

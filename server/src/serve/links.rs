@@ -15,7 +15,7 @@ use kinko_core::envelope::OpenError;
 use kinko_core::vault::store::BlobRead;
 use kinko_core::vault::{
     AccessError, AccessKind, Download, DownloadTicket, Grant, LinkSecret, SealingError, ShareId,
-    VaultError,
+    Vault, VaultError,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -54,15 +54,23 @@ fn password_from(h: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
     }
 }
 
-/// Decides one link request in the vault. Wrong passwords also count against the address.
-async fn access(
+/// Decides one link request and, when it is granted, runs `then` on the grant, in one vault
+/// job: on the link workers, or on the blocking pool when a password makes it an Argon2 job.
+/// A decision that must be durable is flushed (by the group commit) before anything is
+/// returned. Wrong passwords also count against the address.
+async fn decide<T, F>(
     state: &AppState,
     ip: std::net::IpAddr,
     share: &str,
     secret: Option<&str>,
     password: Option<SecretString>,
     kind: AccessKind,
-) -> Result<Grant, ApiError> {
+    then: F,
+) -> Result<(Grant, T), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Vault, &Grant) -> Result<T, VaultError> + Send + 'static,
+{
     let mono = state.clock.mono_ms();
     if password.is_some() {
         state
@@ -79,13 +87,29 @@ async fn access(
     };
     let now = state.clock.now();
     let client = ip.to_string();
-    let result = state
-        .vault(move |v| v.access(&share, &secret, password.as_ref(), kind, &client, now))
-        .await?;
-    if matches!(result, Err(AccessError::WrongPassword)) {
+    let slow = password.is_some();
+    let job = move |v: &Vault| {
+        let d = v.decide_access(&share, &secret, password.as_ref(), kind, &client, now);
+        let prepared = match &d.outcome {
+            Ok(grant) => Some(then(v, grant)),
+            Err(_) => None,
+        };
+        (d, prepared)
+    };
+    let (decided, prepared) = if slow {
+        state.vault(job).await?
+    } else {
+        state.workers.run(job).await?
+    };
+    if decided.must_flush {
+        state.group_commit.flushed().await?;
+    }
+    if matches!(decided.outcome, Err(AccessError::WrongPassword)) {
         state.auth_limiter.penalize(ip, mono);
     }
-    Ok(result?)
+    let grant = decided.outcome?;
+    let prepared = prepared.ok_or_else(ApiError::internal)??;
+    Ok((grant, prepared))
 }
 
 /// `POST /api/v1/links/{share}`: the details a partner sees before downloading.
@@ -95,17 +119,16 @@ pub(crate) async fn info(
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let ip = client(parts.extensions.get::<ClientAddr>());
-    let grant = access(
+    let (grant, meta) = decide(
         &state,
         ip,
         &share,
         header_str(&parts.headers, SECRET_HEADER),
         None,
         AccessKind::View,
+        |v, g| v.grant_meta(g),
     )
     .await?;
-    let g = grant.clone();
-    let meta = state.vault(move |v| v.grant_meta(&g)).await??;
     Ok(Json(json!({
         "name": meta.name,
         "content_type": meta.content_type,
@@ -125,13 +148,14 @@ pub(crate) async fn ticket(
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let ip = client(parts.extensions.get::<ClientAddr>());
-    let grant = access(
+    let (grant, ()) = decide(
         &state,
         ip,
         &share,
         header_str(&parts.headers, SECRET_HEADER),
         password_from(&parts.headers)?,
         AccessKind::Download,
+        |_, _| Ok(()),
     )
     .await?;
     let t = grant.ticket.as_ref().ok_or_else(ApiError::internal)?;
@@ -159,17 +183,18 @@ pub(crate) async fn content(
         AccessKind::Download => password_from(&parts.headers)?,
         _ => None,
     };
-    let grant = access(
+    let range = header_str(&parts.headers, header::RANGE.as_str()).map(str::to_owned);
+    let (grant, served) = decide(
         &state,
         ip,
         &share,
         header_str(&parts.headers, SECRET_HEADER),
         password,
         kind,
+        move |v, g| prepare(v, g, range.as_deref()),
     )
     .await?;
-    let range = header_str(&parts.headers, header::RANGE.as_str()).map(str::to_owned);
-    serve_grant(&state, grant, range.as_deref()).await
+    Ok(respond(&state, &grant, served))
 }
 
 /// The browser's download form.
@@ -195,19 +220,20 @@ pub(crate) async fn form_download(
     let ip = client(addr.as_ref().map(|a| &a.0));
     let Form(form) = form.map_err(|_| ApiError::invalid("expected the download form"))?;
     let ticket = DownloadTicket::parse(&form.ticket).ok_or_else(ApiError::link_invalid)?;
-    let grant = access(
+    let (grant, served) = decide(
         &state,
         ip,
         &share,
         Some(&form.secret),
         None,
         AccessKind::Resume(ticket),
+        |v, g| prepare(v, g, None),
     )
     .await?;
-    serve_grant(&state, grant, None).await
+    Ok(respond(&state, &grant, served))
 }
 
-/// What a granted download serves, prepared on the blocking pool.
+/// What a granted download serves, prepared in the vault job that decided it.
 enum Served {
     Plain(Positioned),
     Bound {
@@ -218,47 +244,38 @@ enum Served {
     },
 }
 
-/// Streams a granted download: plaintext (with Range), or the envelope bound to the share's
-/// recipients.
-async fn serve_grant(
-    state: &AppState,
-    grant: Grant,
-    range: Option<&str>,
-) -> Result<Response, ApiError> {
-    let g = grant.clone();
-    let range = range.map(str::to_owned);
-    // One vault task opens the file and positions it (or, for a bound share, re-wraps the
-    // header and measures the payload): no second unwrap of the file key, no extra hand-off.
-    let served = state
-        .vault(move |v| -> Result<Served, VaultError> {
-            match v.download(&g)? {
-                Download::Plaintext(reader) => {
-                    Ok(Served::Plain(position(reader, g.size, range.as_deref())?))
-                }
-                Download::Bound {
-                    header,
-                    mut payload,
-                } => {
-                    let name = v.grant_meta(&g)?.name;
-                    let io = |e| VaultError::Sealing(SealingError::Open(OpenError::Io(e)));
-                    let n = payload.seek(SeekFrom::End(0)).map_err(io)?;
-                    payload.seek(SeekFrom::Start(0)).map_err(io)?;
-                    Ok(Served::Bound {
-                        name,
-                        header,
-                        payload,
-                        n,
-                    })
-                }
-            }
-        })
-        .await??;
+/// Opens a granted download and positions it for the Range (or, for a bound share, re-wraps
+/// the header and measures the payload). Blocking.
+fn prepare(v: &Vault, g: &Grant, range: Option<&str>) -> Result<Served, VaultError> {
+    match v.download(g)? {
+        Download::Plaintext(reader) => Ok(Served::Plain(position(reader, g.size, range)?)),
+        Download::Bound {
+            header,
+            mut payload,
+        } => {
+            let name = v.grant_meta(g)?.name;
+            let io = |e| VaultError::Sealing(SealingError::Open(OpenError::Io(e)));
+            let n = payload.seek(SeekFrom::End(0)).map_err(io)?;
+            payload.seek(SeekFrom::Start(0)).map_err(io)?;
+            Ok(Served::Bound {
+                name,
+                header,
+                payload,
+                n,
+            })
+        }
+    }
+}
+
+/// The response of a prepared download: plaintext (with Range), or the envelope bound to the
+/// share's recipients.
+fn respond(state: &AppState, grant: &Grant, served: Served) -> Response {
     let mut extra = Vec::new();
     if let Some(t) = &grant.ticket {
         extra.push((TICKET_HEADER, t.encode()));
     }
     match served {
-        Served::Plain(p) => Ok(plaintext_response(state, p, &extra)),
+        Served::Plain(p) => plaintext_response(state, p, &extra),
         Served::Bound {
             name,
             header,
@@ -286,7 +303,7 @@ async fn serve_grant(
                     h.insert(k, v);
                 }
             }
-            Ok(resp)
+            resp
         }
     }
 }

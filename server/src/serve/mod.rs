@@ -6,6 +6,8 @@
 //!   metrics, in-flight limit, security headers); [`files`], [`admin`] and [`links`] are the
 //!   handlers; [`page`] the partner page and the small public endpoints.
 //! - [`stream`]: bounded bridges between the vault's blocking readers and hyper's bodies.
+//! - [`workers`]: the threads that decide link requests and the group commit that makes the
+//!   decisions durable.
 //!
 //! The HTTP contract is docs/API.md (and docs/openapi.json).
 
@@ -20,6 +22,7 @@ mod net;
 mod page;
 mod ratelimit;
 mod stream;
+mod workers;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -143,6 +146,9 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
             link_limiter: ratelimit::RateLimiter::new(config.limits.link_per_minute),
             auth_limiter: ratelimit::RateLimiter::new(config.limits.auth_failures_per_minute),
             in_flight: Semaphore::new(config.limits.max_in_flight),
+            workers: workers::VaultWorkers::start(&vault, vault_threads())
+                .map_err(ServeError::Runtime)?,
+            group_commit: workers::GroupCommit::start(&vault).map_err(ServeError::Runtime)?,
             limits: config.limits.clone(),
             public_url,
         }),
@@ -156,6 +162,13 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
     let _ = tokio::task::spawn_blocking(move || v.flush()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Threads deciding link requests: one per core (they rarely block: the flushes are
+/// [`workers::GroupCommit`]'s), at least two so one slow disk read does not stall the queue.
+/// Measured with 64 connections on 2 cores: four threads were no faster than two.
+fn vault_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
 /// Creates the first admin of an empty vault. Returns the token to show: new, or (in `--dev`

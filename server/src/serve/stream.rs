@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use kinko_core::vault::PlainRead;
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
@@ -61,6 +62,51 @@ impl HttpBody for ChannelBody {
         match self.remaining {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
+        }
+    }
+}
+
+/// Answers of at most this many bytes are read whole in the vault task that opened them, and
+/// go out as one buffer: no reader thread, no channel.
+pub(crate) const INLINE_MAX: u64 = PIECE as u64;
+
+/// The bytes of a download: read already (small), or a reader to stream from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// Read and authenticated, with the time reading took.
+    Inline(Bytes, Duration),
+    /// To be streamed by [`reader_body`].
+    Reader(Box<dyn PlainRead>),
+}
+
+impl Source {
+    /// Reads `len` bytes of `reader` now if that is at most [`INLINE_MAX`], else keeps the
+    /// reader for streaming. Blocking.
+    ///
+    /// # Errors
+    /// Reading failed, or ended before `len` bytes.
+    pub(crate) fn read(mut reader: Box<dyn PlainRead>, len: u64) -> io::Result<Source> {
+        if len > INLINE_MAX {
+            return Ok(Source::Reader(reader));
+        }
+        let started = Instant::now();
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        (&mut reader).take(len).read_to_end(&mut buf)?;
+        if buf.len() as u64 != len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(Source::Inline(Bytes::from(buf), started.elapsed()))
+    }
+
+    /// The response body of these `len` bytes.
+    pub(crate) fn into_body(self, len: u64, metrics: Arc<Metrics>) -> Body {
+        match self {
+            Source::Reader(r) => reader_body(Vec::new(), r, Some(len), metrics),
+            Source::Inline(bytes, took) => {
+                metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                metrics.transfer("download", took);
+                Body::from(bytes)
+            }
         }
     }
 }

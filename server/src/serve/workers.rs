@@ -1,0 +1,277 @@
+//! The threads that run link decisions and the one that makes them durable.
+//!
+//! A link download is a short piece of blocking work: read the share, decide, append the audit
+//! record, open and position the file (and, for a small file, read it). Run on tokio's
+//! blocking pool, 64 concurrent downloads become 64 threads contending for the vault's commit
+//! lock, and the machine spends its time switching between them. [`VaultWorkers`] runs that
+//! work on a few long-lived threads fed by one queue instead: a busy worker takes the next job
+//! without sleeping, and the commit lock sees at most a few contenders.
+//!
+//! A counted download must be on disk before its bytes go out
+//! ([`kinko_core::vault::AccessDurability::SyncCounted`]). A worker that waited for its own
+//! fsync would stall the queue behind it, so the workers only commit, and [`GroupCommit`]'s
+//! thread flushes for everyone: one fsync covers every decision committed before it started,
+//! however many there are, and the requests wait for it asynchronously.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use kinko_core::vault::Vault;
+use tokio::sync::{oneshot, watch};
+
+use super::error::ApiError;
+
+type Job = Box<dyn FnOnce(&Vault) + Send>;
+
+/// A fixed set of threads running short vault jobs from one queue.
+#[derive(Debug)]
+pub(crate) struct VaultWorkers {
+    queue: Arc<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queue(..)")
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl VaultWorkers {
+    /// Starts `threads` workers over `vault`.
+    pub(crate) fn start(vault: &Arc<Vault>, threads: usize) -> std::io::Result<Self> {
+        let queue = Arc::new(Queue::default());
+        for i in 0..threads.max(1) {
+            let (queue, vault) = (queue.clone(), vault.clone());
+            std::thread::Builder::new()
+                .name(format!("kinko-vault-{i}"))
+                .spawn(move || worker(&queue, &vault))?;
+        }
+        Ok(VaultWorkers { queue })
+    }
+
+    /// Runs `f` on a worker and returns its result.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Vault) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&self.queue.state);
+            if s.closed {
+                return Err(ApiError::unavailable("the server is stopping"));
+            }
+            s.jobs.push_back(Box::new(move |v: &Vault| {
+                let _ = tx.send(f(v));
+            }));
+        }
+        self.queue.ready.notify_one();
+        rx.await.map_err(|_| {
+            tracing::error!("vault job failed");
+            ApiError::internal()
+        })
+    }
+}
+
+impl VaultWorkers {
+    /// Refuses new jobs; the workers finish the queued ones and exit.
+    pub(crate) fn close(&self) {
+        lock(&self.queue.state).closed = true;
+        self.queue.ready.notify_all();
+    }
+}
+
+impl Drop for VaultWorkers {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn worker(queue: &Queue, vault: &Vault) {
+    loop {
+        let job = {
+            let mut s = lock(&queue.state);
+            loop {
+                if let Some(job) = s.jobs.pop_front() {
+                    break job;
+                }
+                if s.closed {
+                    return;
+                }
+                s = queue.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        // A panicking job drops its sender: its caller gets an internal error, the worker
+        // goes on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(vault)));
+    }
+}
+
+/// One flushing thread shared by every request that needs its decision on disk.
+#[derive(Debug)]
+pub(crate) struct GroupCommit {
+    shared: Arc<FlushShared>,
+    done: watch::Receiver<Flushed>,
+}
+
+#[derive(Debug, Default)]
+struct FlushShared {
+    /// The number of the newest request for a flush, and whether the flusher should stop.
+    wanted: Mutex<(u64, bool)>,
+    wake: Condvar,
+}
+
+/// What the flusher has done so far: flushes covering requests up to `ok` succeeded, and the
+/// last failed flush covered requests up to `failed`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Flushed {
+    ok: u64,
+    failed: u64,
+}
+
+impl GroupCommit {
+    /// Starts the flushing thread.
+    pub(crate) fn start(vault: &Arc<Vault>) -> std::io::Result<Self> {
+        let shared = Arc::new(FlushShared::default());
+        let (tx, done) = watch::channel(Flushed::default());
+        let (s, vault) = (shared.clone(), vault.clone());
+        std::thread::Builder::new()
+            .name("kinko-flush".into())
+            .spawn(move || flusher(&s, &vault, &tx))?;
+        Ok(GroupCommit { shared, done })
+    }
+
+    /// Returns once a flush that started after this call has finished: everything committed
+    /// before the call is then on disk.
+    pub(crate) async fn flushed(&self) -> Result<(), ApiError> {
+        let mut done = self.done.clone();
+        let ticket = {
+            let mut w = lock(&self.shared.wanted);
+            w.0 += 1;
+            w.0
+        };
+        self.shared.wake.notify_one();
+        let state = done
+            .wait_for(|f| f.ok >= ticket || f.failed >= ticket)
+            .await
+            .map_err(|_| ApiError::unavailable("the server is stopping"))?;
+        if state.ok >= ticket {
+            Ok(())
+        } else {
+            Err(ApiError::internal())
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        lock(&self.shared.wanted).1 = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+fn flusher(shared: &FlushShared, vault: &Vault, done: &watch::Sender<Flushed>) {
+    let mut covered = 0;
+    loop {
+        // Every request numbered up to `target` was made after its commit, and this flush
+        // starts after the request: it covers that commit.
+        let target = {
+            let mut w = lock(&shared.wanted);
+            while w.0 == covered && !w.1 {
+                w = shared.wake.wait(w).unwrap_or_else(PoisonError::into_inner);
+            }
+            if w.0 == covered {
+                return; // stopping, nobody waits
+            }
+            w.0
+        };
+        let result = vault.flush();
+        done.send_modify(|f| match &result {
+            Ok(()) => f.ok = target,
+            Err(_) => f.failed = target,
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "flushing the vault failed; the waiting requests fail");
+        }
+        covered = target;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinko_core::vault::{KeyRing, MasterKey, Timestamp, VaultConfig};
+
+    fn vault(dir: &std::path::Path) -> Arc<Vault> {
+        let keys = KeyRing::new(MasterKey::generate());
+        let (v, _) = Vault::open(dir, VaultConfig::new(keys), Timestamp::now()).unwrap();
+        Arc::new(v)
+    }
+
+    #[tokio::test]
+    async fn workers_run_jobs_and_survive_a_panicking_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = vault(dir.path());
+        let workers = VaultWorkers::start(&v, 2).unwrap();
+        let jobs: Vec<_> = (0..100u64)
+            .map(|i| workers.run(move |v: &Vault| (i, v.frozen().unwrap())))
+            .collect();
+        for (i, job) in jobs.into_iter().enumerate() {
+            assert_eq!(job.await.unwrap(), (i as u64, false));
+        }
+        let failed = workers
+            .run(|_: &Vault| -> u8 { panic!("a job that fails") })
+            .await;
+        assert_eq!(failed.unwrap_err().status, 500);
+        for _ in 0..4 {
+            assert_eq!(workers.run(|_: &Vault| 7).await.unwrap(), 7);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_answers_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = vault(dir.path());
+        let workers = VaultWorkers::start(&v, 1).unwrap();
+        workers.close();
+        assert_eq!(workers.run(|_: &Vault| ()).await.unwrap_err().status, 503);
+    }
+
+    /// Many concurrent waiters are all released, each by a flush that started after it asked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_flush_releases_every_waiter_that_asked_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = vault(dir.path());
+        let gc = Arc::new(GroupCommit::start(&v).unwrap());
+        let waiters: Vec<_> = (0..200)
+            .map(|_| {
+                let gc = gc.clone();
+                tokio::spawn(async move { gc.flushed().await })
+            })
+            .collect();
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        let done = *gc.done.borrow();
+        assert_eq!(done.ok, 200, "every request was covered");
+        assert_eq!(done.failed, 0);
+        // A later request needs a later flush.
+        gc.flushed().await.unwrap();
+        assert_eq!(gc.done.borrow().ok, 201);
+    }
+}
