@@ -90,11 +90,8 @@ impl Source {
             return Ok(Source::Reader(reader));
         }
         let started = Instant::now();
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        (&mut reader).take(len).read_to_end(&mut buf)?;
-        if buf.len() as u64 != len {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
+        let mut buf = vec![0; usize::try_from(len).expect("at most INLINE_MAX")];
+        reader.read_exact(&mut buf)?;
         Ok(Source::Inline(Bytes::from(buf), started.elapsed()))
     }
 
