@@ -233,6 +233,93 @@ fn link_routes_refuse_secrets_in_urls_and_rate_limit_guessing() {
     srv.assert_log_free_of(&[&secret]);
 }
 
+/// Behind a trusted proxy the client is the first untrusted X-Forwarded-For hop from the
+/// right: each partner gets its own link limit and audit address, and a client cannot escape
+/// its limit by writing addresses of its own on the left. Without trusted proxies the header
+/// changes nothing.
+#[test]
+fn forwarded_for_names_the_client_only_behind_trusted_proxies() {
+    let link = |srv: &TestServer, share: &str, secret: &str, xff: Option<&str>| {
+        let mut h = vec![("kinko-link-secret", secret)];
+        if let Some(x) = xff {
+            h.push(("x-forwarded-for", x));
+        }
+        srv.request("POST", &format!("/api/v1/links/{share}"), &h, None)
+            .status
+    };
+    let proxied = TestServer::start_with(Options {
+        config: Some(
+            "trusted_proxies = [\"127.0.0.1\"]\n[limits]\nlink_requests_per_minute = 3\n".into(),
+        ),
+        ..Options::default()
+    });
+    let (_, alice) = proxied.member("alice");
+    let file = proxied.upload(&alice, "x.txt", b"x");
+    let (share, secret, _) = proxied.share(&alice, &file, json!({"expires_in": 600}));
+    let a = Some("203.0.113.7");
+    let statuses: Vec<u16> = (0..4).map(|_| link(&proxied, &share, &secret, a)).collect();
+    assert_eq!(statuses, [200, 200, 200, 429], "203.0.113.7's own limit");
+    assert_eq!(
+        link(&proxied, &share, &secret, Some("9.9.9.9, 203.0.113.7")),
+        429,
+        "a spoofed hop on the left does not escape the limit"
+    );
+    assert_eq!(
+        link(&proxied, &share, &secret, Some("198.51.100.2")),
+        200,
+        "another partner behind the same proxy is not limited"
+    );
+    assert_eq!(
+        link(&proxied, &share, &secret, None),
+        200,
+        "the proxy's own requests"
+    );
+    let audit = proxied
+        .admin("GET", "/api/v1/admin/audit/export", None)
+        .text();
+    assert!(
+        audit.contains("203.0.113.7") && audit.contains("198.51.100.2"),
+        "the audit log names the clients, not the proxy"
+    );
+    assert!(
+        !audit.contains("9.9.9.9"),
+        "client-written hops are never recorded"
+    );
+    proxied.assert_no_server_errors();
+
+    let direct = TestServer::start_with(Options {
+        config: Some("[limits]\nlink_requests_per_minute = 3\n".into()),
+        ..Options::default()
+    });
+    let (_, bob) = direct.member("bob");
+    let file = direct.upload(&bob, "y.txt", b"y");
+    let (share, secret, _) = direct.share(&bob, &file, json!({"expires_in": 600}));
+    let statuses: Vec<u16> = ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]
+        .into_iter()
+        .map(|x| link(&direct, &share, &secret, Some(x)))
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "untrusted peers' headers are ignored"
+    );
+    let audit = direct
+        .admin("GET", "/api/v1/admin/audit/export", None)
+        .text();
+    assert!(!audit.contains("1.1.1.1"));
+
+    // A bad entry is a configuration error at startup.
+    let out = std::process::Command::new(KINKO)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["--trusted-proxy", "proxy.internal"])
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trusted proxy \"proxy.internal\""), "{err}");
+}
+
 #[test]
 fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
     let srv = TestServer::start_with(Options {

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use super::config::Limits;
 use super::error::{ApiError, ErrorCode};
 use super::metrics::Metrics;
+use super::proxy::TrustedProxies;
 use super::ratelimit::RateLimiter;
 use super::workers::{GroupCommit, VaultWorkers};
 use super::{admin, files, links, page};
@@ -71,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) link_limiter: RateLimiter,
     pub(crate) auth_limiter: RateLimiter,
     pub(crate) in_flight: Semaphore,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub(crate) proxies: TrustedProxies,
     /// The threads that decide link requests, and the flusher that makes their decisions
     /// durable ([`super::workers`]).
     pub(crate) workers: VaultWorkers,
@@ -162,8 +165,16 @@ impl FromRequestParts<AppState> for Caller {
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Request id, in-flight limit, one log line per request, metrics, security headers.
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    if !state.proxies.is_empty()
+        && let Some(peer) = req.extensions().get::<ClientAddr>().map(|c| c.0)
+    {
+        // Everything after this (limits, audit, the log line) sees the client, not the proxy.
+        let ip = state.proxies.client(peer.ip(), req.headers());
+        req.extensions_mut()
+            .insert(ClientAddr(SocketAddr::new(ip, peer.port())));
+    }
     // Unique per process run and unguessable enough to correlate logs: a random prefix per
     // process plus a counter.
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -391,6 +402,7 @@ mod tests {
                 link_limiter: RateLimiter::new(0),
                 auth_limiter: RateLimiter::new(0),
                 in_flight: Semaphore::new(limits.max_in_flight),
+                proxies: TrustedProxies::default(),
                 limits,
                 public_url: "http://127.0.0.1:1".into(),
             }),

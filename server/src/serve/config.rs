@@ -13,6 +13,7 @@ use kinko_core::vault::{AccessDurability, KeyRing, MasterKey};
 use serde::Deserialize;
 
 use super::ServeError;
+use super::proxy::TrustedProxies;
 
 /// Start the HTTP sidecar.
 #[derive(Debug, Args)]
@@ -85,6 +86,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KINKO_PLAIN_HTTP")]
     pub(crate) plain_http: bool,
 
+    /// A reverse proxy (address or network, e.g. 10.0.0.0/8) whose X-Forwarded-For header
+    /// names the client, for the audit log and the per-address limits. Repeatable; none by
+    /// default (the header is ignored).
+    #[arg(
+        long = "trusted-proxy",
+        env = "KINKO_TRUSTED_PROXIES",
+        value_name = "ADDR[/BITS]",
+        value_delimiter = ','
+    )]
+    pub(crate) trusted_proxies: Vec<String>,
+
     /// Largest upload accepted, in bytes [default: 16 GiB].
     #[arg(long, env = "KINKO_MAX_UPLOAD", value_name = "BYTES")]
     pub(crate) max_upload: Option<u64>,
@@ -107,6 +119,7 @@ pub(crate) struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     plain_http: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -187,6 +200,7 @@ pub(crate) struct Config {
     pub(crate) public_url: Option<String>,
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) limits: Limits,
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) access_durability: AccessDurability,
     pub(crate) sweep_interval: Duration,
     pub(crate) max_password_attempts: u32,
@@ -231,6 +245,13 @@ impl ServeArgs {
             }
         };
         let plain_http = self.plain_http || file.plain_http.unwrap_or(false);
+        let proxies = if self.trusted_proxies.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            self.trusted_proxies
+        };
+        let trusted_proxies =
+            TrustedProxies::parse(&proxies).map_err(|message| ServeError::Config { message })?;
         let mut limits = Limits::default();
         let l = &file.limits;
         if let Some(v) = self.max_upload.or(l.max_upload_bytes) {
@@ -342,6 +363,7 @@ impl ServeArgs {
             public_url,
             tls,
             limits,
+            trusted_proxies,
             access_durability,
             sweep_interval,
             max_password_attempts,

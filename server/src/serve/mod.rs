@@ -5,6 +5,7 @@
 //! - [`app`]: the router and the middleware every request passes (request id, log line,
 //!   metrics, in-flight limit, security headers); [`files`], [`admin`] and [`links`] are the
 //!   handlers; [`page`] the partner page and the small public endpoints.
+//! - [`proxy`]: the client address behind trusted reverse proxies.
 //! - [`stream`]: bounded bridges between the vault's blocking readers and hyper's bodies.
 //! - [`workers`]: the threads that decide link requests and the group commit that makes the
 //!   decisions durable.
@@ -20,6 +21,7 @@ mod links;
 mod metrics;
 mod net;
 mod page;
+mod proxy;
 mod ratelimit;
 mod stream;
 mod workers;
@@ -150,6 +152,7 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
                 .map_err(ServeError::Runtime)?,
             group_commit: workers::GroupCommit::start(&vault).map_err(ServeError::Runtime)?,
             limits: config.limits.clone(),
+            proxies: config.trusted_proxies.clone(),
             public_url,
         }),
     };
