@@ -13,6 +13,8 @@
 #
 #   bash bench/server.sh     # RUNS=5 SIZE_MIB=1024 WRK_RUNS=3 WRK_SECONDS=10 WRK_CONNS=64
 #
+# PHASES (default "upload download small") picks the tests, e.g. PHASES=small for the 1 KiB test
+# alone; a download without the upload phase uploads the file once first.
 # DIAG=1 (default) adds a diagnostic row that is not part of the targets: Kinko with
 # `[vault] access_durability = "buffered"` (no fsync per counted download).
 # Installs what it lacks: nginx, wrk, curl (Debian), rustypaste (cargo install).
@@ -27,6 +29,8 @@ WRK_SECONDS=${WRK_SECONDS:-10}
 WRK_CONNS=${WRK_CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 DIAG=${DIAG:-1}
+PHASES=${PHASES:-upload download small}
+has() { [[ " $PHASES " == *" $1 "* ]]; }
 WORK=$(mktemp -d /tmp/kinko-server-bench.XXXXXX)
 
 PIDS=()
@@ -137,7 +141,11 @@ check() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { if (v == "-") { print "n/a
 # The files, shared by all three servers.
 mkdir -p "$WORK/www"
 chmod 755 "$WORK" "$WORK/www"   # nginx's workers may run as another user
-head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/www/big.bin"
+if has upload || has download; then
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/www/big.bin"
+else
+  : > "$WORK/www/big.bin"
+fi
 head -c 1024 /dev/urandom > "$WORK/www/small.bin"
 BIG_BYTES=$(stat -c %s "$WORK/www/big.bin")
 BIG_SUM=$(sha256sum < "$WORK/www/big.bin" | cut -d' ' -f1)
@@ -272,18 +280,20 @@ say "  every request comes from 127.0.0.1), KINKO_LOG=warn; rustypaste: RUST_LOG
 
 # ---------------------------------------------------------------------------------------------
 # 1. Uploads (Kinko vs rustypaste), interleaved. Each stored copy is deleted after its run.
-say "upload ${SIZE_MIB} MiB x $RUNS..."
+UP_RUNS=0
+if has upload; then UP_RUNS=$RUNS; elif has download; then UP_RUNS=1; fi
+[ "$UP_RUNS" -gt 0 ] && say "upload ${SIZE_MIB} MiB x $UP_RUNS..."
 : > "$WORK/up-kinko"; : > "$WORK/up-rp"; : > "$WORK/up-disk"
 reset_peak "$KPID" "$RP_PID"
-for i in $(seq "$RUNS"); do
+for i in $(seq "$UP_RUNS"); do
   c0=$(cpu_ticks "$KPID")
   _out=$(kinko_upload "$KURL" "$KTOKEN" "$WORK/www/big.bin" "big-$i.bin"); read -r id secs <<< "$_out"
   echo "$secs $(ticks_ms $(($(cpu_ticks "$KPID") - c0)))" >> "$WORK/up-kinko"
-  if [ "$i" -lt "$RUNS" ]; then kinko_delete "$KURL" "$KTOKEN" "$id"; else BIG_ID=$id; fi
+  if [ "$i" -lt "$UP_RUNS" ]; then kinko_delete "$KURL" "$KTOKEN" "$id"; else BIG_ID=$id; fi
   c0=$(cpu_ticks "$RP_PID")
   _out=$(rp_upload "$WORK/www/big.bin"); read -r url secs <<< "$_out"
   echo "$secs $(ticks_ms $(($(cpu_ticks "$RP_PID") - c0)))" >> "$WORK/up-rp"
-  if [ "$i" -lt "$RUNS" ]; then rm -f "$WORK/rustypaste/upload/big.bin"; else RP_BIG_URL=$url; fi
+  if [ "$i" -lt "$UP_RUNS" ]; then rm -f "$WORK/rustypaste/upload/big.bin"; else RP_BIG_URL=$url; fi
   # Reference: the same bytes written durably (Kinko fsyncs every upload before answering 201;
   # rustypaste never fsyncs).
   t0=$(date +%s%N)
@@ -293,35 +303,41 @@ for i in $(seq "$RUNS"); do
   awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.4f\n", ns / 1e9 }' >> "$WORK/up-disk"
 done
 PEAK_UP_KINKO=$(peak_mib "$KPID"); PEAK_UP_RP=$(peak_mib "$RP_PID")
+if ! has upload; then
+  : > "$WORK/up-kinko"; : > "$WORK/up-rp"; : > "$WORK/up-disk"; PEAK_UP_KINKO=-; PEAK_UP_RP=-
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. Downloads of the same file: Kinko's link download (a counted, audited download each time),
 # nginx, rustypaste. Every server's bytes are checked once first.
-_out=$(kinko_share "$KURL" "$KTOKEN" "$BIG_ID"); read -r BIG_SHARE BIG_SECRET <<< "$_out"
-KBIG=(-H "Kinko-Link-Secret: $BIG_SECRET" "$KURL/api/v1/links/$BIG_SHARE/content")
-[ "$(curl -sS "${KBIG[@]}" | sha256sum | cut -d' ' -f1)" = "$BIG_SUM" ] || die "kinko returned other bytes"
-[ "$(curl -sS "$NURL/big.bin" | sha256sum | cut -d' ' -f1)" = "$BIG_SUM" ] || die "nginx returned other bytes"
-[ "$(curl -sS "$RP_BIG_URL" | sha256sum | cut -d' ' -f1)" = "$BIG_SUM" ] || die "rustypaste returned other bytes"
-
-# get LABEL "PID..." CURL_ARGS...: one timed download to /dev/null; appends "seconds
-# server_cpu_ms" to $WORK/LABEL.
-get() {
-  local label=$1 pids=$2 out c0 code secs size; shift 2
-  c0=$(cpu_ticks $pids)
-  out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$@")
-  read -r code secs size <<< "$out"
-  [ "$code" = 200 ] && [ "$size" = "$BIG_BYTES" ] || die "$label download: HTTP $code, $size bytes"
-  echo "$secs $(ticks_ms $(($(cpu_ticks $pids) - c0)))" >> "$WORK/$label"
-}
-say "download ${SIZE_MIB} MiB x $RUNS..."
 : > "$WORK/down-kinko"; : > "$WORK/down-nginx"; : > "$WORK/down-rp"
-reset_peak "$KPID" "$RP_PID" $(nginx_pids)
-for _ in $(seq "$RUNS"); do
-  get down-kinko "$KPID" "${KBIG[@]}"
-  get down-nginx "$(nginx_pids)" "$NURL/big.bin"
-  get down-rp "$RP_PID" "$RP_BIG_URL"
-done
-PEAK_DOWN_KINKO=$(peak_mib "$KPID"); PEAK_DOWN_NGINX=$(peak_mib $(nginx_pids)); PEAK_DOWN_RP=$(peak_mib "$RP_PID")
+PEAK_DOWN_KINKO=-; PEAK_DOWN_NGINX=-; PEAK_DOWN_RP=-
+if has download; then
+  _out=$(kinko_share "$KURL" "$KTOKEN" "$BIG_ID"); read -r BIG_SHARE BIG_SECRET <<< "$_out"
+  KBIG=(-H "Kinko-Link-Secret: $BIG_SECRET" "$KURL/api/v1/links/$BIG_SHARE/content")
+  [ "$(curl -sS "${KBIG[@]}" | sha256sum | cut -d' ' -f1)" = "$BIG_SUM" ] || die "kinko returned other bytes"
+  [ "$(curl -sS "$NURL/big.bin" | sha256sum | cut -d' ' -f1)" = "$BIG_SUM" ] || die "nginx returned other bytes"
+  [ "$(curl -sS "$RP_BIG_URL" | sha256sum | cut -d' ' -f1)" = "$BIG_SUM" ] || die "rustypaste returned other bytes"
+
+  # get LABEL "PID..." CURL_ARGS...: one timed download to /dev/null; appends "seconds
+  # server_cpu_ms" to $WORK/LABEL.
+  get() {
+    local label=$1 pids=$2 out c0 code secs size; shift 2
+    c0=$(cpu_ticks $pids)
+    out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}' "$@")
+    read -r code secs size <<< "$out"
+    [ "$code" = 200 ] && [ "$size" = "$BIG_BYTES" ] || die "$label download: HTTP $code, $size bytes"
+    echo "$secs $(ticks_ms $(($(cpu_ticks $pids) - c0)))" >> "$WORK/$label"
+  }
+  say "download ${SIZE_MIB} MiB x $RUNS..."
+  reset_peak "$KPID" "$RP_PID" $(nginx_pids)
+  for _ in $(seq "$RUNS"); do
+    get down-kinko "$KPID" "${KBIG[@]}"
+    get down-nginx "$(nginx_pids)" "$NURL/big.bin"
+    get down-rp "$RP_PID" "$RP_BIG_URL"
+  done
+  PEAK_DOWN_KINKO=$(peak_mib "$KPID"); PEAK_DOWN_NGINX=$(peak_mib $(nginx_pids)); PEAK_DOWN_RP=$(peak_mib "$RP_PID")
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. 1 KiB downloads with wrk. Kinko: GET /api/v1/links/{share}/content with the link secret
@@ -362,27 +378,29 @@ kinko_small() {
   printf 'wrk.method = "GET"\nwrk.headers["Kinko-Link-Secret"] = "%s"\n' "$secret" > "$WORK/kinko-$1.lua"
   echo "${!url_var}/api/v1/links/$share/content"
 }
-KSMALL=$(kinko_small main)
-_out=$(rp_upload "$WORK/www/small.bin"); read -r RP_SMALL_URL _ <<< "$_out"
-cmp -s <(curl -sS "$RP_SMALL_URL") "$WORK/www/small.bin" || die "rustypaste small download differs"
-cmp -s <(curl -sS "$NURL/small.bin") "$WORK/www/small.bin" || die "nginx small download differs"
-if [ "$DIAG" = 1 ]; then
-  start_kinko buffered buffered
-  KBSMALL=$(kinko_small buffered)
-fi
-
-say "1 KiB downloads, wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s x $WRK_RUNS..."
 : > "$WORK/wrk-kinko"; : > "$WORK/wrk-nginx"; : > "$WORK/wrk-rp"; : > "$WORK/wrk-kinkob"
-reset_peak "$KPID" "$RP_PID" $(nginx_pids)
-for _ in $(seq "$WRK_RUNS"); do
-  wrk_run wrk-kinko "$KSMALL" "$WORK/kinko-main.lua" "$KPID"
-  wrk_run wrk-nginx "$NURL/small.bin" - $(nginx_pids)
-  wrk_run wrk-rp "$RP_SMALL_URL" - "$RP_PID"
-  [ "$DIAG" = 1 ] && wrk_run wrk-kinkob "$KBSMALL" "$WORK/kinko-buffered.lua" "$KINKO_PID_buffered"
-done
-PEAK_WRK_KINKO=$(peak_mib "$KPID"); PEAK_WRK_NGINX=$(peak_mib $(nginx_pids)); PEAK_WRK_RP=$(peak_mib "$RP_PID")
-PEAK_WRK_KINKOB=-
-[ "$DIAG" = 1 ] && PEAK_WRK_KINKOB=$(peak_mib "$KINKO_PID_buffered")
+PEAK_WRK_KINKO=-; PEAK_WRK_NGINX=-; PEAK_WRK_RP=-; PEAK_WRK_KINKOB=-
+if has small; then
+  KSMALL=$(kinko_small main)
+  _out=$(rp_upload "$WORK/www/small.bin"); read -r RP_SMALL_URL _ <<< "$_out"
+  cmp -s <(curl -sS "$RP_SMALL_URL") "$WORK/www/small.bin" || die "rustypaste small download differs"
+  cmp -s <(curl -sS "$NURL/small.bin") "$WORK/www/small.bin" || die "nginx small download differs"
+  if [ "$DIAG" = 1 ]; then
+    start_kinko buffered buffered
+    KBSMALL=$(kinko_small buffered)
+  fi
+
+  say "1 KiB downloads, wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s x $WRK_RUNS..."
+  reset_peak "$KPID" "$RP_PID" $(nginx_pids)
+  for _ in $(seq "$WRK_RUNS"); do
+    wrk_run wrk-kinko "$KSMALL" "$WORK/kinko-main.lua" "$KPID"
+    wrk_run wrk-nginx "$NURL/small.bin" - $(nginx_pids)
+    wrk_run wrk-rp "$RP_SMALL_URL" - "$RP_PID"
+    [ "$DIAG" = 1 ] && wrk_run wrk-kinkob "$KBSMALL" "$WORK/kinko-buffered.lua" "$KINKO_PID_buffered"
+  done
+  PEAK_WRK_KINKO=$(peak_mib "$KPID"); PEAK_WRK_NGINX=$(peak_mib $(nginx_pids)); PEAK_WRK_RP=$(peak_mib "$RP_PID")
+  [ "$DIAG" = 1 ] && PEAK_WRK_KINKOB=$(peak_mib "$KINKO_PID_buffered")
+fi
 
 # The audit log saw every one of those downloads: the server's own count of link answers.
 KINKO_LINK_200=$(curl -sS "$KURL/metrics" | awk '/^kinko_http_requests_total/ && /links\/\{share\}\/content/ && /status="200"/ {s += $NF} END {print s + 0}')
