@@ -36,6 +36,8 @@ const MAX_JSON: u64 = 64 * 1024 * 1024;
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 /// Bytes moved per read while streaming.
 const COPY_BUFFER: usize = 64 * 1024;
+/// How often [`Client::link_download_resuming`] resumes a broken download.
+pub const RESUME_ATTEMPTS: u32 = 3;
 /// Time allowed to set up a connection (DNS, TCP, TLS). Nothing else has a deadline: an
 /// upload or download takes as long as it takes, and the server has its own idle timeouts.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -654,6 +656,65 @@ impl Client {
         stream_download(resp, writer, progress)
     }
 
+    /// [`Client::link_download`] with a ticket, resuming when the connection breaks: the
+    /// rest is asked for with `Range` (the ticket makes it free, not a second download) and
+    /// appended, up to [`RESUME_ATTEMPTS`] times. Only plaintext downloads resume (a
+    /// recipient-bound envelope is sealed afresh for every request, so its bytes differ); a
+    /// broken bound download fails as [`Client::link_download`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::link_download`]; after the last attempt, the last network error.
+    pub fn link_download_resuming(
+        &self,
+        link: &Link,
+        ticket: &Ticket,
+        mut writer: impl Write,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Download, ClientError> {
+        let path = format!("/api/v1/links/{}/content", link.share_id());
+        let get = |from: u64| -> Result<Response<Body>, ClientError> {
+            let mut req = self.request(Method::GET, &path, Auth::Link(link))?;
+            add_secret_header(&mut req, TICKET_HEADER, ticket.expose_secret())?;
+            if from > 0 {
+                req = req.header(http::header::RANGE, format!("bytes={from}-"));
+            }
+            self.send(req, SendBody::none())
+        };
+        let resp = get(0)?;
+        let (mut download, total) = download_head(&resp);
+        progress(Progress { done: 0, total });
+        let mut done = 0;
+        let mut body = resp;
+        let mut attempts = 0;
+        loop {
+            match copy_body(body, &mut writer, &mut done, total, &mut progress) {
+                Ok(()) => break,
+                Err(ClientError::Network { .. })
+                    if !download.recipient_bound && attempts < RESUME_ATTEMPTS =>
+                {
+                    // What arrived before the break was written: continue after it.
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));
+                    let resp = get(done)?;
+                    if !continues_at(&resp, done) {
+                        return Err(ClientError::UnexpectedResponse {
+                            status: resp.status().as_u16(),
+                            detail: format!(
+                                "the server did not resume the download at byte {done}"
+                            ),
+                        });
+                    }
+                    body = resp;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        writer.flush().map_err(ClientError::Io)?;
+        download.bytes = done;
+        Ok(download)
+    }
+
     // ---------------------------------------------------------------------------------------
     // Plumbing
 
@@ -852,39 +913,63 @@ fn stream_download(
     mut writer: impl Write,
     mut progress: impl FnMut(Progress),
 ) -> Result<Download, ClientError> {
+    let (mut download, total) = download_head(&resp);
+    progress(Progress { done: 0, total });
+    copy_body(resp, &mut writer, &mut download.bytes, total, &mut progress)?;
+    writer.flush().map_err(ClientError::Io)?;
+    Ok(download)
+}
+
+/// What a download's answer says about it (`bytes` still 0), and its length.
+fn download_head(resp: &Response<Body>) -> (Download, Option<u64>) {
     let headers = resp.headers();
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let recipient_bound = text(RECIPIENT_BOUND_HEADER).is_some_and(|v| v.trim() == "1");
-    let content_type = text("content-type").map(str::to_owned);
-    let file_name = text("content-disposition").and_then(disposition_file_name);
-    let ticket = text(TICKET_HEADER)
-        .filter(|t| valid_ticket(t))
-        .map(|t| Ticket::new(SecretString::from(t), None, None));
-    let total = resp.body().content_length();
+    let download = Download {
+        bytes: 0,
+        recipient_bound: text(RECIPIENT_BOUND_HEADER).is_some_and(|v| v.trim() == "1"),
+        content_type: text("content-type").map(str::to_owned),
+        file_name: text("content-disposition").and_then(disposition_file_name),
+        ticket: text(TICKET_HEADER)
+            .filter(|t| valid_ticket(t))
+            .map(|t| Ticket::new(SecretString::from(t), None, None)),
+    };
+    (download, resp.body().content_length())
+}
 
+/// Copies an answer's body into `writer`, adding to `done` what was written. A broken
+/// connection is a [`ClientError::Network`]; `done` then counts what was written before it.
+fn copy_body(
+    resp: Response<Body>,
+    writer: &mut impl Write,
+    done: &mut u64,
+    total: Option<u64>,
+    progress: &mut impl FnMut(Progress),
+) -> Result<(), ClientError> {
     let mut reader = resp.into_body().into_reader();
     let mut buf = Zeroizing::new(vec![0u8; COPY_BUFFER]);
-    let mut done = 0u64;
-    progress(Progress { done, total });
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(from_transport_io(&e)),
         };
         writer.write_all(&buf[..n]).map_err(ClientError::Io)?;
-        done += n as u64;
-        progress(Progress { done, total });
+        *done += n as u64;
+        progress(Progress { done: *done, total });
     }
-    writer.flush().map_err(ClientError::Io)?;
-    Ok(Download {
-        bytes: done,
-        recipient_bound,
-        content_type,
-        file_name,
-        ticket,
-    })
+}
+
+/// Whether a `206` answer continues a download at `from` (`Content-Range: bytes from-…/…`).
+fn continues_at(resp: &Response<Body>, from: u64) -> bool {
+    resp.status().as_u16() == 206
+        && resp
+            .headers()
+            .get(http::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split_once('-'))
+            .is_some_and(|(start, _)| start.trim().parse() == Ok(from))
 }
 
 /// The file name of `Content-Disposition: attachment; filename*=UTF-8''…` (or a plain

@@ -780,3 +780,93 @@ fn tls_with_a_private_ca_needs_its_certificate() {
     partner.ok(&["get", &link, "--ca-file", ca]);
     assert_eq!(partner.read("tls.bin"), content);
 }
+
+/// A TCP relay on 127.0.0.1 in front of `target` that cuts the first connection whose answer
+/// exceeds `cut_after` bytes at that point (both directions closed), then relays faithfully.
+/// Returns its `http://` base URL. It stands in for a network that drops a long transfer.
+fn cutting_relay(target: &str, cut_after: usize) -> String {
+    use std::io::Read;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let target = target.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cut_done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&target) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(Shutdown::Write);
+            });
+            let cut_done = cut_done.clone();
+            std::thread::spawn(move || {
+                let (mut s_read, mut c_write) = (server, client);
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut sent = 0;
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if !cut_done.load(Ordering::SeqCst) && sent + n > cut_after {
+                        let keep = cut_after - sent;
+                        let _ = c_write.write_all(&buf[..keep]);
+                        cut_done.store(true, Ordering::SeqCst);
+                        let _ = c_write.shutdown(Shutdown::Both);
+                        let _ = s_read.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                let _ = c_write.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    url
+}
+
+/// `kinko get` resumes a plaintext download whose connection breaks half-way: the rest comes
+/// with `Range` under the same ticket, the file is complete and identical, and the share
+/// counts one download.
+#[test]
+fn get_resumes_a_broken_download_and_it_counts_once() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    let content = data(3 * 1024 * 1024 + 77, 9);
+    alice.write("big.bin", &content);
+    let link = alice.share("big.bin", &["--expires", "1d", "--max-downloads", "1"]);
+    let (share, _) = split_link(&link);
+    // The partner reaches the server through a relay that breaks the first long answer
+    // after 1 MiB.
+    let relay = cutting_relay(&srv.url, 1024 * 1024);
+    let relayed = link.replacen(&srv.url, &relay, 1);
+    assert_ne!(relayed, link);
+    let out = partner.run(&["get", &relayed, "-o", "copy.bin"]);
+    assert_ok(&out, &["get"]);
+    assert!(
+        partner.read("copy.bin") == content,
+        "the resumed file differs from the original"
+    );
+    assert!(alice.share_row(&share).contains("1/1"), "counted once");
+    let metrics = srv.request("GET", "/metrics", &[], None).text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("links/{share}/content") && l.contains("status=\"206\"")),
+        "the rest came as a range: {metrics}"
+    );
+    srv.assert_no_server_errors();
+}

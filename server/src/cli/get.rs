@@ -31,7 +31,10 @@ of the #. Its secret goes to the server only in a request header.
 The file is saved under the name the sender chose, in the current directory (made safe: no
 directories, no leading dots), or in OUT with -o. An existing file is never replaced without
 --force. The download goes to a temporary file first and is renamed only once complete, so a
-failure leaves nothing behind. -o - writes to stdout.
+failure leaves nothing behind. -o - writes to stdout. If the connection breaks, the download
+resumes where it stopped (up to three times; it still counts as one download). A share bound
+to a key cannot resume (the server seals it afresh for every request): its broken download
+fails, and trying again counts another download.
 
 If the share has a password, kinko asks for it on the terminal (or reads KINKO_SHARE_PASSWORD
 or --password-file FILE). Wrong attempts count toward locking the share.
@@ -316,7 +319,8 @@ fn mismatch(link: &Link) -> CliError {
 }
 
 /// Streams the bytes as they come into the output, committed only once complete and only if
-/// they are what the link's details announced (`bound`: an envelope).
+/// they are what the link's details announced (`bound`: an envelope). A plaintext download
+/// whose connection breaks is resumed with `Range` (up to three times).
 fn download_as_is(
     client: &Client,
     link: &Link,
@@ -328,9 +332,8 @@ fn download_as_is(
     let mut out = Output::create(output)?;
     let path = out.path();
     let mut bar = TransferBar::new(quiet, "downloading");
-    let result = client.link_download(link, DownloadAuth::Ticket(ticket), &mut out, |p| {
-        bar.update(p)
-    });
+    // A broken connection resumes where it broke (plaintext only; the ticket covers it).
+    let result = client.link_download_resuming(link, ticket, &mut out, |p| bar.update(p));
     bar.finish();
     let download = result.map_err(|e| match e {
         ClientError::Io(source) => CliError::Write { path, source },
