@@ -7,7 +7,7 @@ use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use kinko_client::{self as kc, ClientError, DownloadAuth};
+use kinko_client::{self as kc, ClientError};
 use kinko_core::vault::{ApiToken, FileId, ShareId};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -557,13 +557,14 @@ impl KinkoClient {
     /// [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
     ///
     /// Written to a temporary file beside `output`, renamed over it only once complete: a
-    /// refused, broken or cancelled download leaves nothing behind.
+    /// refused, broken or cancelled download leaves nothing behind. A plaintext download whose
+    /// connection breaks resumes where it broke (up to three times, still one download).
     ///
     /// # Errors
     ///
     /// [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
     /// [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-    /// (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+    /// (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
     /// [`KinkoError::CallbackFailed`].
     #[uniffi::method(default(password = None, progress = None, cancel = None))]
     pub fn download_link(
@@ -662,10 +663,6 @@ impl KinkoClient {
         cancel: Option<Arc<CancelToken>>,
     ) -> Result<(Downloaded, W), KinkoError> {
         let password: Option<SecretString> = password.map(|p| p.to_secret_string());
-        let auth = match &password {
-            Some(pw) => DownloadAuth::Password(pw),
-            None => DownloadAuth::LinkOnly,
-        };
         download(
             out,
             out_name,
@@ -673,7 +670,13 @@ impl KinkoClient {
                 listener: progress,
                 cancel,
             },
-            |w, p| self.inner.link_download(&link.inner, auth, w, p),
+            // The ticket counts the download (after the cancellation check, so a download
+            // cancelled before it starts costs nothing); with it, a broken connection resumes.
+            |w, p| {
+                let ticket = self.inner.link_ticket(&link.inner, password.as_ref())?;
+                self.inner
+                    .link_download_resuming(&link.inner, &ticket, w, p)
+            },
         )
     }
 }

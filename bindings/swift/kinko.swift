@@ -1075,13 +1075,14 @@ public protocol KinkoClientProtocol: AnyObject, Sendable {
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind.
+     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
+     * connection breaks resumes where it broke (up to three times, still one download).
      *
      * # Errors
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
      * [`KinkoError::CallbackFailed`].
      */
     func downloadLink(link: Link, output: String, password: Secret?, progress: ProgressListener?, cancel: CancelToken?) throws  -> Downloaded
@@ -1348,13 +1349,14 @@ open func downloadFile(fileId: String, output: String, progress: ProgressListene
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind.
+     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
+     * connection breaks resumes where it broke (up to three times, still one download).
      *
      * # Errors
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
      * [`KinkoError::CallbackFailed`].
      */
 open func downloadLink(link: Link, output: String, password: Secret? = nil, progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> Downloaded  {
@@ -5624,7 +5626,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() != 42187) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() != 8836) {
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() != 4589) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() != 60240) {

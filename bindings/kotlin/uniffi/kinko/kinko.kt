@@ -1091,7 +1091,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() and 0xFFFF) != 42187) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() and 0xFFFF) != 8836) {
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() and 0xFFFF) != 4589) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() and 0xFFFF) != 60240) {
@@ -2421,13 +2421,14 @@ public interface KinkoClientInterface {
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind.
+     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
+     * connection breaks resumes where it broke (up to three times, still one download).
      *
      * # Errors
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
      * [`KinkoError::CallbackFailed`].
      */
     fun `downloadLink`(`link`: Link, `output`: kotlin.String, `password`: Secret? = null, `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): Downloaded
@@ -2747,13 +2748,14 @@ open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind.
+     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
+     * connection breaks resumes where it broke (up to three times, still one download).
      *
      * # Errors
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
+     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
      * [`KinkoError::CallbackFailed`].
      */
     @Throws(KinkoException::class)override fun `downloadLink`(`link`: Link, `output`: kotlin.String, `password`: Secret?, `progress`: ProgressListener?, `cancel`: CancelToken?): Downloaded {
