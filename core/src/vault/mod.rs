@@ -1255,164 +1255,146 @@ impl Vault {
         client: &str,
         now: Timestamp,
     ) -> Decided<Result<Grant, AccessError>> {
+        // Set when the decision committed a change that must reach the disk before its
+        // answer is given.
         let mut must_flush = false;
-        let outcome = self.decide_access_inner(
-            share_id,
-            secret,
-            password,
-            kind,
-            client,
-            now,
-            &mut must_flush,
-        );
+        let outcome = (|| -> Result<Grant, AccessError> {
+            let internal = |e: StoreError| AccessError::Internal(e.into());
+            let mut password_check: Option<PasswordCheck> = None;
+            loop {
+                let share = self.meta.share(share_id).map_err(internal)?;
+                let freeze = self.freeze_value().map_err(internal)?;
+                let mut env = PolicyEnv {
+                    frozen: is_frozen(&freeze),
+                    owner_enabled: false,
+                    file_active: false,
+                };
+                let mut creds = Credentials {
+                    secret_ok: false,
+                    password: PasswordCheck::Missing,
+                    ticket_ok: false,
+                };
+                let mut file = None;
+                if let Some(s) = &share {
+                    env.owner_enabled = self
+                        .meta
+                        .user(&s.owner)
+                        .map_err(internal)?
+                        .is_some_and(|u| !u.disabled);
+                    file = self
+                        .meta
+                        .file(&s.file)
+                        .map_err(internal)?
+                        .filter(|f| f.state == FileState::Active);
+                    env.file_active = file.is_some();
+                    creds.secret_ok = policy::secret_matches(s, secret, &self.keys.link_hash);
+                    if creds.secret_ok && kind == AccessKind::Download {
+                        // Argon2 only behind a correct secret, and only once per request.
+                        creds.password = *password_check
+                            .get_or_insert_with(|| policy::check_password(s, password));
+                    }
+                    if let AccessKind::Resume(t) = &kind {
+                        creds.ticket_ok = t.valid(&self.keys.ticket_mac, &s.id, now);
+                    }
+                }
+                let decision = policy::decide(share.as_ref(), &env, &creds, &kind, now);
+                let next = share
+                    .as_ref()
+                    .and_then(|s| policy::next_state(s, &decision));
+                let mut guards = vec![Guard::Setting(SETTING_FREEZE, freeze)];
+                if let Some(s) = &share {
+                    guards.push(Guard::Share(s.id, Some(s.version)));
+                } else {
+                    guards.push(Guard::Share(*share_id, None));
+                }
+                let action = match kind {
+                    AccessKind::View => "share.view",
+                    AccessKind::Download => "share.download",
+                    AccessKind::Resume(_) => "share.download.range",
+                };
+                let outcome = match decision {
+                    Decision::Allow { .. } => Outcome::Allowed,
+                    Decision::Refuse(r) => Outcome::Refused(r.as_str().to_owned()),
+                };
+                let detail = match (&next, &share) {
+                    (Some(n), _) => format!(
+                        "downloads={}/{} failed_passwords={}/{}",
+                        n.downloads,
+                        n.max_downloads.map_or("-".to_owned(), |m| m.to_string()),
+                        n.failed_attempts,
+                        n.max_attempts
+                    ),
+                    (None, Some(s)) => format!("file={}", s.file),
+                    (None, None) => String::new(),
+                };
+                let durability = match (self.config.access_durability, &next) {
+                    (AccessDurability::SyncCounted, Some(_)) => Durability::Sync,
+                    _ => Durability::Buffered,
+                };
+                let entry = Entry {
+                    time: now,
+                    actor: Actor::Share(*share_id),
+                    action,
+                    object: share.as_ref().map_or_else(
+                        || share_obj(share_id),
+                        |s| format!("{} {}", share_obj(&s.id), file_obj(&s.file)),
+                    ),
+                    client: client.to_owned(),
+                    outcome,
+                    detail,
+                };
+                match self.commit(
+                    guards,
+                    next.clone().map(Op::UpdateShare).into_iter().collect(),
+                    entry,
+                    Durability::Buffered,
+                ) {
+                    Ok(_) => must_flush = durability == Durability::Sync,
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(internal(e)),
+                }
+                return match decision {
+                    Decision::Refuse(r) => Err(r.into()),
+                    Decision::Allow { counted } => {
+                        let s = next
+                            .as_ref()
+                            .or(share.as_ref())
+                            .expect("allowed implies a share");
+                        let f = file.expect("allowed implies an active file");
+                        let ticket = match kind {
+                            AccessKind::View => None,
+                            AccessKind::Resume(t) => Some(t),
+                            AccessKind::Download => {
+                                debug_assert!(counted);
+                                Some(DownloadTicket::issue(
+                                    &self.keys.ticket_mac,
+                                    &s.id,
+                                    now.plus(self.config.ticket_ttl).min(s.expires),
+                                ))
+                            }
+                        };
+                        Ok(Grant {
+                            share: s.id,
+                            file: s.file,
+                            size: f.size,
+                            expires: s.expires,
+                            downloads_left: s.max_downloads.map(|m| m.saturating_sub(s.downloads)),
+                            kind: if ticket.is_some() {
+                                GrantKind::Download
+                            } else {
+                                GrantKind::View
+                            },
+                            ticket,
+                            password_required: s.password.is_some(),
+                            recipients: s.recipients.clone(),
+                        })
+                    }
+                };
+            }
+        })();
         Decided {
             outcome,
             must_flush,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)] // decide_access's arguments plus its flush flag
-    fn decide_access_inner(
-        &self,
-        share_id: &ShareId,
-        secret: &LinkSecret,
-        password: Option<&SecretString>,
-        kind: AccessKind,
-        client: &str,
-        now: Timestamp,
-        must_flush: &mut bool,
-    ) -> Result<Grant, AccessError> {
-        let internal = |e: StoreError| AccessError::Internal(e.into());
-        let mut password_check: Option<PasswordCheck> = None;
-        loop {
-            let share = self.meta.share(share_id).map_err(internal)?;
-            let freeze = self.freeze_value().map_err(internal)?;
-            let mut env = PolicyEnv {
-                frozen: is_frozen(&freeze),
-                owner_enabled: false,
-                file_active: false,
-            };
-            let mut creds = Credentials {
-                secret_ok: false,
-                password: PasswordCheck::Missing,
-                ticket_ok: false,
-            };
-            let mut file = None;
-            if let Some(s) = &share {
-                env.owner_enabled = self
-                    .meta
-                    .user(&s.owner)
-                    .map_err(internal)?
-                    .is_some_and(|u| !u.disabled);
-                file = self
-                    .meta
-                    .file(&s.file)
-                    .map_err(internal)?
-                    .filter(|f| f.state == FileState::Active);
-                env.file_active = file.is_some();
-                creds.secret_ok = policy::secret_matches(s, secret, &self.keys.link_hash);
-                if creds.secret_ok && kind == AccessKind::Download {
-                    // Argon2 only behind a correct secret, and only once per request.
-                    creds.password =
-                        *password_check.get_or_insert_with(|| policy::check_password(s, password));
-                }
-                if let AccessKind::Resume(t) = &kind {
-                    creds.ticket_ok = t.valid(&self.keys.ticket_mac, &s.id, now);
-                }
-            }
-            let decision = policy::decide(share.as_ref(), &env, &creds, &kind, now);
-            let next = share
-                .as_ref()
-                .and_then(|s| policy::next_state(s, &decision));
-            let mut guards = vec![Guard::Setting(SETTING_FREEZE, freeze)];
-            if let Some(s) = &share {
-                guards.push(Guard::Share(s.id, Some(s.version)));
-            } else {
-                guards.push(Guard::Share(*share_id, None));
-            }
-            let action = match kind {
-                AccessKind::View => "share.view",
-                AccessKind::Download => "share.download",
-                AccessKind::Resume(_) => "share.download.range",
-            };
-            let outcome = match decision {
-                Decision::Allow { .. } => Outcome::Allowed,
-                Decision::Refuse(r) => Outcome::Refused(r.as_str().to_owned()),
-            };
-            let detail = match (&next, &share) {
-                (Some(n), _) => format!(
-                    "downloads={}/{} failed_passwords={}/{}",
-                    n.downloads,
-                    n.max_downloads.map_or("-".to_owned(), |m| m.to_string()),
-                    n.failed_attempts,
-                    n.max_attempts
-                ),
-                (None, Some(s)) => format!("file={}", s.file),
-                (None, None) => String::new(),
-            };
-            let durability = match (self.config.access_durability, &next) {
-                (AccessDurability::SyncCounted, Some(_)) => Durability::Sync,
-                _ => Durability::Buffered,
-            };
-            let entry = Entry {
-                time: now,
-                actor: Actor::Share(*share_id),
-                action,
-                object: share.as_ref().map_or_else(
-                    || share_obj(share_id),
-                    |s| format!("{} {}", share_obj(&s.id), file_obj(&s.file)),
-                ),
-                client: client.to_owned(),
-                outcome,
-                detail,
-            };
-            match self.commit(
-                guards,
-                next.clone().map(Op::UpdateShare).into_iter().collect(),
-                entry,
-                Durability::Buffered,
-            ) {
-                Ok(_) => *must_flush = durability == Durability::Sync,
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(internal(e)),
-            }
-            return match decision {
-                Decision::Refuse(r) => Err(r.into()),
-                Decision::Allow { counted } => {
-                    let s = next
-                        .as_ref()
-                        .or(share.as_ref())
-                        .expect("allowed implies a share");
-                    let f = file.expect("allowed implies an active file");
-                    let ticket = match kind {
-                        AccessKind::View => None,
-                        AccessKind::Resume(t) => Some(t),
-                        AccessKind::Download => {
-                            debug_assert!(counted);
-                            Some(DownloadTicket::issue(
-                                &self.keys.ticket_mac,
-                                &s.id,
-                                now.plus(self.config.ticket_ttl).min(s.expires),
-                            ))
-                        }
-                    };
-                    Ok(Grant {
-                        share: s.id,
-                        file: s.file,
-                        size: f.size,
-                        expires: s.expires,
-                        downloads_left: s.max_downloads.map(|m| m.saturating_sub(s.downloads)),
-                        kind: if ticket.is_some() {
-                            GrantKind::Download
-                        } else {
-                            GrantKind::View
-                        },
-                        ticket,
-                        password_required: s.password.is_some(),
-                        recipients: s.recipients.clone(),
-                    })
-                }
-            };
         }
     }
 

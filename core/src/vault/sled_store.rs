@@ -149,6 +149,16 @@ impl SledMetaStore {
         })
     }
 
+    /// [`StoreError::Conflict`] unless every guard holds. Call under the commit lock.
+    fn check_all(&self, guards: &[Guard]) -> Result<(), StoreError> {
+        for g in guards {
+            if !self.check(g)? {
+                return Err(StoreError::Conflict);
+            }
+        }
+        Ok(())
+    }
+
     fn decode_all<T>(
         &self,
         prefix: &[u8],
@@ -185,16 +195,28 @@ impl SledMetaStore {
 /// than the decision itself. sled recovers a prefix of its log, so after a crash such a
 /// commit left nothing, the audit record alone, or both; never the counter without its
 /// record.
-fn audit_first(ops: &[Op]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    match ops {
-        [Op::AppendAudit(seq, rec)] => Some(vec![(key(b'a', &[&seq.to_be_bytes()]), rec.clone())]),
-        [Op::UpdateShare(s), Op::AppendAudit(seq, rec)]
-        | [Op::AppendAudit(seq, rec), Op::UpdateShare(s)] => Some(vec![
-            (key(b'a', &[&seq.to_be_bytes()]), rec.clone()),
-            (key(b's', &[&s.id.0]), s.encode()),
-        ]),
-        _ => None,
+/// Key-value writes, in order.
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn audit_first(ops: Vec<Op>) -> Result<Writes, Vec<Op>> {
+    if !matches!(
+        ops.as_slice(),
+        [Op::AppendAudit(..)]
+            | [Op::UpdateShare(_), Op::AppendAudit(..)]
+            | [Op::AppendAudit(..), Op::UpdateShare(_)]
+    ) {
+        return Err(ops);
     }
+    let mut writes: Vec<_> = ops
+        .into_iter()
+        .map(|op| match op {
+            Op::AppendAudit(seq, rec) => (key(b'a', &[&seq.to_be_bytes()]), rec),
+            Op::UpdateShare(s) => (key(b's', &[&s.id.0]), s.encode()),
+            _ => unreachable!("the shape was checked above"),
+        })
+        .collect();
+    writes.sort_by_key(|(k, _)| k[0] != b'a'); // the audit record first
+    Ok(writes)
 }
 
 impl Drop for SledMetaStore {
@@ -211,23 +233,22 @@ impl MetaStore for SledMetaStore {
         ops: Vec<Op>,
         durability: Durability,
     ) -> Result<(), StoreError> {
-        if let Some(writes) = audit_first(&ops) {
-            {
-                let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-                for g in guards {
-                    if !self.check(g)? {
-                        return Err(StoreError::Conflict);
+        let ops = match audit_first(ops) {
+            Err(ops) => ops,
+            Ok(writes) => {
+                {
+                    let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+                    self.check_all(guards)?;
+                    for (k, v) in writes {
+                        self.tree.insert(k, v).map_err(backend)?;
                     }
                 }
-                for (k, v) in writes {
-                    self.tree.insert(k, v).map_err(backend)?;
+                if durability == Durability::Sync {
+                    self.flush()?;
                 }
+                return Ok(());
             }
-            if durability == Durability::Sync {
-                self.flush()?;
-            }
-            return Ok(());
-        }
+        };
         let mut batch = sled::Batch::default();
         let mut revokes = Vec::new();
         for op in ops {
@@ -276,11 +297,7 @@ impl MetaStore for SledMetaStore {
         }
         {
             let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            for g in guards {
-                if !self.check(g)? {
-                    return Err(StoreError::Conflict);
-                }
-            }
+            self.check_all(guards)?;
             for (id, at) in revokes {
                 if let Some(mut s) = self.share(&id)? {
                     if s.revoked.is_none() {
