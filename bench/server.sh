@@ -12,6 +12,7 @@
 # 127.0.0.1 only, and everything it starts is stopped and removed on exit.
 #
 #   bash bench/server.sh     # RUNS=5 SIZE_MIB=1024 WRK_RUNS=3 WRK_SECONDS=10 WRK_CONNS=64
+#                            # WRK_WARMUP=5 (seconds of unrecorded wrk per server first; 0: none)
 #
 # PHASES (default "upload download small") picks the tests, e.g. PHASES=small for the 1 KiB test
 # alone; a download without the upload phase uploads the file once first.
@@ -28,6 +29,7 @@ WRK_RUNS=${WRK_RUNS:-3}
 WRK_SECONDS=${WRK_SECONDS:-10}
 WRK_CONNS=${WRK_CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
+WRK_WARMUP=${WRK_WARMUP:-5}
 DIAG=${DIAG:-1}
 PHASES=${PHASES:-upload download small}
 has() { [[ " $PHASES " == *" $1 "* ]]; }
@@ -391,6 +393,15 @@ if has small; then
   fi
 
   say "1 KiB downloads, wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s x $WRK_RUNS..."
+  if [ "$WRK_WARMUP" -gt 0 ]; then
+    # Not recorded: every server gets the same warm-up (caches, allocator, connection setup).
+    say "  warm-up, ${WRK_WARMUP}s each..."
+    warm=(-t "$WRK_THREADS" -c "$WRK_CONNS" -d "${WRK_WARMUP}s")
+    wrk "${warm[@]}" -s "$WORK/kinko-main.lua" "$KSMALL" > /dev/null
+    wrk "${warm[@]}" "$NURL/small.bin" > /dev/null
+    wrk "${warm[@]}" "$RP_SMALL_URL" > /dev/null
+    [ "$DIAG" = 1 ] && wrk "${warm[@]}" -s "$WORK/kinko-buffered.lua" "$KBSMALL" > /dev/null
+  fi
   reset_peak "$KPID" "$RP_PID" $(nginx_pids)
   for _ in $(seq "$WRK_RUNS"); do
     wrk_run wrk-kinko "$KSMALL" "$WORK/kinko-main.lua" "$KPID"
@@ -423,7 +434,7 @@ if [ "$DIAG" = 1 ]; then
 fi
 
 echo
-echo "bench/server.sh: RUNS=$RUNS SIZE_MIB=$SIZE_MIB WRK_RUNS=$WRK_RUNS WRK_SECONDS=$WRK_SECONDS WRK_CONNS=$WRK_CONNS WRK_THREADS=$WRK_THREADS"
+echo "bench/server.sh: RUNS=$RUNS SIZE_MIB=$SIZE_MIB WRK_RUNS=$WRK_RUNS WRK_SECONDS=$WRK_SECONDS WRK_CONNS=$WRK_CONNS WRK_THREADS=$WRK_THREADS WRK_WARMUP=$WRK_WARMUP"
 echo "machine: $(nproc) cores; load average (1/5/15 min) at start: $LOAD_START, at end: $LOAD_END (includes this run)"
 row() { printf '%-30s %-15s %12s %9s %12s %13s\n' "$@"; }
 echo

@@ -224,12 +224,21 @@ impl<R: Read> Opener<R> {
             .is_some_and(|end| index.saturating_mul(self.chunk_size as u64) >= end)
     }
 
-    /// Reads one raw chunk, as many bytes as the input has up to a full encrypted chunk.
+    /// Reads one raw chunk (chunk `next_raw`), as many bytes as the input has up to a full
+    /// encrypted chunk, or up to the end of a payload of known length: a small file does not
+    /// allocate and zero a whole chunk.
     fn read_raw(&mut self) -> io::Result<ChunkBuf> {
-        let mut chunk = self.bufs.get();
         let enc = self.enc_chunk();
-        while chunk.len < enc {
-            let n = read_some(&mut self.inner, &mut chunk.buf[chunk.len..enc])?;
+        let want = match self.layout {
+            Layout::Known { payload_len, .. } => {
+                let left = payload_len.saturating_sub(self.next_raw.saturating_mul(enc as u64));
+                usize::try_from(left).map_or(enc, |left| left.min(enc))
+            }
+            Layout::Stream => enc,
+        };
+        let mut chunk = self.bufs.get_len(want);
+        while chunk.len < want {
+            let n = read_some(&mut self.inner, &mut chunk.buf[chunk.len..want])?;
             if n == 0 {
                 break;
             }

@@ -114,6 +114,18 @@ impl BufPool {
             .unwrap_or_else(|| ChunkBuf::new(self.chunk_size))
     }
 
+    /// A buffer of at least `len` bytes (at most a chunk and its tag).
+    pub(crate) fn get_len(&mut self, len: usize) -> ChunkBuf {
+        let mut chunk = self.free.pop().unwrap_or(ChunkBuf {
+            buf: Vec::new(),
+            len: 0,
+        });
+        if chunk.buf.len() < len {
+            chunk.buf.resize(len, 0);
+        }
+        chunk
+    }
+
     /// Returns a buffer; plaintext left in it is wiped first.
     pub(crate) fn put(&mut self, mut chunk: ChunkBuf) {
         zeroize::Zeroize::zeroize(&mut chunk.buf[..chunk.len]);

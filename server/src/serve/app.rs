@@ -188,24 +188,17 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     // The route template, never the raw path or query (a query could hold anything).
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(unmatched)", |m| m.as_str())
-        .to_owned();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("(unmatched)", |m| m.as_str());
     let method = req.method().clone();
-    let ip = req
-        .extensions()
-        .get::<ClientAddr>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+    let ip = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
 
     let span = tracing::info_span!("request", id = %id);
     let _permit = match state.in_flight.try_acquire() {
         Ok(p) => p,
         Err(_) => {
             let resp = ApiError::unavailable("the server is busy; retry shortly").into_response();
-            state.metrics.request(&route, resp.status().as_u16());
+            state.metrics.request(route, resp.status().as_u16());
             return resp;
         }
     };
@@ -214,7 +207,7 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         next.run(req).instrument(span.clone()).await
     };
     let status = resp.status();
-    state.metrics.request(&route, status.as_u16());
+    state.metrics.request(route, status.as_u16());
     if let Some(code) = resp.extensions().get::<ErrorCode>() {
         state.metrics.refusal(code.0);
     }
@@ -223,7 +216,7 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
             %method,
             route = %route,
             status = status.as_u16(),
-            client = %ip,
+            client = %ip.map_or(String::new(), |ip| ip.to_string()),
             ms = started.elapsed().as_millis() as u64,
             "request"
         );

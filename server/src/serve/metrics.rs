@@ -24,7 +24,8 @@ struct Histogram {
 /// The server's metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Route template, then status.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     transfers: Mutex<BTreeMap<&'static str, Histogram>>,
     pub(crate) bytes_received: AtomicU64,
@@ -42,9 +43,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// One request finished with `status` on the route template `route`.
     pub(crate) fn request(&self, route: &str, status: u16) {
-        *lock(&self.requests)
-            .entry((route.to_owned(), status))
-            .or_default() += 1;
+        let mut map = lock(&self.requests);
+        // Looked up by reference: only a route's first request allocates its name.
+        if let Some(by_status) = map.get_mut(route) {
+            *by_status.entry(status).or_default() += 1;
+        } else {
+            map.entry(route.to_owned()).or_default().insert(status, 1);
+        }
     }
 
     /// A request was refused; `code` is the API error code.
@@ -71,7 +76,11 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP kinko_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE kinko_http_requests_total counter\n");
-        for ((route, status), n) in lock(&self.requests).iter() {
+        let requests = lock(&self.requests);
+        let rows = requests
+            .iter()
+            .flat_map(|(route, m)| m.iter().map(move |(status, n)| (route, status, n)));
+        for (route, status, n) in rows {
             let _ = writeln!(
                 out,
                 "kinko_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
