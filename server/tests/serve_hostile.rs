@@ -320,6 +320,48 @@ fn forwarded_for_names_the_client_only_behind_trusted_proxies() {
     assert!(err.contains("trusted proxy \"proxy.internal\""), "{err}");
 }
 
+/// /metrics answers the configured networks only; behind a trusted proxy that means the
+/// forwarded client, and a client cannot get in by writing an allowed address on the left.
+#[test]
+fn metrics_are_served_only_to_metrics_from() {
+    let srv = TestServer::start_with(Options {
+        config: Some("trusted_proxies = [\"127.0.0.1\"]\nmetrics_from = [\"10.0.0.0/8\"]\n".into()),
+        ..Options::default()
+    });
+    let get = |xff: Option<&str>| {
+        let h: Vec<(&str, &str)> = xff.map(|x| ("x-forwarded-for", x)).into_iter().collect();
+        srv.request("GET", "/metrics", &h, None)
+    };
+    let ok = get(Some("10.1.2.3"));
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().contains("kinko_http_requests_total"));
+    for refused in [None, Some("203.0.113.9"), Some("10.1.2.3, 203.0.113.9")] {
+        let r = get(refused);
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "forbidden".into()),
+            "{refused:?}"
+        );
+        assert!(!r.text().contains("kinko_http"), "{refused:?}");
+    }
+
+    // The default is this host only; a bad entry is a configuration error at startup.
+    let local = TestServer::start();
+    assert_eq!(local.request("GET", "/metrics", &[], None).status, 200);
+    let out = std::process::Command::new(KINKO)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-from", "prometheus.internal"])
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("metrics_from entry \"prometheus.internal\""),
+        "{err}"
+    );
+}
+
 #[test]
 fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
     let srv = TestServer::start_with(Options {

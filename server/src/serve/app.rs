@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use super::config::Limits;
 use super::error::{ApiError, ErrorCode};
 use super::metrics::Metrics;
-use super::proxy::TrustedProxies;
+use super::proxy::{Networks, TrustedProxies};
 use super::ratelimit::RateLimiter;
 use super::workers::{GroupCommit, VaultWorkers};
 use super::{admin, files, links, page};
@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub(crate) in_flight: Semaphore,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub(crate) proxies: TrustedProxies,
+    /// Who may read /metrics (the client as seen after the proxies).
+    pub(crate) metrics_from: Networks,
     /// The threads that decide link requests, and the flusher that makes their decisions
     /// durable ([`super::workers`]).
     pub(crate) workers: VaultWorkers,
@@ -396,6 +398,7 @@ mod tests {
                 auth_limiter: RateLimiter::new(0),
                 in_flight: Semaphore::new(limits.max_in_flight),
                 proxies: TrustedProxies::default(),
+                metrics_from: Networks::default(),
                 limits,
                 public_url: "http://127.0.0.1:1".into(),
             }),

@@ -13,7 +13,7 @@ use kinko_core::vault::{AccessDurability, KeyRing, MasterKey};
 use serde::Deserialize;
 
 use super::ServeError;
-use super::proxy::TrustedProxies;
+use super::proxy::{Networks, TrustedProxies};
 
 /// Start the HTTP sidecar.
 #[derive(Debug, Args)]
@@ -97,6 +97,17 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) trusted_proxies: Vec<String>,
 
+    /// A network (or address) allowed to read /metrics. Repeatable [default: 127.0.0.0/8 and
+    /// ::1, this host only]. Behind a reverse proxy the client is the forwarded address
+    /// (see --trusted-proxy).
+    #[arg(
+        long = "metrics-from",
+        env = "KINKO_METRICS_FROM",
+        value_name = "ADDR[/BITS]",
+        value_delimiter = ','
+    )]
+    pub(crate) metrics_from: Vec<String>,
+
     /// Largest upload accepted, in bytes [default: 16 GiB].
     #[arg(long, env = "KINKO_MAX_UPLOAD", value_name = "BYTES")]
     pub(crate) max_upload: Option<u64>,
@@ -120,6 +131,7 @@ pub(crate) struct FileConfig {
     tls_key: Option<PathBuf>,
     plain_http: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
+    metrics_from: Option<Vec<String>>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -201,11 +213,16 @@ pub(crate) struct Config {
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) limits: Limits,
     pub(crate) trusted_proxies: TrustedProxies,
+    /// Who may read /metrics.
+    pub(crate) metrics_from: Networks,
     pub(crate) access_durability: AccessDurability,
     pub(crate) sweep_interval: Duration,
     pub(crate) max_password_attempts: u32,
     pub(crate) test_clock: bool,
 }
+
+/// Who may read /metrics unless configured: this host.
+pub(crate) const DEFAULT_METRICS_FROM: [&str; 2] = ["127.0.0.0/8", "::1"];
 
 /// The default listen address.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
@@ -252,6 +269,14 @@ impl ServeArgs {
         };
         let trusted_proxies =
             TrustedProxies::parse(&proxies).map_err(|message| ServeError::Config { message })?;
+        let metrics_from = if self.metrics_from.is_empty() {
+            file.metrics_from
+                .unwrap_or_else(|| DEFAULT_METRICS_FROM.map(String::from).to_vec())
+        } else {
+            self.metrics_from
+        };
+        let metrics_from = Networks::parse(&metrics_from, "metrics_from entry")
+            .map_err(|message| ServeError::Config { message })?;
         let mut limits = Limits::default();
         let l = &file.limits;
         if let Some(v) = self.max_upload.or(l.max_upload_bytes) {
@@ -364,6 +389,7 @@ impl ServeArgs {
             tls,
             limits,
             trusted_proxies,
+            metrics_from,
             access_durability,
             sweep_interval,
             max_password_attempts,

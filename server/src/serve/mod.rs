@@ -153,6 +153,7 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
             group_commit: workers::GroupCommit::start(&vault).map_err(ServeError::Runtime)?,
             limits: config.limits.clone(),
             proxies: config.trusted_proxies.clone(),
+            metrics_from: config.metrics_from.clone(),
             public_url,
         }),
     };

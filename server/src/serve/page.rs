@@ -6,10 +6,10 @@
 //! file to disk. The Content-Security-Policy allows nothing but this origin's script and style.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 
-use super::app::AppState;
+use super::app::{AppState, client_ip};
 use super::error::ApiError;
 
 /// The partner page's Content-Security-Policy.
@@ -62,8 +62,17 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Response, A
     Ok((StatusCode::OK, "ok\n").into_response())
 }
 
-/// `GET /metrics`
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`, for the networks in `metrics_from` only: the counters tell how much is
+/// shared, with whom and how often refused, which is nobody else's business.
+pub(crate) async fn metrics(State(state): State<AppState>, parts: Parts) -> Response {
+    if !state.metrics_from.contains(client_ip(&parts)) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "metrics are served only to the networks in metrics_from",
+        )
+        .into_response();
+    }
     let mut r = state.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

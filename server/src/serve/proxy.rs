@@ -1,4 +1,4 @@
-//! The client address behind trusted reverse proxies.
+//! The client address behind trusted reverse proxies, and the address lists behind it.
 //!
 //! Behind a proxy every connection comes from the proxy, so the audit log and the per-address
 //! rate limits would see one client: a single guesser would exhaust the link limit for every
@@ -47,16 +47,17 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
         })
 }
 
-/// The configured trusted proxies (addresses or networks).
+/// A list of addresses and networks, from configuration.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TrustedProxies(Vec<Net>);
+pub(crate) struct Networks(Vec<Net>);
 
-impl TrustedProxies {
-    /// Parses entries such as `127.0.0.1`, `10.0.0.0/8` or `fd00::/8`.
+impl Networks {
+    /// Parses entries such as `127.0.0.1`, `10.0.0.0/8` or `fd00::/8`; `what` names an entry
+    /// in error messages ("trusted proxy").
     ///
     /// # Errors
     /// The first entry that is not an address or network, explained.
-    pub(crate) fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+    pub(crate) fn parse<S: AsRef<str>>(entries: &[S], what: &str) -> Result<Self, String> {
         entries
             .iter()
             .map(|e| {
@@ -66,21 +67,46 @@ impl TrustedProxies {
                     None => (e, None),
                 };
                 let addr: IpAddr = addr.parse().map_err(|_| {
-                    format!("trusted proxy {e:?} is not an IP address or network (a.b.c.d/bits)")
+                    format!("{what} {e:?} is not an IP address or network (a.b.c.d/bits)")
                 })?;
                 let addr = canonical(addr);
                 let max = if addr.is_ipv4() { 32 } else { 128 };
-                let bits =
-                    match bits {
-                        None => max,
-                        Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| {
-                            format!("trusted proxy {e:?}: prefix must be 0-{max}")
-                        })?,
-                    };
+                let bits = match bits {
+                    None => max,
+                    Some(b) => b
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|b| *b <= max)
+                        .ok_or_else(|| format!("{what} {e:?}: prefix must be 0-{max}"))?,
+                };
                 Ok(Net { addr, bits })
             })
             .collect::<Result<_, _>>()
-            .map(TrustedProxies)
+            .map(Networks)
+    }
+
+    /// Whether the list is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `ip` is in one of the networks (an IPv4-mapped IPv6 address counts as IPv4).
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// The configured trusted proxies (addresses or networks).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrustedProxies(Networks);
+
+impl TrustedProxies {
+    /// Parses entries such as `127.0.0.1`, `10.0.0.0/8` or `fd00::/8`.
+    ///
+    /// # Errors
+    /// The first entry that is not an address or network, explained.
+    pub(crate) fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+        Networks::parse(entries, "trusted proxy").map(TrustedProxies)
     }
 
     /// Whether no proxy is trusted.
@@ -89,7 +115,7 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|n| n.contains(ip))
+        self.0.contains(ip)
     }
 
     /// The client of a request that arrived from `peer` with `headers`.

@@ -283,7 +283,9 @@ impl TestServer {
 
     /// No answer so far had a 5xx status (from the server's own metrics).
     pub fn assert_no_server_errors(&self) {
-        let m = self.request("GET", "/metrics", &[], None).text();
+        let r = self.request("GET", "/metrics", &[], None);
+        assert_eq!(r.status, 200, "/metrics: {}", r.text());
+        let m = r.text();
         let bad: Vec<&str> = m
             .lines()
             .filter(|l| l.starts_with("kinko_http_requests_total") && l.contains("status=\"5"))
