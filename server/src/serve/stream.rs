@@ -4,7 +4,7 @@
 //! - Downloads: a blocking task reads the decrypting opener in 64 KiB pieces into a channel of
 //!   [`PIPE_DEPTH`] pieces; the response body drains it. A slow client fills the channel and
 //!   the reader waits: at most `PIPE_DEPTH × 64 KiB` per transfer is buffered.
-//! - Uploads: the handler copies body frames into 64 KiB pieces and forwards them into a
+//! - Uploads: the handler copies body frames into 256 KiB pieces and forwards them into a
 //!   channel that a blocking [`ChannelReader`] feeds to the sealer. Size limit and idle timeout
 //!   are enforced on the async side, which aborts the upload by sending an error into the
 //!   reader: the sealer fails, the temporary blob is dropped, and nothing is stored.
