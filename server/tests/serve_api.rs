@@ -137,6 +137,23 @@ fn password_limit_and_lockout() {
         "{states:?}"
     );
 
+    // Every counted download and wrong password above waited for a durable flush (the default
+    // access_durability = "sync"), and one flush may serve several of them.
+    let metrics = srv.request("GET", "/metrics", &[], None).text();
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let (waits, flushes) = (
+        value("kinko_vault_flush_waits_total"),
+        value("kinko_vault_flushes_total"),
+    );
+    assert!(waits >= 7, "{waits} waits");
+    assert!((1..=waits).contains(&flushes), "{flushes} flushes");
+    assert_eq!(value("kinko_vault_flush_failures_total"), 0);
+
     srv.assert_no_server_errors();
     srv.assert_log_free_of(&[&secret, "correct horse", "battery", &alice]);
 }

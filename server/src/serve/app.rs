@@ -387,13 +387,14 @@ mod tests {
             ..Limits::default()
         };
         let vault = Arc::new(vault);
+        let metrics = Arc::new(Metrics::default());
         AppState {
             inner: Arc::new(Shared {
                 workers: VaultWorkers::start(&vault, 1).unwrap(),
-                group_commit: GroupCommit::start(&vault).unwrap(),
+                group_commit: GroupCommit::start(&vault, &metrics).unwrap(),
                 vault,
                 clock: Clock::new(true),
-                metrics: Arc::default(),
+                metrics,
                 link_limiter: RateLimiter::new(0),
                 auth_limiter: RateLimiter::new(0),
                 in_flight: Semaphore::new(limits.max_in_flight),

@@ -34,6 +34,9 @@ pub(crate) struct Metrics {
     pub(crate) sweeper_shares: AtomicU64,
     pub(crate) sweeper_files: AtomicU64,
     pub(crate) sweeper_failures: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) flush_failures: AtomicU64,
+    pub(crate) flush_waits: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,6 +109,21 @@ impl Metrics {
                 "kinko_sweeper_failures_total",
                 "Expiry sweeps that failed.",
                 &self.sweeper_failures,
+            ),
+            (
+                "kinko_vault_flushes_total",
+                "Group-commit flushes (fsyncs) making counted downloads durable.",
+                &self.flushes,
+            ),
+            (
+                "kinko_vault_flush_failures_total",
+                "Group-commit flushes that failed (their requests got a 500).",
+                &self.flush_failures,
+            ),
+            (
+                "kinko_vault_flush_waits_total",
+                "Requests that waited for a group-commit flush.",
+                &self.flush_waits,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

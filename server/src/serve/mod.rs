@@ -140,17 +140,19 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
     let admin_token = bootstrap(&vault, &config).await?;
     print_banner(&config, &url, admin_token.as_deref());
 
+    let metrics = Arc::new(metrics::Metrics::default());
     let state = app::AppState {
         inner: Arc::new(app::Shared {
             vault: vault.clone(),
             clock: app::Clock::new(config.test_clock),
-            metrics: Arc::default(),
+            group_commit: workers::GroupCommit::start(&vault, &metrics)
+                .map_err(ServeError::Runtime)?,
+            metrics,
             link_limiter: ratelimit::RateLimiter::new(config.limits.link_per_minute),
             auth_limiter: ratelimit::RateLimiter::new(config.limits.auth_failures_per_minute),
             in_flight: Semaphore::new(config.limits.max_in_flight),
             workers: workers::VaultWorkers::start(&vault, vault_threads())
                 .map_err(ServeError::Runtime)?,
-            group_commit: workers::GroupCommit::start(&vault).map_err(ServeError::Runtime)?,
             limits: config.limits.clone(),
             proxies: config.trusted_proxies.clone(),
             metrics_from: config.metrics_from.clone(),

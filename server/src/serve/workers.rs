@@ -14,12 +14,14 @@
 //! however many there are, and the requests wait for it asynchronously.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use kinko_core::vault::Vault;
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
+use super::metrics::Metrics;
 
 type Job = Box<dyn FnOnce(&Vault) + Send>;
 
@@ -126,6 +128,7 @@ fn worker(queue: &Queue, vault: &Vault) {
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     shared: Arc<FlushShared>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -140,20 +143,20 @@ struct FlushState {
     /// that arrived during a flush only to send them back to sleep).
     waiting: Vec<oneshot::Sender<bool>>,
     stopping: bool,
-    /// Flushes done and failed so far.
-    flushes: u64,
-    failures: u64,
 }
 
 impl GroupCommit {
-    /// Starts the flushing thread.
-    pub(crate) fn start(vault: &Arc<Vault>) -> std::io::Result<Self> {
+    /// Starts the flushing thread, which counts its flushes in `metrics`.
+    pub(crate) fn start(vault: &Arc<Vault>, metrics: &Arc<Metrics>) -> std::io::Result<Self> {
         let shared = Arc::new(FlushShared::default());
-        let (s, vault) = (shared.clone(), vault.clone());
+        let (s, vault, m) = (shared.clone(), vault.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("kinko-flush".into())
-            .spawn(move || flusher(&s, &vault))?;
-        Ok(GroupCommit { shared })
+            .spawn(move || flusher(&s, &vault, &m))?;
+        Ok(GroupCommit {
+            shared,
+            metrics: metrics.clone(),
+        })
     }
 
     /// Returns once a flush that started after this call has finished: everything committed
@@ -167,19 +170,13 @@ impl GroupCommit {
             }
             s.waiting.push(tx);
         }
+        self.metrics.flush_waits.fetch_add(1, Ordering::Relaxed);
         self.shared.wake.notify_one();
         match rx.await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApiError::internal()),
             Err(_) => Err(ApiError::unavailable("the server is stopping")),
         }
-    }
-
-    /// Flushes done and failed so far.
-    #[cfg(test)]
-    fn counts(&self) -> (u64, u64) {
-        let s = lock(&self.shared.state);
-        (s.flushes, s.failures)
     }
 }
 
@@ -190,7 +187,7 @@ impl Drop for GroupCommit {
     }
 }
 
-fn flusher(shared: &FlushShared, vault: &Vault) {
+fn flusher(shared: &FlushShared, vault: &Vault, metrics: &Metrics) {
     loop {
         // Everyone waiting now asked after their commit, and this flush starts after they
         // asked: it covers their commits. Those who ask meanwhile wait for the next one.
@@ -208,10 +205,9 @@ fn flusher(shared: &FlushShared, vault: &Vault) {
         if let Err(e) = &result {
             tracing::error!(error = %e, "flushing the vault failed; the waiting requests fail");
         }
-        {
-            let mut s = lock(&shared.state);
-            s.flushes += 1;
-            s.failures += u64::from(result.is_err());
+        metrics.flushes.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            metrics.flush_failures.fetch_add(1, Ordering::Relaxed);
         }
         for waiter in batch {
             let _ = waiter.send(result.is_ok());
@@ -264,7 +260,15 @@ mod tests {
     async fn one_flush_releases_every_waiter_that_asked_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let v = vault(dir.path());
-        let gc = Arc::new(GroupCommit::start(&v).unwrap());
+        let metrics = Arc::new(Metrics::default());
+        let gc = Arc::new(GroupCommit::start(&v, &metrics).unwrap());
+        let counts = || {
+            (
+                metrics.flushes.load(Ordering::Relaxed),
+                metrics.flush_failures.load(Ordering::Relaxed),
+                metrics.flush_waits.load(Ordering::Relaxed),
+            )
+        };
         let waiters: Vec<_> = (0..200)
             .map(|_| {
                 let gc = gc.clone();
@@ -274,14 +278,14 @@ mod tests {
         for w in waiters {
             w.await.unwrap().unwrap();
         }
-        let (flushes, failures) = gc.counts();
+        let (flushes, failures, waits) = counts();
         assert!(
             (1..=200).contains(&flushes),
             "{flushes} flushes for 200 waiters"
         );
-        assert_eq!(failures, 0);
+        assert_eq!((failures, waits), (0, 200));
         // A later request needs a later flush.
         gc.flushed().await.unwrap();
-        assert_eq!(gc.counts(), (flushes + 1, 0));
+        assert_eq!(counts(), (flushes + 1, 0, 201));
     }
 }
