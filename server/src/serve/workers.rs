@@ -41,6 +41,9 @@ struct Queue {
 struct QueueState {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Workers waiting for a job. Only then is a notification sent: the standard condvar
+    /// makes a futex system call for every notification, waiter or not.
+    idle: usize,
 }
 
 impl std::fmt::Debug for Queue {
@@ -73,7 +76,7 @@ impl VaultWorkers {
         F: FnOnce(&Vault) -> T + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        {
+        let wake = {
             let mut s = lock(&self.queue.state);
             if s.closed {
                 return Err(ApiError::unavailable("the server is stopping"));
@@ -81,8 +84,11 @@ impl VaultWorkers {
             s.jobs.push_back(Box::new(move |v: &Vault| {
                 let _ = tx.send(f(v));
             }));
+            s.idle > 0
+        };
+        if wake {
+            self.queue.ready.notify_one();
         }
-        self.queue.ready.notify_one();
         rx.await.map_err(|_| {
             tracing::error!("vault job failed");
             ApiError::internal()
@@ -115,7 +121,9 @@ fn worker(queue: &Queue, vault: &Vault) {
                 if s.closed {
                     return;
                 }
+                s.idle += 1;
                 s = queue.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s.idle -= 1;
             }
         };
         // A panicking job drops its sender: its caller gets an internal error, the worker
@@ -139,6 +147,8 @@ struct FlushShared {
 
 #[derive(Debug, Default)]
 struct FlushState {
+    /// Whether the flusher waits for work (notified only then, as for [`QueueState::idle`]).
+    idle: bool,
     /// The requests waiting for the next flush, each told alone (a broadcast would wake those
     /// that arrived during a flush only to send them back to sleep).
     waiting: Vec<oneshot::Sender<bool>>,
@@ -163,15 +173,18 @@ impl GroupCommit {
     /// before the call is then on disk.
     pub(crate) async fn flushed(&self) -> Result<(), ApiError> {
         let (tx, rx) = oneshot::channel();
-        {
+        let wake = {
             let mut s = lock(&self.shared.state);
             if s.stopping {
                 return Err(ApiError::unavailable("the server is stopping"));
             }
             s.waiting.push(tx);
+            s.idle
+        };
+        if wake {
+            self.shared.wake.notify_one();
         }
         self.metrics.flush_waits.fetch_add(1, Ordering::Relaxed);
-        self.shared.wake.notify_one();
         match rx.await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApiError::internal()),
@@ -194,7 +207,9 @@ fn flusher(shared: &FlushShared, vault: &Vault, metrics: &Metrics) {
         let batch = {
             let mut s = lock(&shared.state);
             while s.waiting.is_empty() && !s.stopping {
+                s.idle = true;
                 s = shared.wake.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s.idle = false;
             }
             if s.waiting.is_empty() {
                 return; // stopping, nobody waits
