@@ -309,15 +309,23 @@ fn forwarded_for_names_the_client_only_behind_trusted_proxies() {
     assert!(!audit.contains("1.1.1.1"));
 
     // A bad entry is a configuration error at startup.
+    dev_start_fails(
+        &["--trusted-proxy", "proxy.internal"],
+        "trusted proxy \"proxy.internal\"",
+    );
+}
+
+/// `kinko serve --dev` with `args` refuses to start and says `why` on stderr.
+fn dev_start_fails(args: &[&str], why: &str) {
     let out = std::process::Command::new(KINKO)
         .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-        .args(["--trusted-proxy", "proxy.internal"])
+        .args(args)
         .current_dir(tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("trusted proxy \"proxy.internal\""), "{err}");
+    assert!(err.contains(why), "{err}");
 }
 
 /// /metrics answers the configured networks only; behind a trusted proxy that means the
@@ -348,17 +356,9 @@ fn metrics_are_served_only_to_metrics_from() {
     // The default is this host only; a bad entry is a configuration error at startup.
     let local = TestServer::start();
     assert_eq!(local.request("GET", "/metrics", &[], None).status, 200);
-    let out = std::process::Command::new(KINKO)
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-        .args(["--metrics-from", "prometheus.internal"])
-        .current_dir(tempfile::tempdir().unwrap().path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("metrics_from entry \"prometheus.internal\""),
-        "{err}"
+    dev_start_fails(
+        &["--metrics-from", "prometheus.internal"],
+        "metrics_from entry \"prometheus.internal\"",
     );
 }
 

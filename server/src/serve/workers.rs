@@ -216,16 +216,25 @@ fn flusher(shared: &FlushShared, vault: &Vault, metrics: &Metrics) {
             }
             std::mem::take(&mut s.waiting)
         };
-        let result = vault.flush();
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "flushing the vault failed; the waiting requests fail");
-        }
+        // A panic would end this thread and leave every later request waiting forever: it
+        // counts as a failed flush instead.
+        let ok = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| vault.flush())) {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "flushing the vault failed; the waiting requests fail");
+                false
+            }
+            Err(_) => {
+                tracing::error!("flushing the vault panicked; the waiting requests fail");
+                false
+            }
+        };
         metrics.flushes.fetch_add(1, Ordering::Relaxed);
-        if result.is_err() {
+        if !ok {
             metrics.flush_failures.fetch_add(1, Ordering::Relaxed);
         }
         for waiter in batch {
-            let _ = waiter.send(result.is_ok());
+            let _ = waiter.send(ok);
         }
     }
 }
