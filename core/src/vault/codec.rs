@@ -6,8 +6,6 @@
 //! encoding is what the audit chain hashes (see `docs/VAULT.md`), which is why it is written
 //! by hand rather than derived: the bytes must not depend on a serializer's version.
 
-use std::fmt::Write as _;
-
 /// A record could not be decoded: the store holds bytes this code did not write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CodecError;
@@ -130,9 +128,11 @@ impl<'a> Dec<'a> {
 
 /// Lower-case hex.
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        write!(s, "{b:02x}").expect("writing to a String cannot fail");
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }
@@ -192,5 +192,9 @@ mod tests {
         assert_eq!(from_hex::<4>("0001ABff"), Some(b));
         assert_eq!(from_hex::<4>("0001abf"), None);
         assert_eq!(from_hex::<4>("0001abfg"), None);
+        let all: Vec<u8> = (0..=255).collect();
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(to_hex(&all), expected);
+        assert_eq!(from_hex::<256>(&expected).map(Vec::from), Some(all));
     }
 }

@@ -88,6 +88,10 @@ where
     let now = state.clock.now();
     let client = ip.to_string();
     let slow = password.is_some();
+    // From here until it waits for its flush (or needs none), the decision holds up the
+    // next flush briefly, so that one flush covers it and its neighbours. Not an Argon2 job:
+    // it takes far longer than a flush would wait.
+    let announced = (!slow).then(|| state.group_commit.announce());
     let job = move |v: &Vault| {
         let d = v.decide_access(&share, &secret, password.as_ref(), kind, &client, now);
         let prepared = match &d.outcome {
@@ -102,7 +106,10 @@ where
         state.workers.run(job).await?
     };
     if decided.must_flush {
-        state.group_commit.flushed().await?;
+        let announced = announced.unwrap_or_else(|| state.group_commit.announce());
+        announced.flushed().await?;
+    } else {
+        drop(announced);
     }
     if matches!(decided.outcome, Err(AccessError::WrongPassword)) {
         state.auth_limiter.penalize(ip, mono);
