@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kinko_client::{self as kc, ClientError};
+use kinko_core::keys::Recipient as CoreRecipient;
 use kinko_core::vault::{ApiToken, FileId, ShareId};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -576,7 +577,7 @@ impl KinkoClient {
         cancel: Option<Arc<CancelToken>>,
     ) -> Result<Downloaded, KinkoError> {
         let out = AtomicOutput::new(&output)?;
-        let (d, out) = self.fetch_link(&link, out, &output, password, progress, cancel)?;
+        let (d, out) = self.fetch_link(&link, out, &output, password, &[], progress, cancel)?;
         out.commit()?;
         Ok(d)
     }
@@ -590,8 +591,9 @@ impl KinkoClient {
     ///
     /// [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
     /// anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
-    /// of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
-    /// is bound to someone else's key...).
+    /// of [`open_file`](crate::open_file). [`KinkoError::NotRecipient`] when the share is
+    /// bound to other keys than `keys.identities` (checked by the server before anything is
+    /// counted).
     #[uniffi::method(default(password = None, progress = None, cancel = None))]
     pub fn open_recipient_bound(
         &self,
@@ -618,11 +620,18 @@ impl KinkoClient {
             .tempfile_in(dir)
             .map_err(|e| KinkoError::io("create a file beside", &output, &e))?;
         let envelope_name = envelope.path().to_string_lossy().into_owned();
+        // Named to the server, so that a share bound to other keys refuses before counting.
+        let public: Vec<CoreRecipient> = keys
+            .identities
+            .iter()
+            .map(|i| i.inner.to_public())
+            .collect();
         let (downloaded, envelope) = self.fetch_link(
             &link,
             envelope,
             &envelope_name,
             password,
+            &public,
             progress,
             cancel.clone(),
         )?;
@@ -652,13 +661,16 @@ impl KinkoClient {
 }
 
 impl KinkoClient {
-    /// Downloads `link` into `out` (a temporary file), counting the download.
+    /// Downloads `link` into `out` (a temporary file), counting the download; a download
+    /// that names `keys` is refused, uncounted, by a share bound to none of them.
+    #[allow(clippy::too_many_arguments)] // the exported methods' arguments, passed through
     fn fetch_link<W: std::io::Write>(
         &self,
         link: &Link,
         out: W,
         out_name: &str,
         password: Option<Arc<Secret>>,
+        keys: &[CoreRecipient],
         progress: Option<Arc<dyn ProgressListener>>,
         cancel: Option<Arc<CancelToken>>,
     ) -> Result<(Downloaded, W), KinkoError> {
@@ -673,7 +685,9 @@ impl KinkoClient {
             // The ticket counts the download (after the cancellation check, so a download
             // cancelled before it starts costs nothing); with it, a broken connection resumes.
             |w, p| {
-                let ticket = self.inner.link_ticket(&link.inner, password.as_ref())?;
+                let ticket = self
+                    .inner
+                    .link_ticket_for(&link.inner, password.as_ref(), keys)?;
                 self.inner
                     .link_download_resuming(&link.inner, &ticket, w, p)
             },
@@ -743,6 +757,7 @@ fn client_error(err: ClientError) -> KinkoError {
         ClientError::LinkInvalid => KinkoError::LinkInvalid,
         ClientError::PasswordRequired => KinkoError::PasswordRequired,
         ClientError::WrongPassword => KinkoError::WrongPassword,
+        ClientError::NotRecipient => KinkoError::NotRecipient,
         ClientError::RateLimited { retry_after } => KinkoError::RateLimited {
             retry_after_seconds: retry_after,
         },

@@ -139,6 +139,9 @@ pub enum KinkoError {
     /// The share's password is wrong (wrong passwords lock the share after a few attempts).
     #[error("wrong password")]
     WrongPassword,
+    /// The share is bound to other keys than the identities given; no download was counted.
+    #[error("this share is bound to other keys than yours")]
+    NotRecipient,
     /// The server does not accept the API token (missing, wrong, expired, revoked, or its
     /// user is disabled).
     #[error("the server does not accept the API token: {detail}")]

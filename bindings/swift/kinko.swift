@@ -1145,8 +1145,9 @@ public protocol KinkoClientProtocol: AnyObject, Sendable {
      *
      * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
      * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
-     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
-     * is bound to someone else's key...).
+     * of [`open_file`](crate::open_file). [`KinkoError::NotRecipient`] when the share is
+     * bound to other keys than `keys.identities` (checked by the server before anything is
+     * counted).
      */
     func openRecipientBound(link: Link, output: String, keys: OpenWith, password: Secret?, progress: ProgressListener?, cancel: CancelToken?) throws  -> FileInfo
     
@@ -1467,8 +1468,9 @@ open func me()throws  -> Me  {
      *
      * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
      * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
-     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
-     * is bound to someone else's key...).
+     * of [`open_file`](crate::open_file). [`KinkoError::NotRecipient`] when the share is
+     * bound to other keys than `keys.identities` (checked by the server before anything is
+     * counted).
      */
 open func openRecipientBound(link: Link, output: String, keys: OpenWith, password: Secret? = nil, progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> FileInfo  {
     return try  FfiConverterTypeFileInfo_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
@@ -4195,6 +4197,10 @@ enum KinkoError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case WrongPassword
     /**
+     * The share is bound to other keys than the identities given; no download was counted.
+     */
+    case NotRecipient
+    /**
      * The server does not accept the API token (missing, wrong, expired, revoked, or its
      * user is disabled).
      */
@@ -4347,29 +4353,30 @@ public struct FfiConverterTypeKinkoError: FfiConverterRustBuffer {
         case 20: return .LinkInvalid
         case 21: return .PasswordRequired
         case 22: return .WrongPassword
-        case 23: return .Unauthenticated(
+        case 23: return .NotRecipient
+        case 24: return .Unauthenticated(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 24: return .Forbidden(
+        case 25: return .Forbidden(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 25: return .NotFound(
+        case 26: return .NotFound(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 26: return .InvalidRequest(
+        case 27: return .InvalidRequest(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 27: return .TooLarge(
+        case 28: return .TooLarge(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 28: return .RateLimited(
+        case 29: return .RateLimited(
             retryAfterSeconds: try FfiConverterOptionUInt64.read(from: &buf)
             )
-        case 29: return .Network(
+        case 30: return .Network(
             kind: try FfiConverterTypeNetworkKind.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 30: return .Server(
+        case 31: return .Server(
             status: try FfiConverterUInt16.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
@@ -4488,44 +4495,48 @@ public struct FfiConverterTypeKinkoError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(22))
         
         
-        case let .Unauthenticated(detail):
+        case .NotRecipient:
             writeInt(&buf, Int32(23))
-            FfiConverterString.write(detail, into: &buf)
-            
         
-        case let .Forbidden(detail):
+        
+        case let .Unauthenticated(detail):
             writeInt(&buf, Int32(24))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .NotFound(detail):
+        case let .Forbidden(detail):
             writeInt(&buf, Int32(25))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .InvalidRequest(detail):
+        case let .NotFound(detail):
             writeInt(&buf, Int32(26))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .TooLarge(detail):
+        case let .InvalidRequest(detail):
             writeInt(&buf, Int32(27))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .RateLimited(retryAfterSeconds):
+        case let .TooLarge(detail):
             writeInt(&buf, Int32(28))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .RateLimited(retryAfterSeconds):
+            writeInt(&buf, Int32(29))
             FfiConverterOptionUInt64.write(retryAfterSeconds, into: &buf)
             
         
         case let .Network(kind,detail):
-            writeInt(&buf, Int32(29))
+            writeInt(&buf, Int32(30))
             FfiConverterTypeNetworkKind.write(kind, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .Server(status,code,detail):
-            writeInt(&buf, Int32(30))
+            writeInt(&buf, Int32(31))
             FfiConverterUInt16.write(status, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
@@ -5644,7 +5655,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_me() != 43641) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound() != 38079) {
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound() != 17898) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_file_shares() != 35921) {

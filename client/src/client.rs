@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
+use kinko_core::keys::Recipient;
 use kinko_core::vault::{ApiToken, FileId, Role, ShareId, TokenId, UserId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -29,6 +30,8 @@ pub const PASSWORD_HEADER: &str = "kinko-password";
 pub const TICKET_HEADER: &str = "kinko-ticket";
 /// Answer header marking a download as a recipient-bound envelope (`1`).
 pub const RECIPIENT_BOUND_HEADER: &str = "kinko-recipient-bound";
+/// Header naming the keys a download will be opened with (`age1…`, comma-separated).
+pub const RECIPIENT_HEADER: &str = "kinko-recipient";
 
 /// Largest JSON answer read (a long file or share list still fits many times over).
 const MAX_JSON: u64 = 64 * 1024 * 1024;
@@ -605,6 +608,24 @@ impl Client {
         link: &Link,
         password: Option<&SecretString>,
     ) -> Result<Ticket, ClientError> {
+        self.link_ticket_for(link, password, &[])
+    }
+
+    /// [`Client::link_ticket`] for a download that will be opened with one of `keys` (the
+    /// public halves of the caller's identities): a share bound to none of them refuses it
+    /// with [`ClientError::NotRecipient`] and counts nothing, where a plain ticket would have
+    /// used up a download that the caller cannot open. A share that is not recipient-bound
+    /// ignores the keys. No keys: exactly [`Client::link_ticket`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::link_ticket`], and [`ClientError::NotRecipient`].
+    pub fn link_ticket_for(
+        &self,
+        link: &Link,
+        password: Option<&SecretString>,
+        keys: &[Recipient],
+    ) -> Result<Ticket, ClientError> {
         let mut req = self.request(
             Method::POST,
             &format!("/api/v1/links/{}/ticket", link.share_id()),
@@ -612,6 +633,10 @@ impl Client {
         )?;
         if let Some(pw) = password {
             add_secret_header(&mut req, PASSWORD_HEADER, &password_header(pw))?;
+        }
+        if !keys.is_empty() {
+            let names: Vec<String> = keys.iter().map(Recipient::to_string).collect();
+            req = req.header(RECIPIENT_HEADER, names.join(","));
         }
         let resp = self.send(req, &[][..])?;
         let status = resp.status().as_u16();

@@ -90,6 +90,10 @@ pub enum ClientError {
     /// `403 wrong_password`: the password is wrong (counts toward the share's lock).
     #[error("wrong password")]
     WrongPassword,
+    /// `403 not_recipient`: the share is bound to other keys than those the download named
+    /// (see [`Client::link_ticket_for`](crate::Client::link_ticket_for)); nothing was counted.
+    #[error("this share is bound to other keys than yours")]
+    NotRecipient,
     /// `429 rate_limited`: too many attempts from this address.
     #[error("too many attempts; retry {}", retry_text(*retry_after))]
     RateLimited {
@@ -198,6 +202,7 @@ impl ClientError {
             ClientError::LinkInvalid => "link_invalid",
             ClientError::PasswordRequired => "password_required",
             ClientError::WrongPassword => "wrong_password",
+            ClientError::NotRecipient => "not_recipient",
             ClientError::RateLimited { .. } => "rate_limited",
             ClientError::TooLarge { .. } => "too_large",
             ClientError::Invalid { .. } => "invalid",
@@ -268,6 +273,7 @@ pub(crate) fn from_answer(answer: &ErrorAnswer<'_>) -> ClientError {
         "link_invalid" => ClientError::LinkInvalid,
         "password_required" => ClientError::PasswordRequired,
         "wrong_password" => ClientError::WrongPassword,
+        "not_recipient" => ClientError::NotRecipient,
         "rate_limited" => ClientError::RateLimited { retry_after },
         "too_large" => ClientError::TooLarge { message },
         "invalid" => ClientError::Invalid { message },
@@ -438,6 +444,7 @@ mod tests {
             (401, "unauthenticated"),
             (401, "password_required"),
             (403, "wrong_password"),
+            (403, "not_recipient"),
             (403, "forbidden"),
             (404, "not_found"),
             (404, "link_invalid"),

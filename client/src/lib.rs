@@ -63,8 +63,8 @@ pub use api::{
     UploadOptions, UserInfo,
 };
 pub use client::{
-    Client, LINK_SECRET_HEADER, PASSWORD_HEADER, RECIPIENT_BOUND_HEADER, RESUME_ATTEMPTS,
-    TICKET_HEADER,
+    Client, LINK_SECRET_HEADER, PASSWORD_HEADER, RECIPIENT_BOUND_HEADER, RECIPIENT_HEADER,
+    RESUME_ATTEMPTS, TICKET_HEADER,
 };
 pub use encode::password_header;
 pub use error::{ClientError, NetworkErrorKind};

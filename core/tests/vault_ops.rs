@@ -519,6 +519,49 @@ fn recipient_bound_download_opens_only_for_the_recipient() {
     );
 }
 
+/// A download that names the wrong key is refused before it is counted, and says why.
+#[test]
+fn a_download_for_the_wrong_key_is_refused_and_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [9; 32]);
+    let v = &env.vault;
+    let partner = Identity::generate();
+    let stranger = Identity::generate();
+    let file = upload(&env, b"bound");
+    let s = share(
+        &env,
+        &file,
+        ShareOptions {
+            expires_in: DAY,
+            max_downloads: Some(1),
+            recipients: vec![*partner.to_public().as_bytes()],
+            ..Default::default()
+        },
+    );
+    let for_key = |id: &Identity| AccessKind::DownloadFor(vec![*id.to_public().as_bytes()]);
+    for _ in 0..3 {
+        assert!(matches!(
+            v.access(&s.id, &s.secret, None, for_key(&stranger), "", T0),
+            Err(AccessError::NotRecipient)
+        ));
+    }
+    assert_eq!(v.meta().share(&s.id).unwrap().unwrap().downloads, 0);
+    let g = v
+        .access(&s.id, &s.secret, None, for_key(&partner), "", T0)
+        .unwrap();
+    assert!(g.ticket.is_some());
+    assert_eq!(v.meta().share(&s.id).unwrap().unwrap().downloads, 1);
+    // The limit is now reached: the wrong key learns nothing more than anyone else.
+    assert!(matches!(
+        v.access(&s.id, &s.secret, None, for_key(&stranger), "", T0),
+        Err(AccessError::Denied)
+    ));
+    let mut log = Vec::new();
+    v.export_audit(&env.admin, &mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert_eq!(log.matches("not bound to the named keys").count(), 3);
+}
+
 #[test]
 fn kek_rotation_rewraps_everything_and_retires_the_old_key() {
     let dir = tempfile::tempdir().unwrap();

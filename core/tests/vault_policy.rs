@@ -39,6 +39,12 @@ const CREDS: Credentials = Credentials {
     ticket_ok: false,
 };
 
+const ALICE: [u8; 32] = [7; 32];
+
+fn bound(s: &mut ShareRecord) {
+    s.recipients = vec![[8; 32], ALICE];
+}
+
 fn ticket() -> AccessKind {
     // Any ticket value: validity is an input (`ticket_ok`), checked by the vault.
     AccessKind::Resume(kinko_core::vault::DownloadTicket::parse(&"00".repeat(56)).unwrap())
@@ -270,6 +276,52 @@ fn decision_table() {
                 s.expires = Timestamp(0);
             })
             .refuse(Revoked),
+        // A download that names the keys it will be opened with.
+        case("bound share, one named key is a recipient")
+            .share(bound)
+            .with_kind(AccessKind::DownloadFor(vec![[9; 32], ALICE])),
+        case("bound share, no named key is a recipient")
+            .share(bound)
+            .with_kind(AccessKind::DownloadFor(vec![[9; 32]]))
+            .refuse(NotRecipient),
+        case("bound share, no key named at all")
+            .share(bound)
+            .with_kind(AccessKind::DownloadFor(vec![]))
+            .refuse(NotRecipient),
+        case("plaintext share ignores the named keys")
+            .with_kind(AccessKind::DownloadFor(vec![[9; 32]])),
+        case("wrong key, password missing: the password comes first")
+            .share(bound)
+            .with_kind(AccessKind::DownloadFor(vec![[9; 32]]))
+            .with_creds(pw(PasswordCheck::Missing))
+            .refuse(PasswordRequired),
+        case("wrong key, password wrong: the password comes first")
+            .share(bound)
+            .with_kind(AccessKind::DownloadFor(vec![[9; 32]]))
+            .with_creds(pw(PasswordCheck::Wrong))
+            .refuse(WrongPassword),
+        case("wrong key, password right")
+            .share(bound)
+            .with_kind(AccessKind::DownloadFor(vec![[9; 32]]))
+            .with_creds(pw(PasswordCheck::Correct))
+            .refuse(NotRecipient),
+        case("wrong key on an exhausted share")
+            .share(|s| {
+                bound(s);
+                s.downloads = 3;
+            })
+            .with_kind(AccessKind::DownloadFor(vec![[9; 32]]))
+            .refuse(Exhausted),
+        Case {
+            creds: Credentials {
+                secret_ok: false,
+                ..CREDS
+            },
+            ..case("wrong key and wrong secret")
+        }
+        .share(bound)
+        .with_kind(AccessKind::DownloadFor(vec![[9; 32]]))
+        .refuse(WrongSecret),
     ];
     let n = cases.len();
     for c in cases {
@@ -300,7 +352,7 @@ impl With for Case {
 }
 
 #[test]
-fn every_refusal_but_the_password_ones_is_opaque() {
+fn every_refusal_but_the_password_and_recipient_ones_is_opaque() {
     use Refusal::*;
     use kinko_core::vault::Outward;
     for r in [
@@ -319,6 +371,7 @@ fn every_refusal_but_the_password_ones_is_opaque() {
     }
     assert_eq!(PasswordRequired.outward(), Outward::PasswordRequired);
     assert_eq!(WrongPassword.outward(), Outward::WrongPassword);
+    assert_eq!(NotRecipient.outward(), Outward::NotRecipient);
 }
 
 #[test]
@@ -334,6 +387,7 @@ fn next_state_counts_downloads_and_wrong_passwords_only() {
         Refusal::WrongSecret,
         Refusal::Exhausted,
         Refusal::PasswordRequired,
+        Refusal::NotRecipient,
     ] {
         assert!(next_state(&s, &Decision::Refuse(r)).is_none(), "{r:?}");
     }

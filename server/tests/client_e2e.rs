@@ -14,7 +14,6 @@ use tempfile::TempDir;
 
 // Exit codes, as documented in `kinko --help`.
 const EXIT_USAGE: i32 = 1;
-const EXIT_NO_MATCH: i32 = 8;
 const EXIT_UNREACHABLE: i32 = 15;
 const EXIT_UNAUTHENTICATED: i32 = 16;
 const EXIT_FORBIDDEN: i32 = 17;
@@ -350,10 +349,15 @@ fn a_recipient_bound_share_opens_only_with_the_partners_identity() {
     );
     assert!(alice.share_row(&share).contains("0/3"));
 
-    // With someone else's key: nothing is written.
+    // With someone else's key: refused before a download is counted, nothing is written.
     let out = partner.run(&["get", &link, "-i", "other.key"]);
-    assert_fails(&out, EXIT_NO_MATCH, &["none of the identities"]);
+    assert_fails(
+        &out,
+        EXIT_LINK_REFUSED,
+        &["other keys than yours", "No download was counted"],
+    );
     assert_eq!(partner.entries(), vec!["other.key", "partner.key"]);
+    assert!(alice.share_row(&share).contains("0/3"));
 
     // With the partner's key: opened while it streams, every chunk verified.
     let out = partner.run(&["get", &link, "-i", "partner.key"]);
@@ -378,7 +382,7 @@ fn a_recipient_bound_share_opens_only_with_the_partners_identity() {
         "opened.bin",
     ]);
     assert_eq!(partner.read("opened.bin"), content);
-    assert!(alice.share_row(&share).contains("3/3"));
+    assert!(alice.share_row(&share).contains("2/3"));
 
     srv.assert_log_free_of(&[&secret]);
     srv.assert_no_server_errors();

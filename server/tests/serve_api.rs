@@ -280,10 +280,14 @@ fn recipient_bound_share_downloads_an_envelope_only_the_partner_opens() {
     let file = srv.upload(&alice, "contract.pdf", &content);
     let partner = Identity::generate();
     let outsider = Identity::generate();
+    let (partner_key, outsider_key) = (
+        partner.to_public().to_string(),
+        outsider.to_public().to_string(),
+    );
     let (share, secret, _) = srv.share(
         &alice,
         &file,
-        json!({"expires_in": 3600, "recipients": [partner.to_public().to_string()]}),
+        json!({"expires_in": 3600, "recipients": [partner_key]}),
     );
     let view = srv.request(
         "POST",
@@ -320,6 +324,40 @@ fn recipient_bound_share_downloads_an_envelope_only_the_partner_opens() {
         )
         .is_err()
     );
+
+    // A download that names the keys it will be opened with: the outsider's is refused before
+    // it counts, the partner's (among others) is served, a malformed key is a clear 400.
+    let named = |method, route: &str, keys: &str| {
+        srv.request(
+            method,
+            &format!("/api/v1/links/{share}/{route}"),
+            &[("kinko-link-secret", &secret), ("kinko-recipient", keys)],
+            None,
+        )
+    };
+    let downloads = || {
+        srv.authed(&alice, "GET", "/api/v1/shares", None).json()["shares"][0]["downloads"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(downloads(), 1);
+    for (method, route) in [("POST", "ticket"), ("GET", "content")] {
+        let r = named(method, route, &outsider_key);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "not_recipient"),
+            "{route}"
+        );
+        let r = named(method, route, "age1notakey");
+        assert_eq!((r.status, r.code().as_str()), (400, "invalid"), "{route}");
+    }
+    assert_eq!(downloads(), 1);
+    let r = named("POST", "ticket", &format!("{outsider_key}, {partner_key}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = named("GET", "content", &partner_key);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("kinko-recipient-bound"), Some("1"));
+    assert_eq!(downloads(), 3);
 
     // A bad recipient is a clear 400.
     let r = srv.authed(

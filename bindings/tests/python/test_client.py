@@ -155,11 +155,15 @@ class ClientTests(TempDirTest):
         self.assertEqual(self.read("contract.pdf"), content)
         self.assertEqual((info.name, info.size), ("contract.pdf", len(content)))
 
-        # Forwarded to bob, it opens for nobody else.
-        with self.assertRaises(kinko.KinkoError.NoIdentityMatches):
-            partner.open_recipient_bound(link, self.path("bob.pdf"),
-                                         kinko.OpenWith(identities=[bob]))
+        # Forwarded to bob, it opens for nobody else, and bob's attempts cost no download.
+        [before] = [s.downloads for s in self.client.shares() if s.id == created.id]
+        for _ in range(2):
+            with self.assertRaises(kinko.KinkoError.NotRecipient):
+                partner.open_recipient_bound(link, self.path("bob.pdf"),
+                                             kinko.OpenWith(identities=[bob]))
         self.assertNoOutput("bob.pdf")
+        [after] = [s.downloads for s in self.client.shares() if s.id == created.id]
+        self.assertEqual(after, before)
 
         plain = self.client.share(stored.id, kinko.ShareOptions(expires_in_seconds=600))
         with self.assertRaises(kinko.KinkoError.InvalidArgument):

@@ -152,6 +152,10 @@ pub enum AccessError {
     /// The link is right; the password is wrong.
     #[error("wrong password")]
     WrongPassword,
+    /// The link (and password) are right, but the share is bound to other keys than the
+    /// download named; nothing was counted.
+    #[error("the share is not bound to the named keys")]
+    NotRecipient,
     /// The vault failed (including a failed audit append); nothing was granted.
     #[error("internal error")]
     Internal(#[source] VaultError),
@@ -163,6 +167,7 @@ impl From<Refusal> for AccessError {
             Outward::Denied => AccessError::Denied,
             Outward::PasswordRequired => AccessError::PasswordRequired,
             Outward::WrongPassword => AccessError::WrongPassword,
+            Outward::NotRecipient => AccessError::NotRecipient,
         }
     }
 }
@@ -1288,7 +1293,7 @@ impl Vault {
                         .filter(|f| f.state == FileState::Active);
                     env.file_active = file.is_some();
                     creds.secret_ok = policy::secret_matches(s, secret, &self.keys.link_hash);
-                    if creds.secret_ok && kind == AccessKind::Download {
+                    if creds.secret_ok && kind.starts_download() {
                         // Argon2 only behind a correct secret, and only once per request.
                         creds.password = *password_check
                             .get_or_insert_with(|| policy::check_password(s, password));
@@ -1309,7 +1314,7 @@ impl Vault {
                 }
                 let action = match kind {
                     AccessKind::View => "share.view",
-                    AccessKind::Download => "share.download",
+                    AccessKind::Download | AccessKind::DownloadFor(_) => "share.download",
                     AccessKind::Resume(_) => "share.download.range",
                 };
                 let outcome = match decision {
@@ -1364,7 +1369,7 @@ impl Vault {
                         let ticket = match kind {
                             AccessKind::View => None,
                             AccessKind::Resume(t) => Some(t),
-                            AccessKind::Download => {
+                            AccessKind::Download | AccessKind::DownloadFor(_) => {
                                 debug_assert!(counted);
                                 Some(DownloadTicket::issue(
                                     &self.keys.ticket_mac,

@@ -207,8 +207,20 @@ pub enum AccessKind {
     View,
     /// Start a download. Counted once; returns a ticket for the rest of its ranges.
     Download,
+    /// Start a download that will be opened with one of these X25519 public keys. Like
+    /// [`AccessKind::Download`], except that a share bound to none of them refuses it
+    /// ([`Refusal::NotRecipient`]) without counting it. A plaintext share ignores the keys.
+    DownloadFor(Vec<[u8; 32]>),
     /// A further range of a download already counted.
     Resume(DownloadTicket),
+}
+
+impl AccessKind {
+    /// Whether this starts a (counted) download: [`AccessKind::Download`] or
+    /// [`AccessKind::DownloadFor`].
+    pub fn starts_download(&self) -> bool {
+        matches!(self, AccessKind::Download | AccessKind::DownloadFor(_))
+    }
 }
 
 /// Facts about the world around the share, read by the vault before deciding.
@@ -261,6 +273,9 @@ pub enum Refusal {
     WrongPassword,
     /// A range request's download ticket is not valid.
     BadTicket,
+    /// The share is bound to recipients, none of them a key the download named
+    /// ([`AccessKind::DownloadFor`]).
+    NotRecipient,
 }
 
 /// What a refused requester learns.
@@ -273,6 +288,9 @@ pub enum Outward {
     PasswordRequired,
     /// The secret was right and the password wrong.
     WrongPassword,
+    /// The secret (and password) were right, but the share is bound to none of the keys the
+    /// download named: nothing was counted.
+    NotRecipient,
 }
 
 impl Refusal {
@@ -291,6 +309,7 @@ impl Refusal {
             Refusal::PasswordRequired => "password required",
             Refusal::WrongPassword => "wrong password",
             Refusal::BadTicket => "invalid download ticket",
+            Refusal::NotRecipient => "not bound to the named keys",
         }
     }
 
@@ -299,6 +318,7 @@ impl Refusal {
         match self {
             Refusal::PasswordRequired => Outward::PasswordRequired,
             Refusal::WrongPassword => Outward::WrongPassword,
+            Refusal::NotRecipient => Outward::NotRecipient,
             _ => Outward::Denied,
         }
     }
@@ -320,7 +340,10 @@ pub enum Decision {
 /// the share exists; the secret matches (before anything else, so that without the secret
 /// nothing about the share's state is learned); no freeze; not revoked; owner enabled; file
 /// present; `now < expires`; not locked; then per kind — a view is allowed; a resume needs a
-/// valid ticket; a download needs a download left and the password if one is set.
+/// valid ticket; a download needs a download left and the password if one is set, and, when
+/// it names the keys it will be opened with, a share bound to one of them (or a plaintext
+/// share). That last check comes after the password, so that only someone holding the
+/// password learns whether a key is a recipient.
 pub fn decide(
     share: Option<&ShareRecord>,
     env: &PolicyEnv,
@@ -351,13 +374,20 @@ pub fn decide(
             AccessKind::View => return Decision::Allow { counted: false },
             AccessKind::Resume(_) if creds.ticket_ok => return Decision::Allow { counted: false },
             AccessKind::Resume(_) => BadTicket,
-            AccessKind::Download => {
+            AccessKind::Download | AccessKind::DownloadFor(_) => {
                 if s.max_downloads.is_some_and(|m| s.downloads >= m) {
                     Exhausted
                 } else {
                     match creds.password {
                         PasswordCheck::NotRequired | PasswordCheck::Correct => {
-                            return Decision::Allow { counted: true };
+                            if let AccessKind::DownloadFor(keys) = kind
+                                && !s.recipients.is_empty()
+                                && !keys.iter().any(|k| s.recipients.contains(k))
+                            {
+                                NotRecipient
+                            } else {
+                                return Decision::Allow { counted: true };
+                            }
                         }
                         PasswordCheck::Missing => PasswordRequired,
                         PasswordCheck::Wrong => WrongPassword,

@@ -58,7 +58,8 @@ pub(crate) const EXIT_UNAUTHENTICATED: u8 = 16;
 pub(crate) const EXIT_FORBIDDEN: u8 = 17;
 /// Exit code: no such file, share, user or token (or not the caller's).
 pub(crate) const EXIT_NOT_FOUND: u8 = 18;
-/// Exit code: the server refuses the link (wrong, expired, revoked, used up, locked, frozen).
+/// Exit code: the server refuses the link (wrong, expired, revoked, used up, locked, frozen,
+/// or sent to another key than yours).
 pub(crate) const EXIT_LINK_REFUSED: u8 = 19;
 /// Exit code: the share needs a password, or the one given is wrong.
 pub(crate) const EXIT_PASSWORD: u8 = 20;
@@ -124,7 +125,7 @@ pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         EXIT_LINK_REFUSED,
-        "the link is wrong, expired, revoked, used up, locked or frozen",
+        "the link is wrong, expired, revoked, used up, locked or frozen, or sent to another key",
     ),
     (
         EXIT_PASSWORD,
@@ -504,7 +505,7 @@ fn remote_exit_code(err: &ClientError) -> u8 {
         ClientError::Unauthenticated { .. } => EXIT_UNAUTHENTICATED,
         ClientError::Forbidden { .. } => EXIT_FORBIDDEN,
         ClientError::NotFound { .. } => EXIT_NOT_FOUND,
-        ClientError::LinkInvalid => EXIT_LINK_REFUSED,
+        ClientError::LinkInvalid | ClientError::NotRecipient => EXIT_LINK_REFUSED,
         ClientError::PasswordRequired | ClientError::WrongPassword => EXIT_PASSWORD,
         ClientError::RateLimited { .. } => EXIT_RATE_LIMITED,
         ClientError::TooLarge { .. }
@@ -560,6 +561,10 @@ fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
             .into(),
         ClientError::WrongPassword => "Check the password with the sender. Wrong attempts count \
              toward locking the share."
+            .into(),
+        ClientError::NotRecipient => "The share was sent to another key than those given with \
+             -i: pass the identity whose public key (kinko keygen prints it) you gave the \
+             sender, or ask the sender to share to your key. No download was counted."
             .into(),
         ClientError::RateLimited {
             retry_after: Some(s),

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::{Args, ValueHint};
 use kinko_client::{Client, ClientError, Download, DownloadAuth, Link, LinkInfo, Ticket};
-use kinko_core::keys::Identity;
+use kinko_core::keys::{Identity, Recipient};
 use secrecy::SecretString;
 
 use super::error::CliError;
@@ -40,8 +40,9 @@ If the share has a password, kinko asks for it on the terminal (or reads KINKO_S
 or --password-file FILE). Wrong attempts count toward locking the share.
 
 A share bound to your key arrives still encrypted: pass your identity with -i and kinko opens
-it while it downloads, verifying every chunk. --sealed saves it unopened (NAME.kinko) to open
-later with kinko open -i KEY.
+it while it downloads, verifying every chunk. kinko names your public key to the server
+first, so a share sent to another key is refused without using up a download. --sealed saves
+it unopened (NAME.kinko) to open later with kinko open -i KEY.
 
 Examples:
   kinko get 'https://files.example.com/s/3f2a…#9be1…'
@@ -220,10 +221,17 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
         None if info.password_required => Some(ask_password()?),
         None => None,
     };
-    let ticket = match client.link_ticket(link, password.as_ref()) {
+    // Opening here: name our keys, so that a share sent to other keys refuses before it
+    // counts a download we could not open.
+    let keys: Vec<Recipient> = if open_here {
+        config.identities.iter().map(Identity::to_public).collect()
+    } else {
+        Vec::new()
+    };
+    let ticket = match client.link_ticket_for(link, password.as_ref(), &keys) {
         Err(ClientError::PasswordRequired) if password.is_none() => {
             password = Some(ask_password()?);
-            client.link_ticket(link, password.as_ref())
+            client.link_ticket_for(link, password.as_ref(), &keys)
         }
         other => other,
     }

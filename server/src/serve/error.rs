@@ -122,6 +122,12 @@ impl From<AccessError> for ApiError {
                 "wrong_password",
                 "wrong password (the share locks after too many)",
             ),
+            AccessError::NotRecipient => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_recipient",
+                "this share is bound to other keys than those in Kinko-Recipient; \
+                 no download was counted",
+            ),
             AccessError::Internal(v) => ApiError::from(v),
             _ => ApiError::internal(),
         }

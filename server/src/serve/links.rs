@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use kinko_core::envelope::OpenError;
+use kinko_core::keys::Recipient;
 use kinko_core::vault::store::BlobRead;
 use kinko_core::vault::{
     AccessError, AccessKind, Download, DownloadTicket, Grant, LinkSecret, SealingError, ShareId,
@@ -32,6 +33,8 @@ pub(crate) const SECRET_HEADER: &str = "kinko-link-secret";
 pub(crate) const PASSWORD_HEADER: &str = "kinko-password";
 /// Header carrying (or returning) a download ticket.
 pub(crate) const TICKET_HEADER: &str = "kinko-ticket";
+/// Header naming the keys a download will be opened with (`age1…`, comma-separated).
+pub(crate) const RECIPIENT_HEADER: &str = "kinko-recipient";
 
 /// The client address as the audit log records it.
 fn client(addr: Option<&ClientAddr>) -> std::net::IpAddr {
@@ -148,6 +151,27 @@ pub(crate) async fn info(
     .into_response())
 }
 
+/// The kind of a download that starts here: one that names the keys it will be opened with
+/// in `Kinko-Recipient` is refused, uncounted, by a share bound to none of them.
+fn download_kind(h: &HeaderMap) -> Result<AccessKind, ApiError> {
+    let Some(v) = h.get(RECIPIENT_HEADER) else {
+        return Ok(AccessKind::Download);
+    };
+    let bad = || ApiError::invalid("Kinko-Recipient must be age1… public keys, comma-separated");
+    let keys = v
+        .to_str()
+        .map_err(|_| bad())?
+        .split(',')
+        .map(|k| {
+            k.trim()
+                .parse::<Recipient>()
+                .map(|r| *r.as_bytes())
+                .map_err(|_| bad())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AccessKind::DownloadFor(keys))
+}
+
 /// `POST /api/v1/links/{share}/ticket`: checks the password and counts one download.
 pub(crate) async fn ticket(
     State(state): State<AppState>,
@@ -161,7 +185,7 @@ pub(crate) async fn ticket(
         &share,
         header_str(&parts.headers, SECRET_HEADER),
         password_from(&parts.headers)?,
-        AccessKind::Download,
+        download_kind(&parts.headers)?,
         |_, _| Ok(()),
     )
     .await?;
@@ -184,11 +208,12 @@ pub(crate) async fn content(
     let ip = client(parts.extensions.get::<ClientAddr>());
     let kind = match header_str(&parts.headers, TICKET_HEADER) {
         Some(t) => AccessKind::Resume(DownloadTicket::parse(t).ok_or_else(ApiError::link_invalid)?),
-        None => AccessKind::Download,
+        None => download_kind(&parts.headers)?,
     };
-    let password = match kind {
-        AccessKind::Download => password_from(&parts.headers)?,
-        _ => None,
+    let password = if kind.starts_download() {
+        password_from(&parts.headers)?
+    } else {
+        None
     };
     let range = header_str(&parts.headers, header::RANGE.as_str()).map(str::to_owned);
     let (grant, served) = decide(

@@ -1109,7 +1109,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_me() and 0xFFFF) != 43641) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound() and 0xFFFF) != 38079) {
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_open_recipient_bound() and 0xFFFF) != 17898) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_revoke_file_shares() and 0xFFFF) != 35921) {
@@ -2491,8 +2491,9 @@ public interface KinkoClientInterface {
      *
      * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
      * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
-     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
-     * is bound to someone else's key...).
+     * of [`open_file`](crate::open_file). [`KinkoError::NotRecipient`] when the share is
+     * bound to other keys than `keys.identities` (checked by the server before anything is
+     * counted).
      */
     fun `openRecipientBound`(`link`: Link, `output`: kotlin.String, `keys`: OpenWith, `password`: Secret? = null, `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): FileInfo
     
@@ -2896,8 +2897,9 @@ open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
      *
      * [`KinkoError::InvalidArgument`] if the share is not recipient-bound (checked before
      * anything is counted); the errors of [`KinkoClient::download_link`]; the envelope errors
-     * of [`open_file`](crate::open_file) ([`KinkoError::NoIdentityMatches`] when the share
-     * is bound to someone else's key...).
+     * of [`open_file`](crate::open_file). [`KinkoError::NotRecipient`] when the share is
+     * bound to other keys than `keys.identities` (checked by the server before anything is
+     * counted).
      */
     @Throws(KinkoException::class)override fun `openRecipientBound`(`link`: Link, `output`: kotlin.String, `keys`: OpenWith, `password`: Secret?, `progress`: ProgressListener?, `cancel`: CancelToken?): FileInfo {
             return FfiConverterTypeFileInfo.lift(
@@ -5898,6 +5900,15 @@ sealed class KinkoException: kotlin.Exception() {
     }
     
     /**
+     * The share is bound to other keys than the identities given; no download was counted.
+     */
+    class NotRecipient(
+        ) : KinkoException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
      * The server does not accept the API token (missing, wrong, expired, revoked, or its
      * user is disabled).
      */
@@ -6094,29 +6105,30 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
             20 -> KinkoException.LinkInvalid()
             21 -> KinkoException.PasswordRequired()
             22 -> KinkoException.WrongPassword()
-            23 -> KinkoException.Unauthenticated(
+            23 -> KinkoException.NotRecipient()
+            24 -> KinkoException.Unauthenticated(
                 FfiConverterString.read(buf),
                 )
-            24 -> KinkoException.Forbidden(
+            25 -> KinkoException.Forbidden(
                 FfiConverterString.read(buf),
                 )
-            25 -> KinkoException.NotFound(
+            26 -> KinkoException.NotFound(
                 FfiConverterString.read(buf),
                 )
-            26 -> KinkoException.InvalidRequest(
+            27 -> KinkoException.InvalidRequest(
                 FfiConverterString.read(buf),
                 )
-            27 -> KinkoException.TooLarge(
+            28 -> KinkoException.TooLarge(
                 FfiConverterString.read(buf),
                 )
-            28 -> KinkoException.RateLimited(
+            29 -> KinkoException.RateLimited(
                 FfiConverterOptionalULong.read(buf),
                 )
-            29 -> KinkoException.Network(
+            30 -> KinkoException.Network(
                 FfiConverterTypeNetworkKind.read(buf),
                 FfiConverterString.read(buf),
                 )
-            30 -> KinkoException.Server(
+            31 -> KinkoException.Server(
                 FfiConverterUShort.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
@@ -6226,6 +6238,10 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 4UL
             )
             is KinkoException.WrongPassword -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is KinkoException.NotRecipient -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
             )
@@ -6379,44 +6395,48 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 buf.putInt(22)
                 Unit
             }
-            is KinkoException.Unauthenticated -> {
+            is KinkoException.NotRecipient -> {
                 buf.putInt(23)
-                FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is KinkoException.Forbidden -> {
+            is KinkoException.Unauthenticated -> {
                 buf.putInt(24)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is KinkoException.NotFound -> {
+            is KinkoException.Forbidden -> {
                 buf.putInt(25)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is KinkoException.InvalidRequest -> {
+            is KinkoException.NotFound -> {
                 buf.putInt(26)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is KinkoException.TooLarge -> {
+            is KinkoException.InvalidRequest -> {
                 buf.putInt(27)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is KinkoException.RateLimited -> {
+            is KinkoException.TooLarge -> {
                 buf.putInt(28)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.RateLimited -> {
+                buf.putInt(29)
                 FfiConverterOptionalULong.write(value.`retryAfterSeconds`, buf)
                 Unit
             }
             is KinkoException.Network -> {
-                buf.putInt(29)
+                buf.putInt(30)
                 FfiConverterTypeNetworkKind.write(value.`kind`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is KinkoException.Server -> {
-                buf.putInt(30)
+                buf.putInt(31)
                 FfiConverterUShort.write(value.`status`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`detail`, buf)
