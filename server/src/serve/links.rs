@@ -91,10 +91,11 @@ where
     let now = state.clock.now();
     let client = ip.to_string();
     let slow = password.is_some();
-    // From here until it waits for its flush (or needs none), the decision holds up the
-    // next flush briefly, so that one flush covers it and its neighbours. Not an Argon2 job:
-    // it takes far longer than a flush would wait.
-    let announced = (!slow).then(|| state.group_commit.announce());
+    // From here until it waits for its flush (or needs none), a download's decision holds up
+    // the next flush briefly, so that one flush covers it and its neighbours. Not an Argon2
+    // job (it takes far longer than a flush would wait), nor a view or a further range (they
+    // never need a flush).
+    let announced = (!slow && kind.starts_download()).then(|| state.group_commit.announce());
     let job = move |v: &Vault| {
         let d = v.decide_access(&share, &secret, password.as_ref(), kind, &client, now);
         let prepared = match &d.outcome {
