@@ -382,13 +382,20 @@ fn range_requests_read_parts_and_one_ticket_counts_once() {
         &file,
         json!({"expires_in": 3600, "max_downloads": 1}),
     );
+    // A plain share ignores the keys a download names.
+    let someone = kinko_core::keys::Identity::generate()
+        .to_public()
+        .to_string();
     let t = srv.request(
         "POST",
         &format!("/api/v1/links/{share}/ticket"),
-        &[("kinko-link-secret", &secret)],
+        &[
+            ("kinko-link-secret", &secret),
+            ("kinko-recipient", &someone),
+        ],
         None,
     );
-    assert_eq!(t.status, 200);
+    assert_eq!(t.status, 200, "{}", t.text());
     assert_eq!(t.json()["downloads_left"], 0);
     let ticket = t.json()["ticket"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/links/{share}/content");
