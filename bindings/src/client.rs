@@ -558,8 +558,9 @@ impl KinkoClient {
     /// [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
     ///
     /// Written to a temporary file beside `output`, renamed over it only once complete: a
-    /// refused, broken or cancelled download leaves nothing behind. A plaintext download whose
-    /// connection breaks resumes where it broke (up to three times, still one download).
+    /// refused, broken or cancelled download leaves nothing behind. A download whose
+    /// connection breaks resumes where it broke (up to three times, still one download), a
+    /// recipient-bound one too.
     ///
     /// # Errors
     ///

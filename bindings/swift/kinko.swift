@@ -1075,8 +1075,9 @@ public protocol KinkoClientProtocol: AnyObject, Sendable {
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
-     * connection breaks resumes where it broke (up to three times, still one download).
+     * refused, broken or cancelled download leaves nothing behind. A download whose
+     * connection breaks resumes where it broke (up to three times, still one download), a
+     * recipient-bound one too.
      *
      * # Errors
      *
@@ -1350,8 +1351,9 @@ open func downloadFile(fileId: String, output: String, progress: ProgressListene
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
-     * connection breaks resumes where it broke (up to three times, still one download).
+     * refused, broken or cancelled download leaves nothing behind. A download whose
+     * connection breaks resumes where it broke (up to three times, still one download), a
+     * recipient-bound one too.
      *
      * # Errors
      *
@@ -5637,7 +5639,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() != 42187) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() != 4589) {
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() != 48367) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() != 60240) {

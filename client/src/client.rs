@@ -683,9 +683,9 @@ impl Client {
 
     /// [`Client::link_download`] with a ticket, resuming when the connection breaks: the
     /// rest is asked for with `Range` (the ticket makes it free, not a second download) and
-    /// appended, up to [`RESUME_ATTEMPTS`] times. Only plaintext downloads resume (a
-    /// recipient-bound envelope is sealed afresh for every request, so its bytes differ); a
-    /// broken bound download fails as [`Client::link_download`] does.
+    /// appended, up to [`RESUME_ATTEMPTS`] times. A recipient-bound envelope resumes the same
+    /// way: the server gives every request for a share the same envelope bytes. The rest must
+    /// come as the `206` range that starts where the break was, or the download fails.
     ///
     /// # Errors
     ///
@@ -715,9 +715,7 @@ impl Client {
         loop {
             match copy_body(body, &mut writer, &mut done, total, &mut progress) {
                 Ok(()) => break,
-                Err(ClientError::Network { .. })
-                    if !download.recipient_bound && attempts < RESUME_ATTEMPTS =>
-                {
+                Err(ClientError::Network { .. }) if attempts < RESUME_ATTEMPTS => {
                     // What arrived before the break was written: continue after it.
                     attempts += 1;
                     std::thread::sleep(Duration::from_millis(200 * u64::from(attempts)));

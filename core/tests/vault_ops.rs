@@ -519,6 +519,73 @@ fn recipient_bound_download_opens_only_for_the_recipient() {
     );
 }
 
+/// Every download of a bound share gets the same header, so a broken download can resume with
+/// a range; another share of the same file, or other recipients, get other ephemeral keys.
+#[test]
+fn a_bound_share_gives_the_same_header_every_time_and_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [9; 32]);
+    let v = &env.vault;
+    let (partner, other) = (Identity::generate(), Identity::generate());
+    let data = b"twice the same".repeat(100);
+    let file = upload(&env, &data);
+    let bound_to = |keys: Vec<[u8; 32]>| {
+        share(
+            &env,
+            &file,
+            ShareOptions {
+                expires_in: DAY,
+                recipients: keys,
+                ..Default::default()
+            },
+        )
+    };
+    let header = |s: &kinko_core::vault::NewShare| {
+        let g = v
+            .access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+            .unwrap();
+        match v.download(&g).unwrap() {
+            Download::Bound { header, .. } => header,
+            Download::Plaintext(_) => panic!("expected bound"),
+        }
+    };
+    let p = *partner.to_public().as_bytes();
+    let o = *other.to_public().as_bytes();
+    let first = bound_to(vec![p]);
+    let h1 = header(&first);
+    assert_eq!(header(&first), h1, "a second download has the same bytes");
+    let h2 = header(&bound_to(vec![p]));
+    let h3 = header(&bound_to(vec![p, o]));
+    // The X25519 stanza (its ephemeral share and wrapped DEK) differs between shares; the
+    // encrypted metadata, which every copy shares, is the same.
+    let stanza = |h: &[u8]| {
+        envelope::Header::from_bytes(h).unwrap().stanzas()[0]
+            .body()
+            .to_vec()
+    };
+    assert_ne!(
+        stanza(&h1),
+        stanza(&h2),
+        "another share, other ephemeral keys"
+    );
+    assert_ne!(
+        stanza(&h1),
+        stanza(&h3),
+        "other recipients, other ephemeral keys"
+    );
+    for (h, id) in [(&h1, &partner), (&h2, &partner), (&h3, &other)] {
+        let mut sealed = h.clone();
+        v.blobs()
+            .open(&file)
+            .unwrap()
+            .read_to_end(&mut sealed)
+            .unwrap();
+        let mut out = Vec::new();
+        envelope::open(&sealed[..], &mut out, &Keyring::new().identity(id.clone())).unwrap();
+        assert_eq!(out, data);
+    }
+}
+
 /// A download that names the wrong key is refused before it is counted, and says why.
 #[test]
 fn a_download_for_the_wrong_key_is_refused_and_not_counted() {

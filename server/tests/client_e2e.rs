@@ -785,6 +785,55 @@ fn tls_with_a_private_ca_needs_its_certificate() {
     assert_eq!(partner.read("tls.bin"), content);
 }
 
+/// A recipient-bound download resumes too, opened while it streams (`-i`) or kept sealed: the
+/// server gives every request for the share the same envelope, so the pieces fit together,
+/// and the whole is one counted download each time.
+#[test]
+fn get_resumes_a_broken_recipient_bound_download() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    let partner_key = partner.keygen("partner.key");
+    let content = data(3 * 1024 * 1024 + 77, 5);
+    alice.write("big.bin", &content);
+    let link = alice.share("big.bin", &["--to", &partner_key, "--max-downloads", "2"]);
+    let (share, _) = split_link(&link);
+    for (args, saved, counted) in [
+        (&["-i", "partner.key"][..], "big.bin", "1/2"),
+        (&["--sealed"][..], "big.bin.kinko", "2/2"),
+    ] {
+        let relay = cutting_relay(&srv.url, 1024 * 1024);
+        let relayed = link.replacen(&srv.url, &relay, 1);
+        let mut get = vec!["get", relayed.as_str()];
+        get.extend_from_slice(args);
+        assert_ok(&partner.run(&get), &["get"]);
+        assert!(alice.share_row(&share).contains(counted), "{args:?}");
+        if saved == "big.bin" {
+            assert!(partner.read(saved) == content, "the resumed file differs");
+        }
+    }
+    partner.ok(&[
+        "open",
+        "-i",
+        "partner.key",
+        "big.bin.kinko",
+        "-o",
+        "again.bin",
+    ]);
+    assert!(
+        partner.read("again.bin") == content,
+        "the resumed envelope opens"
+    );
+    let metrics = srv.request("GET", "/metrics", &[], None).text();
+    let ranges = metrics
+        .lines()
+        .find(|l| l.contains("links/{share}/content") && l.contains("status=\"206\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(ranges, Some(2), "each download resumed once: {metrics}");
+    srv.assert_no_server_errors();
+}
+
 /// A TCP relay on 127.0.0.1 in front of `target` that cuts the first connection whose answer
 /// exceeds `cut_after` bytes at that point (both directions closed), then relays faithfully.
 /// Returns its `http://` base URL. It stands in for a network that drops a long transfer.

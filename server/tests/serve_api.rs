@@ -371,6 +371,83 @@ fn recipient_bound_share_downloads_an_envelope_only_the_partner_opens() {
     srv.assert_no_server_errors();
 }
 
+/// Every request for a bound share gets the same envelope, so ranges of it (inside the
+/// header, across its end, inside the payload) fit together into the one envelope.
+#[test]
+fn ranges_of_a_bound_envelope_fit_together() {
+    use kinko_core::envelope::{self, Keyring};
+    use kinko_core::keys::Identity;
+
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let content = data(MULTI_CHUNK, 4);
+    let file = srv.upload(&alice, "plan.pdf", &content);
+    let partner = Identity::generate();
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 3600, "max_downloads": 1,
+               "recipients": [partner.to_public().to_string()]}),
+    );
+    let t = srv.request(
+        "POST",
+        &format!("/api/v1/links/{share}/ticket"),
+        &[("kinko-link-secret", &secret)],
+        None,
+    );
+    let ticket = t.json()["ticket"].as_str().unwrap().to_owned();
+    let get = |range: Option<&str>| {
+        let mut headers = vec![
+            ("kinko-link-secret", secret.as_str()),
+            ("kinko-ticket", &ticket),
+        ];
+        headers.extend(range.map(|r| ("range", r)));
+        srv.request(
+            "GET",
+            &format!("/api/v1/links/{share}/content"),
+            &headers,
+            None,
+        )
+    };
+    let whole = get(None);
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    assert_eq!(get(None).body, whole.body, "the same bytes every time");
+    let size = whole.body.len();
+    let head = envelope::Header::read(&mut &whole.body[..]).unwrap().len();
+    let mut pieces = Vec::new();
+    for (a, b) in [
+        (0, 9),
+        (10, head - 1),
+        (head, head + 70_000),
+        (head + 70_001, size - 1),
+    ] {
+        let r = get(Some(&format!("bytes={a}-{b}")));
+        assert_eq!(r.status, 206, "{a}-{b}: {}", r.text());
+        assert_eq!(r.header("kinko-recipient-bound"), Some("1"));
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {a}-{b}/{size}").as_str())
+        );
+        pieces.extend_from_slice(&r.body);
+    }
+    assert_eq!(pieces, whole.body);
+    let across = get(Some(&format!("bytes={}-{}", head - 5, head + 5)));
+    assert_eq!(across.body, &whole.body[head - 5..=head + 5]);
+    let r = get(Some(&format!("bytes={size}-")));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (416, "range_not_satisfiable")
+    );
+    let mut opened = Vec::new();
+    envelope::open(&pieces[..], &mut opened, &Keyring::new().identity(partner)).unwrap();
+    assert_eq!(opened, content);
+    // All of it was the one counted download.
+    let shares = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    assert_eq!(shares["shares"][0]["downloads"], 1);
+    srv.assert_no_server_errors();
+}
+
 #[test]
 fn range_requests_read_parts_and_one_ticket_counts_once() {
     let srv = TestServer::start();

@@ -15,6 +15,10 @@ pub(crate) const X25519_WRAP_KEY: &str = "kinko.dev/v1 x25519 wrap key";
 pub(crate) const SYMMETRIC_WRAP_KEY: &str = "kinko.dev/v1 symmetric wrap key";
 /// Symmetric key id: material is the symmetric key; the id is the first 16 bytes.
 pub(crate) const SYMMETRIC_KEY_ID: &str = "kinko.dev/v1 symmetric key id";
+/// Bound header stream: material is DEK || share id || recipient public keys. Not needed to
+/// read or write envelopes: it is where the vault draws the ephemeral secrets of the headers it
+/// binds to a share's recipients (see `rng::DerivedRandom`).
+pub(crate) const BOUND_HEADER_STREAM: &str = "kinko.dev/v1 bound header stream";
 
 /// BLAKE3 `derive_key` over the concatenation of `parts`, without leaving a copy of the
 /// material behind (the hasher's state is zeroized when it is dropped).

@@ -433,10 +433,21 @@ impl Header {
         keep: impl Fn(&Stanza) -> bool,
         add: &Recipients,
     ) -> Result<Header, RewrapError> {
+        self.rewrap_with(dek, keep, add, &mut OsRandom)
+    }
+
+    /// [`Header::rewrap`] drawing the new stanzas' randomness from `rng`.
+    pub(crate) fn rewrap_with(
+        &self,
+        dek: &DataKey,
+        keep: impl Fn(&Stanza) -> bool,
+        add: &Recipients,
+        rng: &mut dyn RandomSource,
+    ) -> Result<Header, RewrapError> {
         self.verify_mac(dek)?;
         let mut stanzas: Vec<Stanza> = self.stanzas.iter().filter(|s| keep(s)).cloned().collect();
         add.check(stanzas.len())?;
-        stanzas.extend(add.wrap(dek, &mut OsRandom)?);
+        stanzas.extend(add.wrap(dek, rng)?);
         let passphrases = stanzas
             .iter()
             .filter(|s| s.kind() == StanzaKind::Passphrase)

@@ -1072,11 +1072,11 @@ impl Vault {
         if opts.max_downloads == Some(0) {
             return Err(VaultError::Invalid("a download limit is at least 1".into()));
         }
+        let id = ShareId::random();
         if !opts.recipients.is_empty() {
             // Fail now rather than at download time if bound downloads are unavailable.
-            sealing::bind(&f.header, &self.config.keys, &opts.recipients)?;
+            sealing::bind(&f.header, &self.config.keys, &id, &opts.recipients)?;
         }
-        let id = ShareId::random();
         let secret = LinkSecret::generate();
         // The share never outlives its file.
         let expires = ctx.now.plus(opts.expires_in).min(f.retain_until);
@@ -1432,7 +1432,12 @@ impl Vault {
                 payload,
             )?))
         } else {
-            let header = sealing::bind(&f.header, &self.config.keys, &grant.recipients)?;
+            let header = sealing::bind(
+                &f.header,
+                &self.config.keys,
+                &grant.share,
+                &grant.recipients,
+            )?;
             Ok(Download::Bound { header, payload })
         }
     }

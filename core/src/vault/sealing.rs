@@ -9,6 +9,8 @@
 
 use std::io::{Read, Seek, Write};
 
+use crate::envelope::kdf;
+use crate::envelope::rng::DerivedRandom;
 use crate::envelope::{
     self, Header, Keyring, Metadata, OpenError, Opener, Recipients, RewrapError, SealError,
     SealOptions, Sealer, SymmetricKey,
@@ -17,6 +19,7 @@ use crate::keys::Recipient;
 
 use super::kek::{KekId, KeyRing, MasterKey};
 use super::store::BlobRead;
+use super::types::ShareId;
 
 /// A sealing or opening failure.
 #[derive(Debug, thiserror::Error)]
@@ -148,9 +151,17 @@ pub(crate) fn open(
 
 /// A header that opens only for `recipients` (X25519 public keys): no KEK stanza is kept, so
 /// the bound copy is useless to anyone else, the server included. The payload is unchanged.
+///
+/// The same `share` and `recipients` always give the same bytes: the new stanzas' ephemeral
+/// secrets come from a stream keyed by the file's DEK ([`kdf::BOUND_HEADER_STREAM`] over the
+/// share id and the recipients) instead of fresh randomness. A download that breaks can then
+/// resume with a `Range` and still get one consistent envelope. Keyed by the DEK, the stream
+/// tells nothing to anyone who cannot already open the file, and it is gone when the DEK is
+/// destroyed; two shares, or two recipient lists, get unrelated ephemeral secrets.
 pub(crate) fn bind(
     header: &[u8],
     ring: &KeyRing,
+    share: &ShareId,
     recipients: &[[u8; 32]],
 ) -> Result<Vec<u8>, SealingError> {
     let h = Header::from_bytes(header)?;
@@ -158,5 +169,9 @@ pub(crate) fn bind(
     let add = recipients.iter().fold(Recipients::new(), |r, k| {
         r.x25519(Recipient::from_bytes(*k))
     });
-    Ok(h.rewrap(&dek, |_| false, &add)?.to_bytes())
+    let mut input = share.0.to_vec();
+    recipients.iter().for_each(|k| input.extend_from_slice(k));
+    let mut stream = DerivedRandom::new(kdf::BOUND_HEADER_STREAM, dek.expose_secret(), &input);
+    Ok(h.rewrap_with(&dek, |_| false, &add, &mut stream)?
+        .to_bytes())
 }

@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use clap::{Args, ValueHint};
-use kinko_client::{Client, ClientError, Download, DownloadAuth, Link, LinkInfo, Ticket};
+use kinko_client::{Client, ClientError, Download, Link, LinkInfo, Ticket};
 use kinko_core::keys::{Identity, Recipient};
 use secrecy::SecretString;
 
@@ -32,9 +32,8 @@ The file is saved under the name the sender chose, in the current directory (mad
 directories, no leading dots), or in OUT with -o. An existing file is never replaced without
 --force. The download goes to a temporary file first and is renamed only once complete, so a
 failure leaves nothing behind. -o - writes to stdout. If the connection breaks, the download
-resumes where it stopped (up to three times; it still counts as one download). A share bound
-to a key cannot resume (the server seals it afresh for every request): its broken download
-fails, and trying again counts another download.
+resumes where it stopped (up to three times; it still counts as one download), a share bound
+to a key too (the server gives every request for it the same envelope).
 
 If the share has a password, kinko asks for it on the terminal (or reads KINKO_SHARE_PASSWORD
 or --password-file FILE). Wrong attempts count toward locking the share.
@@ -327,8 +326,8 @@ fn mismatch(link: &Link) -> CliError {
 }
 
 /// Streams the bytes as they come into the output, committed only once complete and only if
-/// they are what the link's details announced (`bound`: an envelope). A plaintext download
-/// whose connection breaks is resumed with `Range` (up to three times).
+/// they are what the link's details announced (`bound`: an envelope). A download whose
+/// connection breaks is resumed with `Range` (up to three times).
 fn download_as_is(
     client: &Client,
     link: &Link,
@@ -340,7 +339,7 @@ fn download_as_is(
     let mut out = Output::create(output)?;
     let path = out.path();
     let mut bar = TransferBar::new(quiet, "downloading");
-    // A broken connection resumes where it broke (plaintext only; the ticket covers it).
+    // A broken connection resumes where it broke (the ticket covers it).
     let result = client.link_download_resuming(link, ticket, &mut out, |p| bar.update(p));
     bar.finish();
     let download = result.map_err(|e| match e {
@@ -357,7 +356,8 @@ fn download_as_is(
 
 /// Streams the envelope through a pipe into `kinko open`'s code while it downloads: every
 /// chunk is verified before its plaintext is written, and the output is committed only once
-/// the whole envelope verified.
+/// the whole envelope verified. A broken connection resumes into the same pipe, so the opener
+/// sees one stream (and would refuse it if the pieces did not fit together).
 fn download_and_open(
     client: &Client,
     link: &Link,
@@ -377,9 +377,7 @@ fn download_and_open(
     let (downloaded, opened) = std::thread::scope(|s| {
         let fetch = s.spawn(move || {
             let mut bar = TransferBar::new(quiet, "downloading");
-            let result = client.link_download(link, DownloadAuth::Ticket(ticket), writer, |p| {
-                bar.update(p)
-            });
+            let result = client.link_download_resuming(link, ticket, writer, |p| bar.update(p));
             bar.finish();
             result
         });

@@ -216,8 +216,26 @@ pub(crate) fn plaintext_response(
     p: Positioned,
     extra: &[(&'static str, String)],
 ) -> Response {
-    let size = p.size;
-    let (status, start, len) = match p.range {
+    let content_type = HeaderValue::from_str(&p.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let metrics = state.metrics.clone();
+    let body = p.body;
+    ranged_response(p.range, p.size, content_type, &p.name, extra, |len| {
+        body.into_body(len, metrics)
+    })
+}
+
+/// The response for `range` of a `size`-byte resource: 200, 206 (with `Content-Range`) or 416,
+/// an attachment named `name`, with `body(len)` streaming the range's `len` bytes.
+pub(crate) fn ranged_response(
+    range: RangeReq,
+    size: u64,
+    content_type: HeaderValue,
+    name: &str,
+    extra: &[(&'static str, String)],
+    body: impl FnOnce(u64) -> Body,
+) -> Response {
+    let (status, start, len) = match range {
         RangeReq::Full => (StatusCode::OK, 0, size),
         RangeReq::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         RangeReq::Unsatisfiable => {
@@ -233,11 +251,8 @@ pub(crate) fn plaintext_response(
             return resp;
         }
     };
-    let content_type = HeaderValue::from_str(&p.content_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let disposition = HeaderValue::from_str(&stream::content_disposition(&p.name)).ok();
-    let body = p.body.into_body(len, state.metrics.clone());
-    let mut resp = Response::new(body);
+    let disposition = HeaderValue::from_str(&stream::content_disposition(name)).ok();
+    let mut resp = Response::new(body(len));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

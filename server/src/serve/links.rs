@@ -9,7 +9,7 @@ use std::io::{Seek, SeekFrom};
 use axum::Form;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use kinko_core::envelope::OpenError;
 use kinko_core::keys::Recipient;
@@ -24,8 +24,8 @@ use serde_json::json;
 
 use super::app::{AppState, ClientAddr};
 use super::error::ApiError;
-use super::files::{Positioned, plaintext_response, position};
-use super::stream;
+use super::files::{Positioned, plaintext_response, position, ranged_response};
+use super::stream::{self, RangeReq};
 
 /// Header carrying the link secret.
 pub(crate) const SECRET_HEADER: &str = "kinko-link-secret";
@@ -35,6 +35,8 @@ pub(crate) const PASSWORD_HEADER: &str = "kinko-password";
 pub(crate) const TICKET_HEADER: &str = "kinko-ticket";
 /// Header naming the keys a download will be opened with (`age1…`, comma-separated).
 pub(crate) const RECIPIENT_HEADER: &str = "kinko-recipient";
+/// Answer header marking a download as a recipient-bound envelope (`1`).
+pub(crate) const RECIPIENT_BOUND_HEADER: &str = "kinko-recipient-bound";
 
 /// The client address as the audit log records it.
 fn client(addr: Option<&ClientAddr>) -> std::net::IpAddr {
@@ -269,16 +271,23 @@ pub(crate) async fn form_download(
 /// What a granted download serves, prepared in the vault job that decided it.
 enum Served {
     Plain(Positioned),
-    Bound {
-        name: String,
-        header: Vec<u8>,
-        payload: Box<dyn BlobRead>,
-        n: u64,
-    },
+    Bound(BoundPart),
 }
 
-/// Opens a granted download and positions it for the Range (or, for a bound share, re-wraps
-/// the header and measures the payload). Blocking.
+/// The requested range of a recipient-bound envelope (the bound header, then the payload):
+/// the header's bytes in the range, then `len` bytes of the payload from where it is
+/// positioned. Every request for the share gets the same header, so ranges of it fit together.
+struct BoundPart {
+    name: String,
+    range: RangeReq,
+    total: u64,
+    prefix: Vec<u8>,
+    payload: Box<dyn BlobRead>,
+    len: u64,
+}
+
+/// Opens a granted download and positions it for the Range: in the plaintext, or (for a
+/// bound share) in the envelope made of the re-wrapped header and the payload. Blocking.
 fn prepare(v: &Vault, g: &Grant, range: Option<&str>) -> Result<Served, VaultError> {
     match v.download(g)? {
         Download::Plaintext(reader) => Ok(Served::Plain(position(reader, g.size, range)?)),
@@ -288,20 +297,34 @@ fn prepare(v: &Vault, g: &Grant, range: Option<&str>) -> Result<Served, VaultErr
         } => {
             let name = v.grant_meta(g)?.name;
             let io = |e| VaultError::Sealing(SealingError::Open(OpenError::Io(e)));
-            let n = payload.seek(SeekFrom::End(0)).map_err(io)?;
-            payload.seek(SeekFrom::Start(0)).map_err(io)?;
-            Ok(Served::Bound {
+            let head = header.len() as u64;
+            let total = head + payload.seek(SeekFrom::End(0)).map_err(io)?;
+            let range = stream::parse_range(range, total);
+            // The range as [start, end) of the whole envelope.
+            let (start, end) = match range {
+                RangeReq::Full => (0, total),
+                RangeReq::Part { start, end } => (start, end + 1),
+                RangeReq::Unsatisfiable => (0, 0),
+            };
+            let in_header = |at: u64| usize::try_from(at.min(head)).expect("within the header");
+            let prefix = header[in_header(start)..in_header(end)].to_vec();
+            payload
+                .seek(SeekFrom::Start(start.saturating_sub(head)))
+                .map_err(io)?;
+            Ok(Served::Bound(BoundPart {
                 name,
-                header,
+                range,
+                total,
+                prefix,
                 payload,
-                n,
-            })
+                len: end.saturating_sub(start.max(head)),
+            }))
         }
     }
 }
 
-/// The response of a prepared download: plaintext (with Range), or the envelope bound to the
-/// share's recipients.
+/// The response of a prepared download: plaintext, or the envelope bound to the share's
+/// recipients, each whole or the requested range.
 fn respond(state: &AppState, grant: &Grant, served: Served) -> Response {
     let mut extra = Vec::new();
     if let Some(t) = &grant.ticket {
@@ -309,34 +332,17 @@ fn respond(state: &AppState, grant: &Grant, served: Served) -> Response {
     }
     match served {
         Served::Plain(p) => plaintext_response(state, p, &extra),
-        Served::Bound {
-            name,
-            header,
-            payload,
-            n,
-        } => {
-            let total = header.len() as u64 + n;
-            let body = stream::reader_body(header, payload, Some(n), state.metrics.clone());
-            let mut resp = Response::new(body);
-            *resp.status_mut() = StatusCode::OK;
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
-            h.insert(
-                header::CONTENT_TYPE,
+        Served::Bound(b) => {
+            extra.push((RECIPIENT_BOUND_HEADER, "1".to_owned()));
+            let metrics = state.metrics.clone();
+            ranged_response(
+                b.range,
+                b.total,
                 HeaderValue::from_static("application/vnd.kinko.envelope"),
-            );
-            h.insert("kinko-recipient-bound", HeaderValue::from_static("1"));
-            if let Ok(v) =
-                HeaderValue::from_str(&stream::content_disposition(&format!("{name}.kinko")))
-            {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            for (k, v) in extra {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    h.insert(k, v);
-                }
-            }
-            resp
+                &format!("{}.kinko", b.name),
+                &extra,
+                |_| stream::reader_body(b.prefix, b.payload, Some(b.len), metrics),
+            )
         }
     }
 }

@@ -1091,7 +1091,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() and 0xFFFF) != 42187) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() and 0xFFFF) != 4589) {
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() and 0xFFFF) != 48367) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() and 0xFFFF) != 60240) {
@@ -2421,8 +2421,9 @@ public interface KinkoClientInterface {
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
-     * connection breaks resumes where it broke (up to three times, still one download).
+     * refused, broken or cancelled download leaves nothing behind. A download whose
+     * connection breaks resumes where it broke (up to three times, still one download), a
+     * recipient-bound one too.
      *
      * # Errors
      *
@@ -2749,8 +2750,9 @@ open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
      * [`KinkoClient::open_recipient_bound`] to get the plaintext in one step).
      *
      * Written to a temporary file beside `output`, renamed over it only once complete: a
-     * refused, broken or cancelled download leaves nothing behind. A plaintext download whose
-     * connection breaks resumes where it broke (up to three times, still one download).
+     * refused, broken or cancelled download leaves nothing behind. A download whose
+     * connection breaks resumes where it broke (up to three times, still one download), a
+     * recipient-bound one too.
      *
      * # Errors
      *
