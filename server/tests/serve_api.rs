@@ -448,6 +448,43 @@ fn ranges_of_a_bound_envelope_fit_together() {
     srv.assert_no_server_errors();
 }
 
+/// A counted download whose range misses the file still counts, so its answer (416) carries
+/// the ticket: the client can ask for a range that fits without counting again.
+#[test]
+fn a_counted_download_answered_416_still_gives_its_ticket() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "short.txt", b"0123456789");
+    let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 3600}));
+    let path = format!("/api/v1/links/{share}/content");
+    let r = srv.request(
+        "GET",
+        &path,
+        &[("kinko-link-secret", &secret), ("range", "bytes=10-")],
+        None,
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (416, "range_not_satisfiable")
+    );
+    assert_eq!(r.header("content-range"), Some("bytes */10"));
+    let ticket = r.header("kinko-ticket").expect("the ticket").to_owned();
+    let r = srv.request(
+        "GET",
+        &path,
+        &[
+            ("kinko-link-secret", &secret),
+            ("kinko-ticket", &ticket),
+            ("range", "bytes=5-"),
+        ],
+        None,
+    );
+    assert_eq!((r.status, &r.body[..]), (206, &b"56789"[..]));
+    let shares = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    assert_eq!(shares["shares"][0]["downloads"], 1);
+    srv.assert_no_server_errors();
+}
+
 #[test]
 fn range_requests_read_parts_and_one_ticket_counts_once() {
     let srv = TestServer::start();

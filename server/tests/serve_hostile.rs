@@ -90,6 +90,23 @@ fn malformed_requests_get_clear_4xx_answers() {
         assert_eq!(r.status, 400, "{why}: {}", r.text());
         assert_eq!(r.code(), "invalid", "{why}");
     }
+    // A JSON body past `max_json_bytes` (64 KiB by default): 413, before it is parsed.
+    let padded = format!("{{\"expires_in\": 60{}}}", " ".repeat(70_000));
+    let r = srv.request(
+        "POST",
+        &shares,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Some(padded.as_bytes()),
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (413, "too_large"),
+        "{}",
+        r.text()
+    );
     // Ids and paths.
     for (path, status) in [
         ("/api/v1/files/not-an-id", 400),
@@ -445,6 +462,66 @@ fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
     // The server is fine and a normal upload still works.
     srv.upload(&alice, "ok.txt", b"fine");
     assert_eq!(srv.blob_files().len(), 1);
+    srv.assert_no_server_errors();
+}
+
+/// The idle timeout counts progress in both directions: a download read slowly for many times
+/// the timeout completes, while a client that stops reading is cut.
+#[test]
+fn a_slow_download_outlives_the_idle_timeout_and_a_stalled_one_does_not() {
+    let srv = TestServer::start_with(Options {
+        config: Some("[limits]\nidle_timeout_secs = 1\n".into()),
+        ..Options::default()
+    });
+    let (_, alice) = srv.member("alice");
+    let content = data(24 * 1024 * 1024, 6);
+    let file = srv.upload(&alice, "film.bin", &content);
+    let get = |s: &mut TcpStream| {
+        write!(
+            s,
+            "GET /api/v1/files/{file}/content HTTP/1.1\r\nHost: x\r\n\
+             Authorization: Bearer {alice}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+    };
+    let body_len = |answer: &[u8]| {
+        let head = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        answer.len() - head
+    };
+
+    // Slow: 256 KiB every 40 ms, about 4 s in all, never a second without progress.
+    let mut s = TcpStream::connect(addr(&srv)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    get(&mut s);
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    assert_eq!(
+        body_len(&answer),
+        content.len(),
+        "the slow download was cut"
+    );
+    assert!(answer.ends_with(&content[content.len() - 1000..]));
+
+    // Stalled: nothing read for 4 s, more than the socket buffers hold. The server gives up
+    // on it; what arrives afterwards ends short of the 24 MiB.
+    let mut s = TcpStream::connect(addr(&srv)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    get(&mut s);
+    std::thread::sleep(Duration::from_secs(4));
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(
+        body_len(&answer) < content.len(),
+        "a client that stopped reading kept its connection"
+    );
     srv.assert_no_server_errors();
 }
 

@@ -23,9 +23,14 @@ use super::stream::PIPE_DEPTH;
 
 const DAY: u64 = 86_400;
 
-fn json_body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t)
-        .map_err(|e| ApiError::invalid(e.body_text()))
+/// The body, or the answer for one axum refused (too large for `state`'s limit, malformed).
+pub(crate) fn json_body<T>(
+    state: &AppState,
+    b: Result<Json<T>, JsonRejection>,
+) -> Result<T, ApiError> {
+    b.map(|Json(t)| t).map_err(|e| {
+        ApiError::rejected_body(e.status(), e.body_text(), state.limits.max_json_bytes)
+    })
 }
 
 fn user_json(u: &UserRecord) -> Value {
@@ -62,7 +67,7 @@ pub(crate) async fn create_user(
     Caller(ctx): Caller,
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let body = json_body(body)?;
+    let body = json_body(&state, body)?;
     let role: Role = body
         .role
         .parse()
@@ -93,7 +98,7 @@ pub(crate) async fn issue_token(
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let user: UserId = parse_id(&user, "user")?;
-    let body = json_body(body)?;
+    let body = json_body(&state, body)?;
     if body.label.len() > 256 {
         return Err(ApiError::invalid("a token label is at most 256 bytes"));
     }
@@ -248,7 +253,7 @@ pub(crate) async fn set_retention(
     Caller(ctx): Caller,
     body: Result<Json<RetentionBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let b = json_body(body)?;
+    let b = json_body(&state, body)?;
     let r = Retention {
         default: b.default,
         max: b.max,
@@ -373,7 +378,7 @@ pub(crate) async fn clock(
     if ctx.principal.role != Role::Admin {
         return Err(VaultError::Forbidden.into());
     }
-    let b = json_body(body)?;
+    let b = json_body(&state, body)?;
     state.clock.advance(b.advance);
     Ok(Json(json!({"now": state.clock.now().0})))
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -351,6 +351,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .merge(build(api_routes()))
         .fallback(|| async { ApiError::not_found("route") })
+        // JSON and form bodies; uploads stream their `Body` under `max_upload` instead.
+        .layer(DefaultBodyLimit::max(state.limits.max_json_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -63,6 +63,15 @@ impl ApiError {
             format!("the body exceeds this server's limit of {limit} bytes"),
         )
     }
+    /// A JSON or form body that axum could not take: `413 too_large` past `limit` bytes (the
+    /// router's `DefaultBodyLimit`, from `max_json_bytes`), else `400 invalid` with its reason.
+    pub(crate) fn rejected_body(status: StatusCode, reason: String, limit: usize) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::too_large(limit as u64)
+        } else {
+            Self::invalid(reason)
+        }
+    }
     pub(crate) fn timeout() -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,

@@ -226,7 +226,9 @@ pub(crate) fn plaintext_response(
 }
 
 /// The response for `range` of a `size`-byte resource: 200, 206 (with `Content-Range`) or 416,
-/// an attachment named `name`, with `body(len)` streaming the range's `len` bytes.
+/// an attachment named `name`, with `body(len)` streaming the range's `len` bytes. `extra`
+/// headers go on every answer, a 416 included: a counted download's ticket must reach the
+/// client even when its first range missed.
 pub(crate) fn ranged_response(
     range: RangeReq,
     size: u64,
@@ -235,6 +237,13 @@ pub(crate) fn ranged_response(
     extra: &[(&'static str, String)],
     body: impl FnOnce(u64) -> Body,
 ) -> Response {
+    let add_extra = |h: &mut HeaderMap| {
+        for (k, v) in extra {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.insert(*k, v);
+            }
+        }
+    };
     let (status, start, len) = match range {
         RangeReq::Full => (StatusCode::OK, 0, size),
         RangeReq::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
@@ -248,6 +257,7 @@ pub(crate) fn ranged_response(
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 resp.headers_mut().insert(header::CONTENT_RANGE, v);
             }
+            add_extra(resp.headers_mut());
             return resp;
         }
     };
@@ -266,11 +276,7 @@ pub(crate) fn ranged_response(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    for (k, v) in extra {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(*k, v);
-        }
-    }
+    add_extra(h);
     resp
 }
 
@@ -336,7 +342,7 @@ pub(crate) async fn create_share(
     body: Result<Json<NewShareBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let id: FileId = parse_id(&file, "file")?;
-    let Json(body) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let body = super::admin::json_body(&state, body)?;
     if body.expires_in == 0 {
         return Err(ApiError::invalid("expires_in must be at least 1 second"));
     }

@@ -253,7 +253,10 @@ pub(crate) async fn form_download(
     form: Result<Form<DownloadForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, ApiError> {
     let ip = client(addr.as_ref().map(|a| &a.0));
-    let Form(form) = form.map_err(|_| ApiError::invalid("expected the download form"))?;
+    let Form(form) = form.map_err(|e| {
+        let reason = "expected the download form".to_owned();
+        ApiError::rejected_body(e.status(), reason, state.limits.max_json_bytes)
+    })?;
     let ticket = DownloadTicket::parse(&form.ticket).ok_or_else(ApiError::link_invalid)?;
     let (grant, served) = decide(
         &state,

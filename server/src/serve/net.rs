@@ -1,19 +1,24 @@
-//! The accept loop: TCP_NODELAY, a connection limit, idle timeouts on the socket, a header
+//! The accept loop: TCP_NODELAY, a connection limit, an idle timeout on the socket, a header
 //! timeout, TLS (rustls) when configured, and graceful shutdown that lets in-flight transfers
 //! finish up to a deadline.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_io_timeout::TimeoutStream;
+use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use super::ServeError;
@@ -89,10 +94,7 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let mut io = TimeoutStream::new(tcp);
-        io.set_read_timeout(Some(limits.idle_timeout));
-        io.set_write_timeout(Some(limits.idle_timeout));
-        let io = Box::pin(io);
+        let io = Idle::new(tcp, limits.idle_timeout);
         let app = app.clone();
         let http = http.clone();
         let watcher = graceful.watcher();
@@ -142,6 +144,127 @@ pub(crate) async fn serve(
     }
 }
 
+/// A connection closed once neither direction has made progress for `limit`: a read or a
+/// write waiting longer than that fails with [`io::ErrorKind::TimedOut`].
+///
+/// Progress in *either* direction counts. A read timeout alone would cut every long download:
+/// hyper keeps a read pending while it writes a response (to notice a client that leaves), and
+/// a client that only receives never completes a read. A write timeout alone would miss a
+/// client that stalls its upload. Here a download that keeps moving, however slowly, and an
+/// upload that keeps arriving both live; a peer that stops reading or sending is cut.
+pub(crate) struct Idle<S> {
+    inner: S,
+    limit: Duration,
+    /// When a read or write last completed.
+    last: Instant,
+    /// Fires at `last + limit`; polled only while an operation waits.
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<S> Idle<S> {
+    pub(crate) fn new(inner: S, limit: Duration) -> Self {
+        let last = Instant::now();
+        Idle {
+            inner,
+            limit,
+            last,
+            timer: Box::pin(tokio::time::sleep_until(last + limit)),
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// An operation is waiting: `TimedOut` once nothing has moved for `limit`, else keep
+    /// waiting (the timer wakes the task at the deadline).
+    fn waiting<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let deadline = self.last + self.limit;
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection was idle too long",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Notes progress when `result` moved bytes (`moved`), or checks the deadline while it
+    /// waits.
+    fn track<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+        moved: impl FnOnce(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        match result {
+            Poll::Ready(Ok(v)) => {
+                if moved(&v) {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(v))
+            }
+            Poll::Pending => self.waiting(cx),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Idle<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = buf.filled().len() > before;
+        this.track(cx, result, |()| read)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.track(cx, result, |n| *n > 0)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.track(cx, result, |n| *n > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.track(cx, result, |()| false)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.track(cx, result, |()| false)
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
@@ -168,4 +291,56 @@ pub(crate) async fn shutdown_signal() {
 pub(crate) fn base_url(addr: SocketAddr, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{addr}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    // The clock is paused: tokio advances it only when every task waits, so these run instantly
+    // and measure the timer's own deadlines, not the machine.
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_cut_after_the_limit() {
+        let (_peer, ours) = tokio::io::duplex(64);
+        let mut idle = Idle::new(ours, LIMIT);
+        let started = Instant::now();
+        let err = idle.read(&mut [0; 8]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_pushes_the_deadline_back() {
+        let (mut peer, ours) = tokio::io::duplex(64);
+        let mut idle = Idle::new(ours, LIMIT);
+        let started = Instant::now();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(LIMIT / 2).await;
+                peer.write_all(b"x").await.unwrap();
+            }
+            // Then silence: the reader is cut one limit after the last byte.
+            std::future::pending::<()>().await;
+        });
+        let mut got = [0; 1];
+        for _ in 0..3 {
+            idle.read_exact(&mut got).await.unwrap();
+        }
+        let err = idle.read(&mut got).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), LIMIT / 2 * 3 + LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_cannot_proceed_is_cut_too() {
+        let (_peer, ours) = tokio::io::duplex(16);
+        let mut idle = Idle::new(ours, LIMIT);
+        // The peer never reads: the pipe fills, the write waits, and times out.
+        let err = idle.write_all(&[0; 64]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
 }

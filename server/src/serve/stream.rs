@@ -239,19 +239,46 @@ pub(crate) fn channel_body(rx: mpsc::Receiver<io::Result<Bytes>>, len: Option<u6
 }
 
 /// The blocking side of an upload: reads what the handler forwards.
+///
+/// The body's end is an explicit marker (an empty piece), never the channel closing: a handler
+/// that is dropped mid-body (a shutdown whose grace period ran out) closes the channel, and
+/// that must fail the upload rather than store the part that arrived as if it were the file.
 #[derive(Debug)]
 pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
+    ended: bool,
 }
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+            ended: false,
+        }
+    }
+}
+
+/// The piece that marks the end of an upload's body.
+const END_OF_BODY: Bytes = Bytes::new();
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
+                Some(Ok(b)) if b.is_empty() => self.ended = true,
                 Some(Ok(b)) => self.current = b,
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upload stopped before its body ended",
+                    ));
+                }
             }
         }
         let n = self.current.len().min(buf.len());
@@ -279,10 +306,7 @@ where
 
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(PIPE_DEPTH);
     let task = tokio::task::spawn_blocking(move || {
-        let mut reader = ChannelReader {
-            rx,
-            current: Bytes::new(),
-        };
+        let mut reader = ChannelReader::new(rx);
         consume(&mut reader)
     });
     let started = Instant::now();
@@ -301,6 +325,7 @@ where
                 if !filling.is_empty() {
                     let _ = tx.send(Ok(pool.lend(filling))).await;
                 }
+                let _ = tx.send(Ok(END_OF_BODY)).await;
                 break;
             }
             Ok(Some(Err(e))) => {
@@ -460,6 +485,76 @@ pub(crate) fn content_disposition(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reader_of(pieces: &[&'static [u8]], end: bool) -> ChannelReader {
+        let (tx, rx) = mpsc::channel(pieces.len() + 1);
+        for p in pieces {
+            tx.try_send(Ok(Bytes::from_static(p))).unwrap();
+        }
+        if end {
+            tx.try_send(Ok(END_OF_BODY)).unwrap();
+        }
+        ChannelReader::new(rx)
+    }
+
+    #[test]
+    fn an_upload_ends_only_at_its_end_marker() {
+        let mut all = Vec::new();
+        reader_of(&[b"ab", b"c"], true)
+            .read_to_end(&mut all)
+            .unwrap();
+        assert_eq!(all, b"abc");
+        let mut part = Vec::new();
+        let err = reader_of(&[b"ab", b"c"], false)
+            .read_to_end(&mut part)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    /// A body that sends one frame, then nothing, ever.
+    struct Stalls(Option<Bytes>);
+
+    impl HttpBody for Stalls {
+        type Data = Bytes;
+        type Error = io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+            match self.0.take() {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    /// The shutdown case: the handler is dropped in the middle of the body. The sealer's
+    /// reader must fail, not see the end of a (shorter) file.
+    #[tokio::test]
+    async fn an_upload_dropped_mid_body_fails_its_consumer() {
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let metrics = Metrics::default();
+        let upload = feed_upload(
+            Body::new(Stalls(Some(Bytes::from_static(b"the first part")))),
+            1 << 20,
+            Duration::from_secs(3600),
+            &metrics,
+            move |r: &mut ChannelReader| {
+                let mut all = Vec::new();
+                let _ = seen_tx.send(r.read_to_end(&mut all));
+            },
+        );
+        // Runs until it waits for the next frame, then is dropped.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), upload)
+                .await
+                .is_err()
+        );
+        let seen = tokio::task::spawn_blocking(move || seen_rx.recv().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(seen.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
 
     #[test]
     fn ranges() {
