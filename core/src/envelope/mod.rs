@@ -315,10 +315,15 @@ impl Header {
         Some(payload_len - chunks * TAG_BYTES as u64)
     }
 
-    /// The payload length for `plaintext_len` bytes of plaintext.
-    pub fn payload_len(&self, plaintext_len: u64) -> u64 {
+    /// The payload length for `plaintext_len` bytes of plaintext, or `None` if it does not
+    /// fit in a `u64`. Checked because the size it is given comes from metadata that anyone
+    /// holding the DEK could have written: a size near `u64::MAX` must not wrap around to a
+    /// small length that a short payload could match.
+    pub fn payload_len(&self, plaintext_len: u64) -> Option<u64> {
         let chunks = plaintext_len.div_ceil(self.chunk_size() as u64).max(1);
-        plaintext_len + chunks * TAG_BYTES as u64
+        chunks
+            .checked_mul(TAG_BYTES as u64)?
+            .checked_add(plaintext_len)
     }
 }
 

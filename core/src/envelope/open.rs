@@ -88,11 +88,45 @@ fn open_batch(cipher: &Cipher, mut jobs: Vec<Job>) -> Vec<Job> {
 enum Layout {
     /// A stream: by reading one chunk ahead (a final chunk is followed by end of input).
     Stream,
-    /// Seekable input of known length: from the length.
+    /// Seekable input of known length: from the length, checked against the metadata's
+    /// size when it has one (see [`known_plaintext_len`]).
     Known {
         payload_start: u64,
         payload_len: u64,
+        plaintext_len: u64,
     },
+}
+
+/// The plaintext length of a payload of `payload_len` bytes, for a seekable opener that
+/// learns the length from the input instead of from the final chunk.
+///
+/// The length of a blob is not authenticated: only the final chunk's last flag is, and a
+/// range read may never reach it. So when the (authenticated) metadata records a size, the
+/// payload must be exactly as long as a payload of that size; otherwise a payload cut at a
+/// chunk boundary, or replaced by 16 bytes, would serve its remaining prefix (or nothing)
+/// without any error. Without a size, only lengths no payload can have are refused.
+///
+/// # Errors
+///
+/// [`OpenError::Truncated`] if the payload is shorter than the size needs (or the size is
+/// too large for any payload, or the length is not one a payload can have),
+/// [`OpenError::TrailingData`] if it is longer: the names the streaming opener gives a
+/// payload cut at, or extended past, its final chunk.
+fn known_plaintext_len(
+    header: &Header,
+    declared: Option<u64>,
+    payload_len: u64,
+) -> Result<u64, OpenError> {
+    let Some(size) = declared else {
+        return header
+            .plaintext_len(payload_len)
+            .ok_or(OpenError::Truncated);
+    };
+    match header.payload_len(size) {
+        Some(expected) if payload_len == expected => Ok(size),
+        Some(expected) if payload_len > expected => Err(OpenError::TrailingData),
+        _ => Err(OpenError::Truncated),
+    }
 }
 
 /// Opens an envelope: a [`Read`] of the verified plaintext, and over seekable input
@@ -207,8 +241,16 @@ impl<R: Read> Opener<R> {
 
     /// Makes `read` stop at plaintext offset `end` (or not at all with `None`): chunks past
     /// it are never read. For serving a byte range: seek to its start, set its end.
+    ///
+    /// On seekable input an `end` at or past the plaintext length is the same as `None`: a
+    /// read to the end then always decrypts the final chunk and checks its tag and last
+    /// flag, instead of stopping before it (an empty file would otherwise read no chunk at
+    /// all). A stream opener does not know the length; there, `Some(0)` reads no chunk.
     pub fn set_end(&mut self, end: Option<u64>) {
-        self.end = end;
+        self.end = match self.layout {
+            Layout::Known { plaintext_len, .. } => end.filter(|&e| e < plaintext_len),
+            Layout::Stream => end,
+        };
         if !self.raw_done {
             // `done` can only have come from the old limit: the final chunk is not read yet.
             self.done = false;
@@ -427,9 +469,14 @@ impl<R: Read + Seek> Opener<R> {
 
     /// Like [`Opener::from_parts`] over seekable input positioned at the payload's start.
     ///
+    /// The payload's length is checked before any chunk is read: it must be exactly the
+    /// length of a payload holding the metadata's size, if the metadata has one, and one a
+    /// payload can have otherwise.
+    ///
     /// # Errors
     ///
-    /// As [`Opener::from_parts`], and I/O errors while seeking.
+    /// As [`Opener::from_parts`]; [`OpenError::Truncated`] or [`OpenError::TrailingData`]
+    /// if the payload is shorter or longer than that; I/O errors while seeking.
     pub fn from_parts_seekable(
         header: Header,
         dek: DataKey,
@@ -438,26 +485,26 @@ impl<R: Read + Seek> Opener<R> {
         let payload_start = payload.stream_position()?;
         let payload_end = payload.seek(SeekFrom::End(0))?;
         payload.seek(SeekFrom::Start(payload_start))?;
+        let payload_len = payload_end.saturating_sub(payload_start);
         let mut opener = Self::from_parts(header, dek, payload)?;
+        let plaintext_len = known_plaintext_len(&opener.header, opener.metadata.size, payload_len)?;
         opener.layout = Layout::Known {
             payload_start,
-            payload_len: payload_end.saturating_sub(payload_start),
+            payload_len,
+            plaintext_len,
         };
         Ok(opener)
     }
 
-    /// Plaintext length, from the payload length (seekable input only).
+    /// Plaintext length (seekable input only): the metadata's size, which the payload's
+    /// length was checked against, or else the length the payload's length implies.
     ///
     /// # Errors
     ///
-    /// [`OpenError::Truncated`] if the payload length is not one a payload can have;
     /// `InvalidInput` I/O error on a stream opener.
     pub fn plaintext_len(&self) -> Result<u64, OpenError> {
         match self.layout {
-            Layout::Known { payload_len, .. } => self
-                .header
-                .plaintext_len(payload_len)
-                .ok_or(OpenError::Truncated),
+            Layout::Known { plaintext_len, .. } => Ok(plaintext_len),
             Layout::Stream => Err(OpenError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "plaintext length needs an opener made with new_seekable",
@@ -484,6 +531,7 @@ impl<R: Read + Seek> Seek for Opener<R> {
         let Layout::Known {
             payload_start,
             payload_len,
+            plaintext_len,
         } = self.layout
         else {
             return Err(io::Error::new(
@@ -494,10 +542,7 @@ impl<R: Read + Seek> Seek for Opener<R> {
         let target = match pos {
             SeekFrom::Start(p) => Some(p),
             SeekFrom::Current(d) => self.position.checked_add_signed(d),
-            SeekFrom::End(d) => {
-                let len = self.plaintext_len().map_err(OpenError::into_io)?;
-                len.checked_add_signed(d)
-            }
+            SeekFrom::End(d) => plaintext_len.checked_add_signed(d),
         }
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         if self.failed || self.failure.is_some() {

@@ -96,7 +96,7 @@ fn round_trips_at_chunk_edges_both_suites_and_both_write_paths() {
             let header = Header::read(&mut &a[..]).unwrap();
             assert_eq!(
                 a.len() as u64,
-                header.len() as u64 + header.payload_len(len as u64)
+                header.len() as u64 + header.payload_len(len as u64).unwrap()
             );
             for env in [&a, &b] {
                 assert_eq!(
@@ -644,6 +644,256 @@ fn seek_reads_only_what_it_needs_and_matches_plaintext() {
         OpenError::from_io(&err),
         Some(OpenError::ChunkAuthFailed { index: 7 })
     ));
+}
+
+/// Seals `plain` as the vault does: detached, so the metadata records its size.
+fn seal_sized(plain: &[u8]) -> (Header, Vec<u8>, Keyring) {
+    let (recipients, keyring) = to_alice();
+    let mut sealer = Sealer::detached(
+        Vec::new(),
+        &recipients,
+        options(Suite::Aes256Gcm, SMALL_CHUNK),
+    )
+    .unwrap();
+    sealer.write_all(plain).unwrap();
+    let (header, payload) = sealer.finish_detached().unwrap();
+    (header, payload, keyring)
+}
+
+/// A seekable opener over a payload stored apart from its header (the vault's way).
+fn open_payload(
+    header: &Header,
+    payload: Vec<u8>,
+    keyring: &Keyring,
+) -> Result<Opener<Cursor<Vec<u8>>>, OpenError> {
+    let dek = header.unwrap_key(keyring).unwrap();
+    Opener::from_parts_seekable(header.clone(), dek, Cursor::new(payload))
+}
+
+/// The `OpenError` inside an error from the `Read` impl.
+fn unwrap_io(err: std::io::Error) -> OpenError {
+    if OpenError::from_io(&err).is_none() {
+        return OpenError::Io(err);
+    }
+    *err.into_inner().unwrap().downcast::<OpenError>().unwrap()
+}
+
+/// Reads as the server's download does: the length from `plaintext_len`, then `range`
+/// (inclusive) or the whole file, with `set_end` at its end.
+fn serve<R: Read + Seek>(
+    opener: Result<Opener<R>, OpenError>,
+    range: Option<(u64, u64)>,
+) -> Result<Vec<u8>, OpenError> {
+    let mut opener = opener?;
+    let size = opener.plaintext_len()?;
+    match range {
+        Some((start, last)) => {
+            opener.seek(SeekFrom::Start(start))?;
+            opener.set_end(Some(last + 1));
+        }
+        None => opener.set_end(Some(size)),
+    }
+    let mut out = Vec::new();
+    opener.read_to_end(&mut out).map_err(unwrap_io)?;
+    Ok(out)
+}
+
+#[test]
+fn payload_len_is_checked() {
+    let header = Header::read(&mut &tamper_fixture(Suite::Aes256Gcm).1[..]).unwrap();
+    let c = SMALL_CHUNK as u64;
+    assert_eq!(header.payload_len(0), Some(16));
+    assert_eq!(header.payload_len(c), Some(c + 16));
+    assert_eq!(header.payload_len(c + 1), Some(c + 1 + 32));
+    assert_eq!(header.payload_len(u64::MAX), None);
+    assert_eq!(header.payload_len(u64::MAX - 100), None);
+    for len in [0, 1, c - 1, c, c + 1, 7 * c + 3] {
+        let payload = header.payload_len(len).unwrap();
+        assert_eq!(header.plaintext_len(payload), Some(len), "len {len}");
+    }
+}
+
+#[test]
+fn seekable_open_refuses_a_payload_replaced_by_16_bytes() {
+    let plain = data(10 * 1024, 9);
+    // With the size in the metadata: refused before any chunk is read.
+    let (header, _, keyring) = seal_sized(&plain);
+    let err = open_payload(&header, vec![0; 16], &keyring).unwrap_err();
+    assert!(matches!(err, OpenError::Truncated), "{err:?}");
+    let mut env = header.to_bytes();
+    env.extend_from_slice(&[0; 16]);
+    let err = serve(Opener::new_seekable(Cursor::new(&env), &keyring), None).unwrap_err();
+    assert!(matches!(err, OpenError::Truncated), "{err:?}");
+    // Without a size, 16 bytes look like an empty file: reading to the end still opens
+    // that "empty" final chunk and its tag fails.
+    let (recipients, keyring) = to_alice();
+    let unsized_env = seal_to(&plain, &recipients, options(Suite::Aes256Gcm, SMALL_CHUNK));
+    let header_len = Header::read(&mut &unsized_env[..]).unwrap().len();
+    let mut env = unsized_env[..header_len].to_vec();
+    env.extend_from_slice(&[0; 16]);
+    let opener = Opener::new_seekable(Cursor::new(&env), &keyring);
+    assert_eq!(opener.as_ref().unwrap().plaintext_len().unwrap(), 0);
+    let err = serve(opener, None).unwrap_err();
+    assert!(
+        matches!(err, OpenError::ChunkAuthFailed { index: 0 }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn seekable_open_refuses_a_payload_cut_short() {
+    let plain = data(10 * SMALL_CHUNK + 123, 10);
+    let (header, payload, keyring) = seal_sized(&plain);
+    let enc = SMALL_CHUNK + TAG_BYTES;
+    // At every chunk boundary and inside chunks: a range inside what is left fails too.
+    let cuts = (0..=10)
+        .map(|k| k * enc)
+        .chain([1, enc + 17, payload.len() - 1]);
+    for cut in cuts {
+        let prefix = payload[..cut].to_vec();
+        let err = open_payload(&header, prefix.clone(), &keyring).unwrap_err();
+        assert!(matches!(err, OpenError::Truncated), "cut {cut}: {err:?}");
+        let err = serve(open_payload(&header, prefix, &keyring), Some((0, 9))).unwrap_err();
+        assert!(matches!(err, OpenError::Truncated), "cut {cut}: {err:?}");
+    }
+    // Without a size, a read to the end meets the cut: the new final chunk was not sealed
+    // as the last one.
+    let (recipients, keyring) = to_alice();
+    let env = seal_to(&plain, &recipients, options(Suite::Aes256Gcm, SMALL_CHUNK));
+    let header_len = Header::read(&mut &env[..]).unwrap().len();
+    let cut = &env[..header_len + 3 * enc];
+    let err = serve(Opener::new_seekable(Cursor::new(cut), &keyring), None).unwrap_err();
+    assert!(matches!(err, OpenError::Truncated), "{err:?}");
+}
+
+#[test]
+fn seekable_open_refuses_trailing_bytes() {
+    for len in [2 * SMALL_CHUNK, 2 * SMALL_CHUNK + SMALL_CHUNK / 2, 0] {
+        let plain = data(len, 11);
+        let (header, payload, keyring) = seal_sized(&plain);
+        for extra in [1, 16, 17, SMALL_CHUNK + TAG_BYTES] {
+            let mut longer = payload.clone();
+            longer.extend(std::iter::repeat_n(0, extra));
+            let err = open_payload(&header, longer, &keyring).unwrap_err();
+            assert!(
+                matches!(err, OpenError::TrailingData),
+                "len {len} + {extra}: {err:?}"
+            );
+        }
+    }
+    // Without a size, a read to the end fails whatever was appended.
+    let (recipients, keyring) = to_alice();
+    let env = seal_to(
+        &data(2 * SMALL_CHUNK, 11),
+        &recipients,
+        options(Suite::Aes256Gcm, SMALL_CHUNK),
+    );
+    for extra in [1, 16, 17, SMALL_CHUNK + TAG_BYTES] {
+        let mut bad = env.clone();
+        bad.extend(std::iter::repeat_n(0, extra));
+        let err = serve(Opener::new_seekable(Cursor::new(&bad), &keyring), None).unwrap_err();
+        assert!(
+            matches!(err, OpenError::TrailingData | OpenError::Truncated),
+            "{extra} extra bytes: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn hostile_size_near_u64_max_is_refused_without_overflow() {
+    let (recipients, keyring) = to_alice();
+    for size in [u64::MAX, u64::MAX - 100, u64::MAX / 2] {
+        // The header goes out first; the sealer is dropped before it could notice the lie.
+        let mut env = Vec::new();
+        let opts = SealOptions {
+            metadata: Metadata {
+                size: Some(size),
+                ..Metadata::default()
+            },
+            ..options(Suite::Aes256Gcm, SMALL_CHUNK)
+        };
+        drop(Sealer::new(&mut env, &recipients, opts).unwrap());
+        env.extend_from_slice(&[0; 16]);
+        let err = Opener::new_seekable(Cursor::new(&env), &keyring).unwrap_err();
+        assert!(matches!(err, OpenError::Truncated), "size {size}: {err:?}");
+    }
+}
+
+#[test]
+fn seekable_open_with_a_size_serves_ranges_and_whole_files() {
+    let c = SMALL_CHUNK;
+    for len in [0, 1, c - 1, c, c + 1, 3 * c, 10 * 1024, 5 * c + 7] {
+        let plain = data(len, 12);
+        let (header, payload, keyring) = seal_sized(&plain);
+        let open = || open_payload(&header, payload.clone(), &keyring);
+        assert_eq!(open().unwrap().plaintext_len().unwrap(), len as u64);
+        assert_eq!(serve(open(), None).unwrap(), plain, "len {len}");
+        let mut env = header.to_bytes();
+        env.extend_from_slice(&payload);
+        let whole = serve(Opener::new_seekable(Cursor::new(&env), &keyring), None);
+        assert_eq!(whole.unwrap(), plain, "len {len}");
+        if len == 0 {
+            continue;
+        }
+        let last = len as u64 - 1;
+        for (start, end) in [(0, 0), (0, last), (last, last), (last / 2, last)] {
+            let got = serve(open(), Some((start, end))).unwrap();
+            assert_eq!(got, &plain[start as usize..=end as usize], "len {len}");
+        }
+        // An end past the length reads to the end.
+        let mut opener = open().unwrap();
+        opener.seek(SeekFrom::End(-1)).unwrap();
+        opener.set_end(Some(len as u64 + 100));
+        let mut tail = Vec::new();
+        opener.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, &plain[len - 1..]);
+    }
+}
+
+#[test]
+fn set_end_at_the_length_still_verifies_the_final_chunk() {
+    // An empty file's only chunk is its final chunk: `set_end(Some(0))` must not skip it.
+    let (header, payload, keyring) = seal_sized(&[]);
+    let (recipients, _) = to_alice();
+    let unsized_env = seal_to(b"", &recipients, options(Suite::Aes256Gcm, SMALL_CHUNK));
+    let mut unsized_bad = unsized_env.clone();
+    *unsized_bad.last_mut().unwrap() ^= 1;
+    let mut sized_bad = payload.clone();
+    sized_bad[3] ^= 1;
+    assert_eq!(
+        serve(open_payload(&header, payload, &keyring), None).unwrap(),
+        b""
+    );
+    assert_eq!(
+        serve(
+            Opener::new_seekable(Cursor::new(&unsized_env), &keyring),
+            None
+        )
+        .unwrap(),
+        b""
+    );
+    for result in [
+        serve(open_payload(&header, sized_bad, &keyring), None),
+        serve(
+            Opener::new_seekable(Cursor::new(&unsized_bad), &keyring),
+            None,
+        ),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, OpenError::ChunkAuthFailed { index: 0 }),
+            "{err:?}"
+        );
+    }
+    // The same for a damaged final chunk of a longer file read up to its length.
+    let plain = data(3 * SMALL_CHUNK, 13);
+    let (header, mut payload, keyring) = seal_sized(&plain);
+    *payload.last_mut().unwrap() ^= 1;
+    let err = serve(open_payload(&header, payload, &keyring), None).unwrap_err();
+    assert!(
+        matches!(err, OpenError::ChunkAuthFailed { index: 2 }),
+        "{err:?}"
+    );
 }
 
 #[test]
