@@ -2,11 +2,16 @@
 
 mod vault_common;
 
-use std::sync::Barrier;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Barrier};
 
+use kinko_core::vault::store::Op;
 use kinko_core::vault::{
-    AccessDurability, AccessKind, KeyRing, MasterKey, Metadata, ShareOptions, Vault,
+    AccessDurability, AccessError, AccessKind, Durability, FileId, KeyRing, MasterKey, Metadata,
+    NewShare, ShareOptions, Vault,
 };
+use vault_common::hooked::{HookedStore, Hooks, is_shred};
 use vault_common::*;
 
 fn upload(env: &Env) -> kinko_core::vault::FileId {
@@ -156,4 +161,155 @@ fn revocation_racing_downloads_is_linearizable() {
         "every counted download has exactly one audit record"
     );
     assert!(vault.verify_audit(&admin).is_ok());
+}
+
+/// A file with a share, in a vault over a [`HookedStore`] that counts the commits that
+/// crypto-shred a file (the attempts of a delete's first step).
+fn busy_share_env(
+    dir: &std::path::Path,
+    kek: u8,
+) -> (Env, FileId, NewShare, Arc<Hooks>, Arc<AtomicUsize>) {
+    let (meta, hooks) = HookedStore::open(&dir.join("meta"));
+    let mut cfg = config(KeyRing::new(MasterKey::from_bytes([kek; 32])));
+    cfg.access_durability = AccessDurability::Buffered;
+    let env = setup_over(dir, cfg, Box::new(meta));
+    let file = upload(&env);
+    let share = env
+        .vault
+        .create_share(
+            &env.member,
+            &file,
+            ShareOptions {
+                expires_in: DAY,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let shred_attempts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&shred_attempts);
+    hooks.before_commit(Box::new(move |_, ops| {
+        if is_shred(ops) {
+            counter.fetch_add(1, SeqCst);
+        }
+    }));
+    (env, file, share, hooks, shred_attempts)
+}
+
+/// After a delete: the file, its blob and its shares are gone, and the link is refused.
+fn assert_deleted(env: &Env, file: &FileId, share: &NewShare) {
+    let v = &env.vault;
+    assert!(v.meta().file(file).unwrap().is_none(), "file record left");
+    assert!(!v.blobs().exists(file).unwrap(), "blob left");
+    assert!(v.meta().share(&share.id).unwrap().is_none(), "share left");
+    assert!(v.meta().shares_of_file(file).unwrap().is_empty());
+    assert!(v.meta().shares_of_user(&env.member_id).unwrap().is_empty());
+    assert!(matches!(
+        v.access(&share.id, &share.secret, None, AccessKind::Download, "", T0),
+        Err(AccessError::Denied)
+    ));
+}
+
+/// Downloads in a loop on several threads (each one bumps the share's version) while the
+/// owner deletes the file. The delete's shred commit does not depend on share versions, so
+/// it goes through at its first attempt (nothing else changes the file record); no
+/// download is allowed once the delete returned, and none is recorded after the shred.
+#[test]
+fn deleting_a_file_under_a_stream_of_downloads_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, file, share, _hooks, shred_attempts) = busy_share_env(dir.path(), 50);
+    let v = &env.vault;
+    let downloads = AtomicUsize::new(0);
+    let deleted = AtomicBool::new(false);
+    let allowed_after_delete = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                // Keep downloading until a few attempts after the delete returned.
+                let mut after = 0;
+                while after < 20 {
+                    let seen_deleted = deleted.load(SeqCst);
+                    let ok = v
+                        .access(&share.id, &share.secret, None, AccessKind::Download, "", T0)
+                        .is_ok();
+                    downloads.fetch_add(usize::from(ok), SeqCst);
+                    if seen_deleted {
+                        after += 1;
+                        allowed_after_delete.fetch_add(usize::from(ok), SeqCst);
+                    }
+                }
+            });
+        }
+        scope.spawn(|| {
+            // Delete while the downloads are in full flow.
+            while downloads.load(SeqCst) < 50 {
+                std::thread::yield_now();
+            }
+            let result = v.delete_file(&env.member, &file);
+            deleted.store(true, SeqCst); // also on failure, so the downloaders stop
+            result.unwrap();
+        });
+    });
+    assert_eq!(
+        shred_attempts.load(SeqCst),
+        1,
+        "the shred commit was retried"
+    );
+    assert_eq!(allowed_after_delete.load(SeqCst), 0);
+    assert_deleted(&env, &file, &share);
+
+    // In the audit chain no allowed download follows the shred.
+    let mut out = Vec::new();
+    v.export_audit(&env.admin, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let shred_at = lines
+        .iter()
+        .position(|l| l.contains("\"action\":\"file.delete\"") && l.contains("key shredded"))
+        .unwrap();
+    assert!(
+        lines[..shred_at]
+            .iter()
+            .any(|l| l.contains("\"action\":\"share.download\"")
+                && l.contains("\"outcome\":\"allowed\"")),
+        "downloads ran before the delete"
+    );
+    assert!(
+        !lines[shred_at..]
+            .iter()
+            .any(|l| l.contains("\"action\":\"share.download\"")
+                && l.contains("\"outcome\":\"allowed\"")),
+        "a download was allowed after the shred"
+    );
+    assert!(v.verify_audit(&env.admin).is_ok());
+}
+
+/// The worst interleaving, staged: a download's counter update lands between the delete's
+/// reads and its shred commit, before every attempt (the store bumps the share's version
+/// just before the shred commit applies). The delete still finishes at its first attempt.
+/// (With a share-version guard it would retry once per bump: forever under a steady stream.)
+#[test]
+fn a_share_updated_before_every_shred_attempt_does_not_stall_the_delete() {
+    const BUMPS: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let (env, file, share, hooks, shred_attempts) = busy_share_env(dir.path(), 51);
+    let (share_id, attempts) = (share.id, Arc::clone(&shred_attempts));
+    hooks.before_commit(Box::new(move |store, ops| {
+        if !is_shred(ops) || attempts.fetch_add(1, SeqCst) >= BUMPS {
+            return;
+        }
+        // What a counted download's commit does to the share.
+        let mut s = store.share(&share_id).unwrap().unwrap();
+        s.downloads += 1;
+        s.version += 1;
+        store
+            .commit(&[], vec![Op::UpdateShare(s)], Durability::Buffered)
+            .unwrap();
+    }));
+    env.vault.delete_file(&env.member, &file).unwrap();
+    assert_eq!(
+        shred_attempts.load(SeqCst),
+        1,
+        "the shred commit was retried"
+    );
+    assert_deleted(&env, &file, &share);
 }

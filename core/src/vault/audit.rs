@@ -604,8 +604,10 @@ impl AuditLog {
         self.signing.verifying_key()
     }
 
-    /// Appends `entry` in the same atomic commit as `ops` under `guards`. If anything fails,
-    /// neither the ops nor the record are written. Returns the record's seq.
+    /// Appends `entry` in the same atomic commit as `ops` under `guards`. Returns the record's
+    /// seq. If the commit fails, neither the ops nor the record are written; the one exception
+    /// is [`StoreError::NotDurable`]: a [`Durability::Sync`] commit that was applied (the
+    /// chain head has moved past it) but whose flush failed.
     pub(crate) fn commit(
         &self,
         store: &dyn MetaStore,
@@ -644,7 +646,7 @@ impl AuditLog {
                 head.hash = hash;
                 drop(head);
                 if durability == Durability::Sync {
-                    store.flush()?;
+                    store.flush().map_err(StoreError::not_durable)?;
                 }
                 Ok(rec.seq)
             }

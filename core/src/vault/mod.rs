@@ -126,7 +126,9 @@ pub enum VaultError {
     /// The name is taken.
     #[error("{0} already exists")]
     Exists(&'static str),
-    /// The metadata or blob store failed. The operation did not happen.
+    /// The metadata or blob store failed. The operation did not happen, except with
+    /// [`StoreError::NotDurable`]: it happened but may not survive a crash (see
+    /// [`VaultError::was_applied`]).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A key could not be unwrapped (for example the KEK it names is not loaded).
@@ -135,6 +137,15 @@ pub enum VaultError {
     /// Sealing or opening a file failed.
     #[error(transparent)]
     Sealing(#[from] SealingError),
+}
+
+impl VaultError {
+    /// Whether the failed operation took effect anyway: its commit was applied, only the
+    /// flush to stable storage failed. Retrying it would do it twice; telling the caller
+    /// "nothing changed" would be wrong.
+    pub fn was_applied(&self) -> bool {
+        matches!(self, VaultError::Store(e) if e.was_applied())
+    }
 }
 
 /// What a link requester is told. Every refusal that is not about the password is
@@ -828,7 +839,9 @@ impl Vault {
     ///
     /// # Errors
     /// Forbidden, retention over the maximum, I/O or store errors. On error no file exists
-    /// (a published blob without a record is removed, or at the latest at the next startup).
+    /// (a published blob without a record is removed, or at the latest at the next startup),
+    /// except after [`StoreError::NotDurable`]: the record was committed, only its flush
+    /// failed, so the file exists (with its blob) and may or may not survive a crash.
     pub fn upload(
         &self,
         ctx: &Ctx,
@@ -872,10 +885,21 @@ impl Vault {
             entry,
             Durability::Sync,
         ) {
-            let _ = self.blobs.delete(&id);
+            self.discard_unrecorded_blob(&id, &e);
             return Err(e.into());
         }
         Ok(id)
+    }
+
+    /// After an upload's failed commit: deletes the blob unless the record was committed
+    /// anyway ([`StoreError::NotDurable`]). That record is live (and, if a later flush or
+    /// the background flusher writes it out, durable); deleting its blob would leave an
+    /// active file without its payload. If the record is lost in a crash instead, startup
+    /// repair removes the blob as an orphan.
+    fn discard_unrecorded_blob(&self, id: &FileId, commit_error: &StoreError) {
+        if !commit_error.was_applied() {
+            let _ = self.blobs.delete(id);
+        }
     }
 
     /// The file's decrypted metadata (owner, admin).
@@ -991,20 +1015,18 @@ impl Vault {
                 return Ok(());
             };
             if f.state == FileState::Active {
-                let mut guards = vec![Guard::File(f.id, Some(f.version))];
-                let mut ops = Vec::new();
-                for sid in self.meta.shares_of_file(file)? {
-                    if let Some(s) = self.meta.share(&sid)? {
-                        guards.push(Guard::Share(s.id, Some(s.version)));
-                        ops.push(Op::DeleteShare(s));
-                    }
-                }
-                let n_shares = ops.len();
+                // Guarded by the file's version only. The shares are deleted by the store
+                // inside the commit (whatever their versions then), so downloads bumping a
+                // share's version cannot starve the delete; each download decided before it
+                // guards on its share's version, finds the share gone, re-reads and is
+                // refused. The count is of the shares listed now, for the audit record.
+                let guards = vec![Guard::File(f.id, Some(f.version))];
+                let n_shares = self.meta.shares_of_file(file)?.len();
                 let mut tomb = f.clone();
                 tomb.header = Vec::new();
                 tomb.state = FileState::Shredded;
                 tomb.version += 1;
-                ops.push(Op::PutFile(tomb));
+                let ops = vec![Op::DeleteSharesOfFile(f.id), Op::PutFile(tomb)];
                 let entry = Entry {
                     time: now,
                     actor,

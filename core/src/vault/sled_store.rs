@@ -23,7 +23,8 @@
 //! alone or with a share counter), written as single-key inserts, audit record first: see
 //! [`audit_first`].
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::model::{ExpiryEntry, FileRecord, ShareRecord, TokenRecord, UserRecord};
@@ -34,11 +35,23 @@ use super::types::{FileId, ShareId, Timestamp, TokenId, UserId};
 const CACHE_BYTES: u64 = 32 << 20;
 
 /// The embedded metadata store.
-#[derive(Debug)]
 pub struct SledMetaStore {
     db: sled::Db,
     tree: sled::Tree,
     commit_lock: Mutex<()>,
+    /// Where the database lives (all its `Debug` shows).
+    dir: PathBuf,
+}
+
+/// Only the directory: sled 0.34's own `Debug` for `Db` and `Tree` prints every key and
+/// value (the wrapped seed, file headers, token and link hashes, the audit log), and a
+/// `Vault` (which holds this store) is the kind of value that ends up in a log line.
+impl fmt::Debug for SledMetaStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledMetaStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -108,6 +121,7 @@ impl SledMetaStore {
             db,
             tree,
             commit_lock: Mutex::new(()),
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -174,6 +188,23 @@ impl SledMetaStore {
             .collect()
     }
 
+    /// Adds to `batch` the removal of every share `file` has now, with its index entries.
+    /// Call under the commit lock, so the set cannot change before the batch applies.
+    fn remove_shares_of_file(
+        &self,
+        batch: &mut sled::Batch,
+        file: &FileId,
+    ) -> Result<(), StoreError> {
+        for id in self.shares_of_file(file)? {
+            match self.share(&id)? {
+                Some(s) => remove_share(batch, &s),
+                // An index entry without its record (never written so): drop the entry.
+                None => batch.remove(key(b'S', &[&file.0, &id.0])),
+            }
+        }
+        Ok(())
+    }
+
     fn index_ids<T>(&self, prefix: &[u8], make: fn([u8; 16]) -> T) -> Result<Vec<T>, StoreError> {
         self.tree
             .scan_prefix(prefix)
@@ -186,6 +217,15 @@ impl SledMetaStore {
             })
             .collect()
     }
+}
+
+/// Adds to `batch` the removal of a share and its index entries. The indexed fields (file,
+/// owner, expiry) never change, so any version of the record names the same keys.
+fn remove_share(batch: &mut sled::Batch, s: &ShareRecord) {
+    batch.remove(key(b'S', &[&s.file.0, &s.id.0]));
+    batch.remove(key(b'O', &[&s.owner.0, &s.id.0]));
+    batch.remove(expiry_key(&s.expiry_entry()));
+    batch.remove(key(b's', &[&s.id.0]));
 }
 
 /// The writes of a commit that is one audit record, alone or with one share counter update
@@ -244,16 +284,18 @@ impl MetaStore for SledMetaStore {
                     }
                 }
                 if durability == Durability::Sync {
-                    self.flush()?;
+                    self.flush().map_err(StoreError::not_durable)?;
                 }
                 return Ok(());
             }
         };
         let mut batch = sled::Batch::default();
         let mut revokes = Vec::new();
+        let mut emptied_files = Vec::new();
         for op in ops {
             match op {
                 Op::RevokeShare(id, at) => revokes.push((id, at)),
+                Op::DeleteSharesOfFile(file) => emptied_files.push(file),
                 Op::PutUser(u) => {
                     batch.insert(key(b'n', &[u.name.as_bytes()]), &u.id.0[..]);
                     batch.insert(key(b'u', &[&u.id.0]), u.encode());
@@ -283,12 +325,7 @@ impl MetaStore for SledMetaStore {
                     batch.insert(key(b's', &[&s.id.0]), s.encode());
                 }
                 Op::UpdateShare(s) => batch.insert(key(b's', &[&s.id.0]), s.encode()),
-                Op::DeleteShare(s) => {
-                    batch.remove(key(b'S', &[&s.file.0, &s.id.0]));
-                    batch.remove(key(b'O', &[&s.owner.0, &s.id.0]));
-                    batch.remove(expiry_key(&s.expiry_entry()));
-                    batch.remove(key(b's', &[&s.id.0]));
-                }
+                Op::DeleteShare(s) => remove_share(&mut batch, &s),
                 Op::DeleteExpiry(e) => batch.remove(expiry_key(&e)),
                 Op::PutSetting(name, v) => batch.insert(key(b'c', &[name.as_bytes()]), v),
                 Op::AppendAudit(seq, rec) => batch.insert(key(b'a', &[&seq.to_be_bytes()]), rec),
@@ -307,10 +344,13 @@ impl MetaStore for SledMetaStore {
                     batch.insert(key(b's', &[&id.0]), s.encode());
                 }
             }
+            for file in emptied_files {
+                self.remove_shares_of_file(&mut batch, &file)?;
+            }
             self.tree.apply_batch(batch).map_err(backend)?;
         }
         if durability == Durability::Sync {
-            self.flush()?;
+            self.flush().map_err(StoreError::not_durable)?;
         }
         Ok(())
     }

@@ -36,6 +36,25 @@ pub enum StoreError {
     /// Blob I/O failed.
     #[error("blob I/O failed: {0}")]
     Io(#[from] io::Error),
+    /// The commit **was applied** (readers see it, the audit chain includes it) but flushing
+    /// it to stable storage failed, so a crash may still lose it. Unlike every other error
+    /// this one does not mean "nothing happened": a caller must not undo what it prepared for
+    /// the commit (an upload's blob) as if the commit had not taken place.
+    #[error("committed but not yet durable: {0}")]
+    NotDurable(String),
+}
+
+impl StoreError {
+    /// The error of a commit that was applied and then failed to flush.
+    pub(crate) fn not_durable(flush_error: StoreError) -> StoreError {
+        StoreError::NotDurable(flush_error.to_string())
+    }
+
+    /// Whether the failed operation's change was nevertheless applied
+    /// ([`StoreError::NotDurable`]).
+    pub fn was_applied(&self) -> bool {
+        matches!(self, StoreError::NotDurable(_))
+    }
 }
 
 /// A precondition of a [`MetaStore::commit`]; all must hold or nothing is written.
@@ -81,6 +100,13 @@ pub enum Op {
     RevokeShare(ShareId, Timestamp),
     /// Delete a share and its index entries.
     DeleteShare(ShareRecord),
+    /// Delete every share the file has at the moment the commit applies, with their index
+    /// entries: the set is read inside the commit, not guarded by share versions, so a stream
+    /// of downloads (each bumping a share's version) cannot starve a file's deletion, and a
+    /// share created after the caller listed them is deleted too. Every in-flight decision
+    /// on a deleted share then fails its `Guard::Share(id, Some(v))` (the share is gone),
+    /// re-reads and is refused.
+    DeleteSharesOfFile(FileId),
     /// Remove one expiry index entry (a stale one: its record is already gone).
     DeleteExpiry(ExpiryEntry),
     /// Set a named setting.
@@ -118,7 +144,8 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// left the audit record without the share update (never the update without its record).
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when a guard fails; backend errors otherwise.
+    /// [`StoreError::Conflict`] when a guard fails; [`StoreError::NotDurable`] when the ops
+    /// were applied but a [`Durability::Sync`] flush failed; backend errors otherwise.
     fn commit(
         &self,
         guards: &[Guard],

@@ -1,11 +1,13 @@
 //! Shared helpers for the vault tests: a real sled store and a real filesystem in a temp dir.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod hooked;
+
 use std::path::Path;
 
 use kinko_core::vault::{
-    AccessDurability, Ctx, KeyRing, MasterKey, PasswordCost, Principal, Role, Timestamp, UserId,
-    Vault, VaultConfig,
+    AccessDurability, Ctx, FsBlobStore, KeyRing, MasterKey, MetaStore, PasswordCost, Principal,
+    Role, Timestamp, UserId, Vault, VaultConfig,
 };
 
 pub const T0: Timestamp = Timestamp(1_800_000_000);
@@ -49,6 +51,19 @@ pub fn ctx(user: UserId, role: Role, now: Timestamp) -> Ctx {
 /// Opens a vault in `dir` with an admin and a member.
 pub fn setup(dir: &Path, kek: [u8; 32]) -> Env {
     let (vault, _) = Vault::open(dir, config(KeyRing::new(kek_from(kek))), T0).unwrap();
+    with_users(vault)
+}
+
+/// Like [`setup`], with `cfg` and over the metadata store `meta` (blobs in `dir/blobs`, the
+/// layout of [`Vault::open`], so the directory can be reopened with it).
+pub fn setup_over(dir: &Path, cfg: VaultConfig, meta: Box<dyn MetaStore>) -> Env {
+    let blobs = FsBlobStore::open(&dir.join("blobs")).unwrap();
+    let (vault, _) = Vault::with_stores(meta, Box::new(blobs), cfg, T0).unwrap();
+    with_users(vault)
+}
+
+/// Adds an admin and a member to an empty vault.
+fn with_users(vault: Vault) -> Env {
     let (admin_id, _) = vault.bootstrap_admin("root", 30 * DAY, T0).unwrap();
     let admin = ctx(admin_id, Role::Admin, T0);
     let member_id = vault.create_user(&admin, "alice", Role::Member).unwrap();
