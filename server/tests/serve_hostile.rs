@@ -525,6 +525,41 @@ fn a_slow_download_outlives_the_idle_timeout_and_a_stalled_one_does_not() {
     srv.assert_no_server_errors();
 }
 
+/// A streamed download is in flight until its body is sent, not only until its head is: with
+/// `max_in_flight = 2`, two downloads whose clients read nothing leave no room for a third
+/// request (503), and room comes back once they go.
+#[test]
+fn streamed_downloads_count_against_max_in_flight_until_they_end() {
+    let srv = TestServer::start_with(Options {
+        config: Some("[limits]\nmax_in_flight = 2\n".into()),
+        ..Options::default()
+    });
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "big.bin", &data(24 * 1024 * 1024, 7));
+    let request = format!(
+        "GET /api/v1/files/{file}/content HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {alice}\r\nConnection: close\r\n\r\n"
+    );
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr(&srv)).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            // The answer has started (its head arrived); the body waits for us.
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 200");
+            s
+        })
+        .collect();
+    let r = srv.request("GET", "/healthz", &[], None);
+    assert_eq!((r.status, r.code().as_str()), (503, "unavailable"));
+    drop(stalled);
+    eventually("the closed downloads give their places back", || {
+        srv.request("GET", "/healthz", &[], None).status == 200
+    });
+    // (No assert_no_server_errors: the 503s are this test's point.)
+}
+
 #[test]
 fn a_download_limit_of_three_under_many_concurrent_requests_gives_exactly_three() {
     let srv = TestServer::start();

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
@@ -71,7 +72,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) link_limiter: RateLimiter,
     pub(crate) auth_limiter: RateLimiter,
-    pub(crate) in_flight: Semaphore,
+    pub(crate) in_flight: Arc<Semaphore>,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub(crate) proxies: TrustedProxies,
     /// Who may read /metrics (the client as seen after the proxies).
@@ -196,7 +197,9 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     let ip = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
 
     let span = tracing::info_span!("request", id = %id);
-    let _permit = match state.in_flight.try_acquire() {
+    // Held until the response body has been sent, not just until its head is ready: a
+    // streamed download is in flight for as long as it streams (and holds a blocking thread).
+    let permit = match state.in_flight.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
             let resp = ApiError::unavailable("the server is busy; retry shortly").into_response();
@@ -237,7 +240,12 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    resp
+    resp.map(|body| {
+        Body::new(Holding {
+            body,
+            _permit: permit,
+        })
+    })
 }
 
 /// Link routes: rate limited per address, and never with a query string (a secret pasted
@@ -357,6 +365,32 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A response body that keeps its request's in-flight permit until it is done (or dropped).
+struct Holding {
+    body: Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -399,7 +433,7 @@ mod tests {
                 metrics,
                 link_limiter: RateLimiter::new(0),
                 auth_limiter: RateLimiter::new(0),
-                in_flight: Semaphore::new(limits.max_in_flight),
+                in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
                 proxies: TrustedProxies::default(),
                 metrics_from: Networks::default(),
                 limits,

@@ -107,6 +107,17 @@ impl From<VaultError> for ApiError {
                 "exists",
                 format!("{what} already exists"),
             ),
+            other if other.was_applied() => {
+                // Done, but its flush failed: "nothing was changed" would be false, and a
+                // blind retry would do it twice.
+                tracing::error!(error = %other, "vault change applied but not flushed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the server failed to make the change durable: it was made, but may be \
+                     lost if the server crashes; check its state before retrying",
+                )
+            }
             other => {
                 // Store, key and sealing failures: the operator needs the cause (which holds
                 // no secret: backend messages and error kinds only); the client does not.

@@ -91,6 +91,10 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kinko-serve")
+        // Every request in flight uses at most one blocking thread at a time (a streamed
+        // download's reader, an upload's sealer, a vault call), plus a few for the sweeper
+        // and shutdown: with this many, a request never queues for one behind the others.
+        .max_blocking_threads(config.limits.max_in_flight + 16)
         .build()
         .map_err(ServeError::Runtime)?;
     runtime.block_on(serve(config, keys))
@@ -150,7 +154,7 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
             metrics,
             link_limiter: ratelimit::RateLimiter::new(config.limits.link_per_minute),
             auth_limiter: ratelimit::RateLimiter::new(config.limits.auth_failures_per_minute),
-            in_flight: Semaphore::new(config.limits.max_in_flight),
+            in_flight: Arc::new(Semaphore::new(config.limits.max_in_flight)),
             workers: workers::VaultWorkers::start(&vault, vault_threads())
                 .map_err(ServeError::Runtime)?,
             limits: config.limits.clone(),
