@@ -25,9 +25,9 @@ Examples:
   kinko serve --config /etc/kinko/kinko.toml
       Production: TLS certificate, master key file and data directory from the file.
 
-Every option can also be set in the TOML file (same name with '_' for '-'; the limits, such
-as max_upload_bytes, go in its [limits] table: docs/SERVER.md) or through the environment
-variable named in its description. Flags win over the environment, which wins over the file. The master key is read from --kek-file or from KINKO_KEK (64 hex digits); it is
+Every option can also be set in the TOML file (same name with '_' for '-', except the lists
+trusted_proxies and metrics_from; the limits, such as max_upload_bytes, go in its [limits]
+table: docs/SERVER.md) or through the environment variable named in its description. Flags win over the environment, which wins over the file. The master key is read from --kek-file or from KINKO_KEK (64 hex digits); it is
 never stored in the data directory.
 
 Logs go to stderr (level from KINKO_LOG: error, warn, info, debug; default info). No log line
