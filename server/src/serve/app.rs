@@ -125,6 +125,15 @@ pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
 #[derive(Debug)]
 pub(crate) struct Caller(pub(crate) Ctx);
 
+/// The credentials of an `Authorization: Bearer …` value. The scheme name is
+/// case-insensitive (RFC 9110, 11.1), so `bearer` and `BEARER` work as well.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -139,7 +148,7 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer)
             .and_then(ApiToken::parse);
         let Some(token) = token else {
             state.auth_limiter.penalize(ip, mono);
@@ -394,6 +403,21 @@ impl http_body::Body for Holding {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer kinko_x",
+            "bearer kinko_x",
+            "BEARER  kinko_x",
+            " Bearer kinko_x",
+        ] {
+            assert_eq!(super::bearer(v), Some("kinko_x"), "{v:?}");
+        }
+        for v in ["Basic kinko_x", "Bearerkinko_x", "kinko_x", ""] {
+            assert_eq!(super::bearer(v), None, "{v:?}");
+        }
+    }
 
     use axum::body::Body;
     use axum::http::Method;
