@@ -889,6 +889,23 @@ fn cutting_relay(target: &str, cut_after: usize) -> String {
     url
 }
 
+/// `kinko get -` reads the link from standard input, so its secret stays out of the process
+/// list; an empty input is a usage error.
+#[test]
+fn get_reads_the_link_from_stdin() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("memo.txt", b"piped");
+    let link = alice.share("memo.txt", &["--expires", "1d"]);
+    let out = partner.run_with(&["get", "-"], &[], format!("\n  {link}\n").as_bytes());
+    assert_ok(&out, &["get -"]);
+    assert_eq!(partner.read("memo.txt"), b"piped");
+    let out = partner.run_with(&["get", "-"], &[], b"\n");
+    assert_fails(&out, EXIT_USAGE, &["no link on standard input"]);
+}
+
 /// `kinko get` resumes a plaintext download whose connection breaks half-way: the rest comes
 /// with `Range` under the same ticket, the file is complete and identical, and the share
 /// counts one download.

@@ -13,6 +13,7 @@ use clap::{Args, ValueHint};
 use kinko_client::{Client, ClientError, Download, Link, LinkInfo, Ticket};
 use kinko_core::keys::{Identity, Recipient};
 use secrecy::SecretString;
+use zeroize::Zeroizing;
 
 use super::error::CliError;
 use super::human::{printable, size};
@@ -26,7 +27,9 @@ const MAX_NAME: usize = 200;
 
 const AFTER_HELP: &str = "\
 The link is the whole https://…/s/…#… text the sender gave you; quote it in the shell, because
-of the #. Its secret goes to the server only in a request header.
+of the #. Its secret goes to the server only in a request header. With - for LINK the link is
+read from standard input instead, so it shows neither in the process list nor in the shell's
+history.
 
 The file is saved under the name the sender chose, in the current directory (made safe: no
 directories, no leading dots), or in OUT with -o. An existing file is never replaced without
@@ -47,7 +50,8 @@ Examples:
   kinko get 'https://files.example.com/s/3f2a…#9be1…'
   kinko get 'https://…#…' -o plan.pdf
   kinko get 'https://…#…' -i my.key              a share bound to your key
-  kinko get 'https://…#…' -o - | less";
+  kinko get 'https://…#…' -o - | less
+  kinko get - < link.txt";
 
 /// Raw arguments of `kinko get`.
 #[derive(Debug, Args)]
@@ -81,7 +85,8 @@ pub(crate) struct GetArgs {
     #[command(flatten)]
     ca: CaArgs,
 
-    /// The share link.
+    /// The share link, or - to read it from standard input (which keeps its secret out of
+    /// the process list and the shell's history).
     #[arg(value_name = "LINK")]
     link: String,
 }
@@ -118,7 +123,12 @@ impl GetArgs {
     ///
     /// A malformed link, unreadable or invalid identity files.
     pub(crate) fn validate(self, quiet: bool) -> Result<GetConfig, CliError> {
-        let link = Link::parse(&self.link).map_err(CliError::BadLink)?;
+        let link = if self.link == "-" {
+            Link::parse(&link_from_stdin()?)
+        } else {
+            Link::parse(&self.link)
+        }
+        .map_err(CliError::BadLink)?;
         // Link calls go to the link's own server, never with an API token.
         let client = self.ca.client(link.base_url().clone(), None)?;
         let mut identities = Vec::new();
@@ -278,6 +288,28 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// The first non-empty line of standard input (at most 64 KiB are read), trimmed.
+fn link_from_stdin() -> Result<Zeroizing<String>, CliError> {
+    use std::io::Read;
+    let mut text = Zeroizing::new(String::new());
+    io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            CliError::usage(
+                format!("cannot read the link from standard input: {e}"),
+                "Pipe the link in as text: kinko get - < link.txt",
+            )
+        })?;
+    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(line) => Ok(Zeroizing::new(line.to_owned())),
+        None => Err(CliError::usage(
+            "no link on standard input",
+            "Pipe the link in: kinko get - < link.txt",
+        )),
+    }
 }
 
 /// Decides the output, refusing to replace an existing file without `--force`.
