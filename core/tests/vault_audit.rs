@@ -166,6 +166,23 @@ fn any_edit_deletion_or_reordering_of_an_export_is_detected() {
         verify(&bare.join("\n"), &key),
         Err(AuditError::NoCheckpoint)
     ));
+    // An export ends with the checkpoint signed for it: a record appended after it, chained
+    // correctly, is not vouched for, and neither is an export cut before that checkpoint.
+    assert!(lines.last().unwrap().contains("\"type\":\"checkpoint\""));
+    let last: serde_json::Value = serde_json::from_str(lines[*recs.last().unwrap()]).unwrap();
+    let mut extra = parse(&last);
+    extra.prev = extra.hash();
+    extra.seq += 1;
+    extra.client = "198.51.100.1".into();
+    let appended = format!("{text}{}\n", extra.to_json());
+    assert!(matches!(
+        verify(&appended, &key),
+        Err(AuditError::UnsignedTail { .. })
+    ));
+    assert!(matches!(
+        verify(&lines[..lines.len() - 1].join("\n"), &key),
+        Err(AuditError::UnsignedTail { .. })
+    ));
 }
 
 fn parse(v: &serde_json::Value) -> AuditRecord {

@@ -53,7 +53,7 @@ fn read_file(env: &Env, vault: &Vault, id: &FileId) -> Vec<u8> {
 
 /// The upload's record commit is applied, then its flush fails. The upload reports the
 /// failure, as "applied, not durable", and keeps the blob: the record is never without it,
-/// neither now nor after a restart (whose repair would otherwise shred the file).
+/// neither now nor after a restart (whose repair would otherwise report it missing).
 #[test]
 fn an_upload_whose_flush_fails_keeps_the_blob_of_its_committed_record() {
     let dir = tempfile::tempdir().unwrap();

@@ -361,6 +361,17 @@ pub enum AuditError {
     /// The export has no signed checkpoint, so nothing in it is vouched for.
     #[error("the export contains no signed checkpoint")]
     NoCheckpoint,
+    /// Records follow the export's last checkpoint. An export ends at the checkpoint signed
+    /// for it, so records after it were added to the file afterwards.
+    #[error(
+        "the export has records after its last signed checkpoint ({signed_through} of {records} records are signed)"
+    )]
+    UnsignedTail {
+        /// The last signed record.
+        signed_through: u64,
+        /// Records in the export.
+        records: u64,
+    },
     /// Reading the store or the export failed.
     #[error("cannot read the audit log: {0}")]
     Read(String),
@@ -476,12 +487,16 @@ pub fn verify_store(store: &dyn MetaStore, key: &VerifyingKey) -> Result<AuditRe
     Ok(report)
 }
 
-/// Writes the log as JSON Lines: every record, each checkpoint right after the record it
-/// covers. Returns the number of lines.
+/// Writes the log as JSON Lines, records 1 to `through` (all of them with `None`), each
+/// checkpoint right after the record it covers. Returns the number of lines.
 ///
 /// # Errors
 /// Store or write errors.
-pub fn export(store: &dyn MetaStore, out: &mut dyn Write) -> Result<u64, AuditError> {
+pub fn export(
+    store: &dyn MetaStore,
+    out: &mut dyn Write,
+    through: Option<u64>,
+) -> Result<u64, AuditError> {
     const PAGE: usize = 4096;
     let rd = |e: StoreError| AuditError::Read(e.to_string());
     let wr = |e: std::io::Error| AuditError::Read(e.to_string());
@@ -492,6 +507,9 @@ pub fn export(store: &dyn MetaStore, out: &mut dyn Write) -> Result<u64, AuditEr
         let page = store.audit_range(from, PAGE).map_err(rd)?;
         let n = page.len();
         for (seq, bytes) in page {
+            if through.is_some_and(|t| seq > t) {
+                return Ok(lines);
+            }
             let (rec, _) = decode_stored(seq, &bytes)?;
             writeln!(out, "{}", rec.to_json()).map_err(wr)?;
             lines += 1;
@@ -510,12 +528,12 @@ pub fn export(store: &dyn MetaStore, out: &mut dyn Write) -> Result<u64, AuditEr
 }
 
 /// Verifies a JSON Lines export with nothing but the audit public key: the chain must be
-/// intact from record 1, and every checkpoint line must carry a valid signature over a head
-/// the chain has. Records after the last checkpoint are chain-checked but not vouched for;
-/// [`AuditReport::signed_through`] says how far the signature reaches.
+/// intact from record 1, every checkpoint line must carry a valid signature over a head the
+/// chain has, and the last line must be a checkpoint of the last record (an export ends at
+/// the checkpoint signed for it, so anything after it was appended to the file).
 ///
 /// # Errors
-/// The first problem found, or [`AuditError::NoCheckpoint`].
+/// The first problem found, [`AuditError::NoCheckpoint`] or [`AuditError::UnsignedTail`].
 pub fn verify_export(
     input: &mut dyn BufRead,
     key: &VerifyingKey,
@@ -551,6 +569,12 @@ pub fn verify_export(
     }
     if report.checkpoints == 0 {
         return Err(AuditError::NoCheckpoint);
+    }
+    if report.records > report.signed_through {
+        return Err(AuditError::UnsignedTail {
+            signed_through: report.signed_through,
+            records: report.records,
+        });
     }
     report.head = check.prev;
     Ok(report)

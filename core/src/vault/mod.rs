@@ -89,6 +89,12 @@ pub struct VaultConfig {
     pub checkpoint_every: u64,
     /// The longest share lifetime, seconds.
     pub max_share_lifetime: u64,
+    /// Open even when no active file has its blob ([`Damage::BlobsMissing`]). Off by default,
+    /// because that is what an unmounted or wrong blob directory looks like, and a server
+    /// running on it would publish new uploads where the real volume later hides them. Set it
+    /// only after checking the blob directory (for example when the one stored file lost its
+    /// blob): the files are then reported as missing, and can be deleted.
+    pub allow_missing_blobs: bool,
 }
 
 impl VaultConfig {
@@ -103,6 +109,7 @@ impl VaultConfig {
             ticket_ttl: 60 * 60,
             checkpoint_every: 1000,
             max_share_lifetime: 90 * DAY,
+            allow_missing_blobs: false,
         }
     }
 }
@@ -137,6 +144,51 @@ pub enum VaultError {
     /// Sealing or opening a file failed.
     #[error(transparent)]
     Sealing(#[from] SealingError),
+    /// [`Vault::open`] found the stores in a state no crash produces, and refused to open
+    /// rather than "repair" it by destroying data. Nothing was changed.
+    #[error("refusing to open the vault: {0}")]
+    Damaged(#[from] Damage),
+}
+
+/// Outside damage found when opening a vault: a volume not mounted, a restore that put one
+/// store out of step with the other, a disk fault. Every crash state is repaired at startup
+/// (docs/VAULT.md); these are not crash states, and the usual repair (new seed, orphan blob
+/// removal) would make the loss permanent, so the vault refuses to open instead. Each message
+/// says what to check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The metadata store holds data but no vault seed. A new seed would invalidate every
+    /// API token, share link and download ticket, and no old audit checkpoint would verify.
+    #[error(
+        "the metadata store holds users, files or audit records but no vault seed: it is \
+         damaged or partly restored; restore the metadata store (meta/) from a backup \
+         (a new seed would invalidate every API token, share link and audit checkpoint)"
+    )]
+    SeedMissing,
+    /// The metadata store is new (no seed, no data) but the blob store holds blobs, which
+    /// repair would delete as orphans.
+    #[error(
+        "the metadata store is empty but the blob store holds {blobs} blobs: check that the \
+         metadata store (meta/) is the right directory, mounted and restored; to start a new \
+         vault, move the old blobs away"
+    )]
+    MetadataMissing {
+        /// Blobs found.
+        blobs: u64,
+    },
+    /// No active file has its blob. Repair would delete whatever blobs there are as orphans.
+    #[error(
+        "none of the {active} active files has its blob in the blob store (which holds \
+         {blobs} other blobs): check that the blob directory (blobs/) is mounted, is this \
+         vault's, and is restored completely"
+    )]
+    BlobsMissing {
+        /// Active files, all without their blob.
+        active: u64,
+        /// Blobs found (none of them of an active file).
+        blobs: u64,
+    },
 }
 
 impl VaultError {
@@ -371,7 +423,8 @@ impl Vault {
     /// and returned).
     ///
     /// # Errors
-    /// The stores cannot be opened, or the vault seed is wrapped under a KEK not in the ring.
+    /// The stores cannot be opened, the vault seed is wrapped under a KEK not in the ring, or
+    /// the stores are damaged ([`VaultError::Damaged`]).
     pub fn open(
         data_dir: &Path,
         config: VaultConfig,
@@ -392,22 +445,7 @@ impl Vault {
         config: VaultConfig,
         now: Timestamp,
     ) -> Result<(Vault, RepairReport), VaultError> {
-        let seed = match meta.setting(SETTING_SEED)? {
-            Some(bytes) => {
-                let w = WrappedSecret::decode(&bytes).map_err(|_| StoreError::Corrupt("seed"))?;
-                w.unwrap(&config.keys, SEED_AAD)?
-            }
-            None => {
-                let seed: [u8; 32] = types::random_array();
-                let w = WrappedSecret::wrap(config.keys.primary(), &seed, SEED_AAD);
-                meta.commit(
-                    &[Guard::Setting(SETTING_SEED, None)],
-                    vec![Op::PutSetting(SETTING_SEED, w.encode())],
-                    Durability::Sync,
-                )?;
-                secrecy::SecretBox::new(Box::new(seed))
-            }
-        };
+        let seed = load_or_create_seed(meta.as_ref(), blobs.as_ref(), &config.keys)?;
         let keys = VaultKeys::derive(seed.expose_secret());
         let audit = AuditLog::open(
             meta.as_ref(),
@@ -1042,7 +1080,9 @@ impl Vault {
                     Err(e) => return Err(e.into()),
                 }
             }
-            // Shredded: the key is gone; remove the blob, then the tombstone.
+            // Shredded: the key is gone; remove the blob, then the tombstone. The blob may be
+            // gone already (an interrupted delete, or a blob lost to outside damage, which
+            // repair reports and its owner may delete): deleting a missing blob succeeds.
             self.blobs.delete(file)?;
             let entry = Entry {
                 time: now,
@@ -1486,8 +1526,9 @@ impl Vault {
         r.map_err(|e| VaultError::Invalid(e.to_string()))
     }
 
-    /// Signs the current chain head now (admin, auditor), and exports the log as JSON Lines.
-    /// Returns the number of lines written.
+    /// Signs the current chain head now (admin, auditor), and exports the log as JSON Lines
+    /// through that checkpoint, which is its last line: records appended meanwhile wait for
+    /// the next export. Returns the number of lines written.
     ///
     /// # Errors
     /// Forbidden, store or write errors.
@@ -1499,8 +1540,10 @@ impl Vault {
             ctx.entry("audit.export", "audit".into(), Outcome::Allowed),
             Durability::Buffered,
         )?;
-        self.audit.checkpoint(self.meta.as_ref(), ctx.now)?;
-        audit::export(self.meta.as_ref(), out).map_err(|e| VaultError::Invalid(e.to_string()))
+        let signed = self.audit.checkpoint(self.meta.as_ref(), ctx.now)?;
+        let through = signed.map_or(0, |c| c.seq);
+        audit::export(self.meta.as_ref(), out, Some(through))
+            .map_err(|e| VaultError::Invalid(e.to_string()))
     }
 
     /// Signs the current chain head and stores the checkpoint.
@@ -1510,6 +1553,49 @@ impl Vault {
     pub fn checkpoint(&self, now: Timestamp) -> Result<Option<Checkpoint>, VaultError> {
         Ok(self.audit.checkpoint(self.meta.as_ref(), now)?)
     }
+}
+
+/// The vault seed: unwrapped from the store, or, in a new vault, created and stored.
+///
+/// A seed is created only when both stores are empty. The seed commit is flushed before
+/// anything else is written, so no crash leaves data without a seed; a missing seed beside
+/// data means the store was damaged or partly restored, and a fresh seed would silently
+/// invalidate every token, link and checkpoint.
+fn load_or_create_seed(
+    meta: &dyn MetaStore,
+    blobs: &dyn BlobStore,
+    keys: &KeyRing,
+) -> Result<secrecy::SecretBox<[u8; 32]>, VaultError> {
+    if let Some(bytes) = meta.setting(SETTING_SEED)? {
+        let w = WrappedSecret::decode(&bytes).map_err(|_| StoreError::Corrupt("seed"))?;
+        return Ok(w.unwrap(keys, SEED_AAD)?);
+    }
+    ensure_new_vault(meta, blobs)?;
+    let seed: [u8; 32] = types::random_array();
+    let w = WrappedSecret::wrap(keys.primary(), &seed, SEED_AAD);
+    meta.commit(
+        &[Guard::Setting(SETTING_SEED, None)],
+        vec![Op::PutSetting(SETTING_SEED, w.encode())],
+        Durability::Sync,
+    )?;
+    Ok(secrecy::SecretBox::new(Box::new(seed)))
+}
+
+/// Checks that stores without a seed are really new: no user, file or audit record in the
+/// metadata store, and no blob (which startup repair would otherwise delete as an orphan).
+fn ensure_new_vault(meta: &dyn MetaStore, blobs: &dyn BlobStore) -> Result<(), VaultError> {
+    let holds_data = !meta.users()?.is_empty()
+        || !meta.files_after(None, 1)?.is_empty()
+        || meta.audit_last()?.is_some()
+        || !meta.checkpoints()?.is_empty();
+    if holds_data {
+        return Err(Damage::SeedMissing.into());
+    }
+    let n = blobs.list()?.len();
+    if n > 0 {
+        return Err(Damage::MetadataMissing { blobs: n as u64 }.into());
+    }
+    Ok(())
 }
 
 fn is_frozen(v: &Option<Vec<u8>>) -> bool {

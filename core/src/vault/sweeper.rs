@@ -7,7 +7,7 @@ use super::model::{ExpiryKind, FileState};
 use super::sealing;
 use super::store::{Durability, Guard, Op, StoreError};
 use super::types::{FileId, ShareId, Timestamp};
-use super::{Ctx, Permission, SEED_AAD, SETTING_SEED, Vault, VaultError, WrappedSecret};
+use super::{Ctx, Damage, Permission, SEED_AAD, SETTING_SEED, Vault, VaultError, WrappedSecret};
 
 /// What a sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,18 +30,39 @@ pub struct RepairReport {
     pub orphan_blobs_removed: Vec<FileId>,
     /// Interrupted deletions (key already shredded), finished.
     pub deletions_finished: Vec<FileId>,
-    /// File records whose blob was missing, shredded (never expected; reported loudly).
+    /// Active files whose blob is missing, left as they are: records, keys and shares kept.
+    ///
+    /// No crash produces this (an upload publishes its blob durably before committing its
+    /// record; a delete shreds the record before removing the blob), so it is outside damage
+    /// (a blob volume not mounted or not fully restored, a disk fault) that the operator must
+    /// see: once the blobs are put back the files read again. Until then a download fails
+    /// with an I/O error, and the owner can still delete the file. Reported again at every
+    /// startup while it lasts.
     pub missing_blobs: Vec<FileId>,
 }
 
 impl RepairReport {
-    /// Whether anything was repaired.
+    /// Whether anything was repaired or found missing.
     pub fn is_empty(&self) -> bool {
         self.temporaries_removed == 0
             && self.orphan_blobs_removed.is_empty()
             && self.deletions_finished.is_empty()
             && self.missing_blobs.is_empty()
     }
+
+    /// Whether the report shows outside damage for the operator to act on (missing blobs),
+    /// rather than the ordinary leftovers of a crash, which repair has already fixed.
+    pub fn needs_attention(&self) -> bool {
+        !self.missing_blobs.is_empty()
+    }
+}
+
+/// The file records of the store, by state.
+#[derive(Default)]
+struct FileStates {
+    active: Vec<FileId>,
+    shredded: Vec<FileId>,
+    known: HashSet<FileId>,
 }
 
 /// What a KEK rotation did.
@@ -166,47 +187,36 @@ impl Vault {
     }
 
     /// Startup repair (run by [`Vault::open`]): removes temporaries and orphan blobs, finishes
-    /// interrupted deletions, and records what it did in the audit log.
+    /// interrupted deletions, reports active files whose blob is missing without touching
+    /// them, and records what it did in the audit log.
+    ///
+    /// # Errors
+    /// [`Damage::BlobsMissing`] (before changing anything) when no active file has its blob,
+    /// unless [`super::VaultConfig::allow_missing_blobs`]; store errors.
     pub(super) fn repair(&self, now: Timestamp) -> Result<RepairReport, VaultError> {
+        let files = self.file_states()?;
+        let blobs: HashSet<FileId> = self.blobs.list()?.into_iter().collect();
+        let missing: Vec<FileId> = files
+            .active
+            .iter()
+            .filter(|id| !blobs.contains(id))
+            .copied()
+            .collect();
+        self.refuse_if_all_blobs_missing(files.active.len(), missing.len(), blobs.len())?;
         let mut r = RepairReport {
             temporaries_removed: self.blobs.remove_temporaries()?,
+            missing_blobs: missing,
             ..Default::default()
         };
-        let mut known = HashSet::new();
-        let mut shredded = Vec::new();
-        let mut active = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.meta.files_after(after.as_ref(), PAGE)?;
-            let n = page.len();
-            for f in page {
-                after = Some(f.id);
-                known.insert(f.id);
-                match f.state {
-                    FileState::Shredded => shredded.push(f.id),
-                    FileState::Active => active.push(f.id),
-                }
-            }
-            if n < PAGE {
-                break;
-            }
-        }
-        let blobs: HashSet<FileId> = self.blobs.list()?.into_iter().collect();
         for id in &blobs {
-            if !known.contains(id) {
+            if !files.known.contains(id) {
                 self.blobs.delete(id)?;
                 r.orphan_blobs_removed.push(*id);
             }
         }
-        for id in shredded {
+        for id in files.shredded {
             self.shred(Actor::System, "", "repair.finish_delete", &id, now)?;
             r.deletions_finished.push(id);
-        }
-        for id in active {
-            if !blobs.contains(&id) {
-                self.shred(Actor::System, "", "repair.missing_blob", &id, now)?;
-                r.missing_blobs.push(id);
-            }
         }
         let detail = format!(
             "temporaries_removed={} orphan_blobs_removed=[{}] deletions_finished=[{}] missing_blobs=[{}]",
@@ -222,6 +232,47 @@ impl Vault {
             Durability::Sync,
         )?;
         Ok(r)
+    }
+
+    /// Every file record's id, by state.
+    fn file_states(&self) -> Result<FileStates, VaultError> {
+        let mut files = FileStates::default();
+        let mut after = None;
+        loop {
+            let page = self.meta.files_after(after.as_ref(), PAGE)?;
+            let n = page.len();
+            for f in page {
+                after = Some(f.id);
+                files.known.insert(f.id);
+                match f.state {
+                    FileState::Shredded => files.shredded.push(f.id),
+                    FileState::Active => files.active.push(f.id),
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        Ok(files)
+    }
+
+    /// Refuses to go on when there are active files and none has its blob: that is an
+    /// unmounted or wrong blob directory, not a few lost blobs. Repair would delete that
+    /// directory's blobs as orphans, and uploads would be published where the real volume,
+    /// once mounted, hides them.
+    fn refuse_if_all_blobs_missing(
+        &self,
+        active: usize,
+        missing: usize,
+        blobs: usize,
+    ) -> Result<(), Damage> {
+        if active > 0 && missing == active && !self.config.allow_missing_blobs {
+            return Err(Damage::BlobsMissing {
+                active: active as u64,
+                blobs: blobs as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Re-wraps every file header and the vault seed under the primary KEK of the ring (admin

@@ -120,7 +120,15 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
             dir: config.data_dir.clone(),
             source,
         })?;
-    if !repair.is_empty() {
+    if repair.needs_attention() {
+        tracing::error!(
+            missing = repair.missing_blobs.len(),
+            files = ?repair.missing_blobs,
+            blobs = %config.data_dir.join("blobs").display(),
+            "files whose encrypted contents are missing from the blob directory: kept as they \
+             are, their downloads fail until the blobs are restored (audited)"
+        );
+    } else if !repair.is_empty() {
         tracing::warn!(
             ?repair,
             "repaired what an earlier crash left behind (audited)"
@@ -277,6 +285,10 @@ impl From<ServeError> for crate::cli::error::CliError {
             ServeError::Config { .. } => {
                 "see `kinko serve --help`; `kinko serve --dev` needs no configuration"
             }
+            ServeError::Vault {
+                source: kinko_core::vault::VaultError::Damaged(_),
+                ..
+            } => "nothing was changed: fix what the message names, then start again",
             ServeError::Vault { .. } => {
                 "check the master key (a vault opens only with the key it was created with) and \
                  that no other kinko server uses this data directory"
