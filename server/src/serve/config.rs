@@ -159,6 +159,8 @@ struct VaultFile {
     access_durability: Option<String>,
     sweep_interval_secs: Option<u64>,
     max_password_attempts: Option<u32>,
+    /// Start even when no active file has its blob (see `VaultConfig::allow_missing_blobs`).
+    allow_missing_blobs: Option<bool>,
 }
 
 /// Limits that protect the server from its clients.
@@ -218,6 +220,7 @@ pub(crate) struct Config {
     pub(crate) access_durability: AccessDurability,
     pub(crate) sweep_interval: Duration,
     pub(crate) max_password_attempts: u32,
+    pub(crate) allow_missing_blobs: bool,
     pub(crate) test_clock: bool,
 }
 
@@ -393,6 +396,7 @@ impl ServeArgs {
             access_durability,
             sweep_interval,
             max_password_attempts,
+            allow_missing_blobs: file.vault.allow_missing_blobs.unwrap_or(false),
             test_clock: self.test_clock,
         };
         Ok((config, keys))
@@ -457,5 +461,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.limits.link_requests_per_minute, Some(0));
+        assert_eq!(c.vault.allow_missing_blobs, None);
+        let c: FileConfig = toml::from_str("[vault]\nallow_missing_blobs = true\n").unwrap();
+        assert_eq!(c.vault.allow_missing_blobs, Some(true));
     }
 }

@@ -111,6 +111,7 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
     let mut vc = VaultConfig::new(keys);
     vc.access_durability = config.access_durability;
     vc.max_password_attempts = config.max_password_attempts;
+    vc.allow_missing_blobs = config.allow_missing_blobs;
     let now = kinko_core::vault::Timestamp::now();
     let dir = config.data_dir.clone();
     let (vault, repair) = tokio::task::spawn_blocking(move || Vault::open(&dir, vc, now))
@@ -288,7 +289,10 @@ impl From<ServeError> for crate::cli::error::CliError {
             ServeError::Vault {
                 source: kinko_core::vault::VaultError::Damaged(_),
                 ..
-            } => "nothing was changed: fix what the message names, then start again",
+            } => {
+                "nothing was changed: fix what the message names, then start again (if every \
+                 blob is really lost, [vault] allow_missing_blobs = true starts anyway)"
+            }
             ServeError::Vault { .. } => {
                 "check the master key (a vault opens only with the key it was created with) and \
                  that no other kinko server uses this data directory"
