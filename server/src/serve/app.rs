@@ -73,6 +73,10 @@ pub(crate) struct Shared {
     pub(crate) link_limiter: RateLimiter,
     pub(crate) auth_limiter: RateLimiter,
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Link decisions that check a share password run Argon2 (tens of MiB and milliseconds
+    /// each): at most this many at once, one per core, so a burst of them, from anyone holding
+    /// a link, queues instead of taking the machine's memory.
+    pub(crate) argon2: Semaphore,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub(crate) proxies: TrustedProxies,
     /// Who may read /metrics (the client as seen after the proxies).
@@ -404,21 +408,6 @@ impl http_body::Body for Holding {
 mod tests {
     use std::collections::BTreeSet;
 
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        for v in [
-            "Bearer kinko_x",
-            "bearer kinko_x",
-            "BEARER  kinko_x",
-            " Bearer kinko_x",
-        ] {
-            assert_eq!(super::bearer(v), Some("kinko_x"), "{v:?}");
-        }
-        for v in ["Basic kinko_x", "Bearerkinko_x", "kinko_x", ""] {
-            assert_eq!(super::bearer(v), None, "{v:?}");
-        }
-    }
-
     use axum::body::Body;
     use axum::http::Method;
     use kinko_core::vault::{KeyRing, MasterKey, VaultConfig};
@@ -458,12 +447,70 @@ mod tests {
                 link_limiter: RateLimiter::new(0),
                 auth_limiter: RateLimiter::new(0),
                 in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+                argon2: Semaphore::new(2),
                 proxies: TrustedProxies::default(),
                 metrics_from: Networks::default(),
                 limits,
                 public_url: "http://127.0.0.1:1".into(),
             }),
         }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer kinko_x",
+            "bearer kinko_x",
+            "BEARER  kinko_x",
+            " Bearer kinko_x",
+        ] {
+            assert_eq!(bearer(v), Some("kinko_x"), "{v:?}");
+        }
+        for v in ["Basic kinko_x", "Bearerkinko_x", "kinko_x", ""] {
+            assert_eq!(bearer(v), None, "{v:?}");
+        }
+    }
+
+    /// Password checks (Argon2) wait for a permit: with every permit taken, a download with a
+    /// password does not start, and it runs as soon as one is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_checks_wait_for_an_argon2_permit() {
+        use kinko_core::vault::{Metadata, ShareOptions};
+        use secrecy::ExposeSecret;
+
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path());
+        let now = Timestamp::now();
+        let (_, token) = st.vault.bootstrap_admin("admin", 3600, now).unwrap();
+        let ctx = Ctx {
+            principal: st.vault.authenticate(&token, "", now).unwrap(),
+            client: String::new(),
+            now,
+        };
+        let file = st
+            .vault
+            .upload(&ctx, &Metadata::default(), None, &mut &b"guarded"[..])
+            .unwrap();
+        let opts = ShareOptions {
+            expires_in: 3600,
+            password: Some("open sesame".to_owned().into()),
+            ..Default::default()
+        };
+        let share = st.vault.create_share(&ctx, &file, opts).unwrap();
+        let secret = share.secret.expose_secret();
+        let held = st.argon2.acquire_many(2).await.unwrap();
+        let req = axum::http::Request::builder()
+            .uri(format!("/api/v1/links/{}/content", share.id))
+            .header("kinko-link-secret", secret.expose_secret())
+            .header("kinko-password", "open%20sesame")
+            .body(Body::empty())
+            .unwrap();
+        let download = tokio::spawn(router(st.clone()).oneshot(req));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!download.is_finished(), "it ran without a permit");
+        drop(held);
+        let resp = download.await.unwrap().unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
     }
 
     async fn call(app: &Router, method: Method, path: &str) -> Response {

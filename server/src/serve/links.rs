@@ -107,6 +107,11 @@ where
         (d, prepared)
     };
     let (decided, prepared) = if slow {
+        let _argon2 = state
+            .argon2
+            .acquire()
+            .await
+            .map_err(|_| ApiError::unavailable("the server is stopping"))?;
         state.vault(job).await?
     } else {
         state.workers.run(job).await?
