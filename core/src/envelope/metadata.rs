@@ -121,14 +121,17 @@ fn metadata_cipher(suite: Suite, dek: &DataKey, payload_nonce: &[u8]) -> Cipher 
 }
 
 impl Header {
-    /// Decrypts the metadata with the DEK from [`Header::unwrap_key`].
+    /// Decrypts the metadata with the DEK from [`Header::unwrap_key`]. The header MAC is
+    /// checked first, whatever the DEK's origin: whoever holds a DEK can re-encrypt the
+    /// metadata, and only the MAC binds it to the rest of the header.
     ///
     /// # Errors
     ///
     /// [`OpenError::HeaderAuthFailed`] if the DEK does not belong to this header or the
-    /// metadata was altered; [`OpenError::MalformedHeader`] if it decrypts to an invalid
-    /// encoding (only a faulty encoder can produce that).
+    /// header (metadata included) was altered; [`OpenError::MalformedHeader`] if it decrypts
+    /// to an invalid encoding (only a faulty encoder can produce that).
     pub fn metadata(&self, dek: &DataKey) -> Result<Metadata, OpenError> {
+        self.verify_mac(dek)?;
         let (nonce, sealed) = self.metadata.split_at(NONCE_BYTES);
         let nonce: &[u8; NONCE_BYTES] = nonce.try_into().expect("length checked when parsed");
         let cipher = metadata_cipher(self.suite, dek, &self.payload_nonce);

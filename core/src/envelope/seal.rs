@@ -288,22 +288,27 @@ impl<W: Write> Sealer<W> {
     /// # Errors
     ///
     /// [`SealError::SizeMismatch`] if the metadata declared a size and a different number
-    /// of bytes was written; [`SealError::Io`] if a write failed.
+    /// of bytes was written; [`SealError::Io`] if a write failed, or (`InvalidInput`) if this
+    /// sealer was made with [`Sealer::detached`]: its header is only returned by
+    /// [`Sealer::finish_detached`], and a payload without its header opens for nobody.
     pub fn finish(mut self) -> Result<W, SealError> {
+        let declared = match &self.mode {
+            Mode::Attached { declared } => *declared,
+            Mode::Detached { .. } => {
+                return Err(SealError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "finish called on a detached sealer: use finish_detached, which returns \
+                     the header",
+                )));
+            }
+        };
         self.finish_payload()?;
-        match self.mode {
-            Mode::Attached {
-                declared: Some(declared),
-            } if declared != self.written => Err(SealError::SizeMismatch {
+        match declared {
+            Some(declared) if declared != self.written => Err(SealError::SizeMismatch {
                 declared,
                 actual: self.written,
             }),
-            Mode::Attached { .. } => Ok(self.out),
-            Mode::Detached { .. } => {
-                let (header, out) = self.finish_header()?;
-                drop(header);
-                Ok(out)
-            }
+            _ => Ok(self.out),
         }
     }
 

@@ -246,6 +246,33 @@ fn metadata_round_trips_and_size_is_enforced() {
     ));
 }
 
+/// A detached sealer's header comes only from `finish_detached`: `finish` refuses rather than
+/// return a payload that opens for nobody. And `Header::metadata` checks the header MAC
+/// itself, whatever the DEK's origin: a header whose MAC byte changed does not decrypt.
+#[test]
+fn detached_finish_is_refused_and_metadata_checks_the_mac() {
+    let (recipients, keyring) = to_alice();
+    let opts = || options(Suite::Aes256Gcm, SMALL_CHUNK);
+    let mut sealer = Sealer::detached(Vec::new(), &recipients, opts()).unwrap();
+    sealer.write_all(b"abc").unwrap();
+    assert!(
+        matches!(sealer.finish(), Err(SealError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput)
+    );
+
+    let mut sealer = Sealer::detached(Vec::new(), &recipients, opts()).unwrap();
+    sealer.write_all(b"abc").unwrap();
+    let (header, _) = sealer.finish_detached().unwrap();
+    let dek = header.unwrap_key(&keyring).unwrap();
+    assert!(header.metadata(&dek).is_ok());
+    let mut bytes = header.to_bytes();
+    *bytes.last_mut().unwrap() ^= 1;
+    let tampered = Header::from_bytes(&bytes).unwrap();
+    assert!(matches!(
+        tampered.metadata(&dek),
+        Err(OpenError::HeaderAuthFailed)
+    ));
+}
+
 #[test]
 fn detached_header_plus_payload_equals_an_envelope() {
     let (recipients, keyring) = to_alice();
