@@ -848,3 +848,44 @@ fn decide_access_names_the_decisions_that_must_be_flushed() {
     let report = env.vault.verify_audit(&env.admin).unwrap();
     assert!(report.records >= 6, "{report:?}");
 }
+
+/// A configured password limit of 0 is taken as 1: shares with and without a password still
+/// open, and one wrong password then locks the password share.
+#[test]
+fn a_password_limit_of_zero_does_not_lock_every_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(KeyRing::new(kek_from([3; 32])));
+    cfg.max_password_attempts = 0;
+    let meta = kinko_core::vault::SledMetaStore::open(&dir.path().join("meta"), None).unwrap();
+    let env = setup_over(dir.path(), cfg, Box::new(meta));
+    let v = &env.vault;
+    let file = upload(&env, b"limited");
+    let open = share(&env, &file, opts(DAY, None));
+    v.access(&open.id, &open.secret, None, AccessKind::Download, "", T0)
+        .expect("a share without a password is never locked");
+    let guarded = share(
+        &env,
+        &file,
+        ShareOptions {
+            expires_in: DAY,
+            password: Some(SecretString::from("right")),
+            ..Default::default()
+        },
+    );
+    let try_with = |pw: &str| {
+        v.access(
+            &guarded.id,
+            &guarded.secret,
+            Some(&SecretString::from(pw)),
+            AccessKind::Download,
+            "",
+            T0,
+        )
+    };
+    try_with("right").expect("the right password opens it");
+    assert!(matches!(try_with("wrong"), Err(AccessError::WrongPassword)));
+    assert!(
+        try_with("right").is_err(),
+        "locked after one wrong password"
+    );
+}

@@ -81,7 +81,8 @@ pub struct VaultConfig {
     pub flush_every_ms: Option<u64>,
     /// Argon2id cost of new share passwords.
     pub password_cost: PasswordCost,
-    /// Wrong passwords before a share locks.
+    /// Wrong passwords before a share locks (at least 1: 0 is taken as 1, since a share
+    /// locked from its creation would refuse even its right password).
     pub max_password_attempts: u32,
     /// How long a download ticket (the ranges of one counted download) stays valid, seconds.
     pub ticket_ttl: u64,
@@ -1156,7 +1157,7 @@ impl Vault {
             max_downloads: opts.max_downloads,
             downloads: 0,
             failed_attempts: 0,
-            max_attempts: self.config.max_password_attempts,
+            max_attempts: self.config.max_password_attempts.max(1),
             recipients: opts.recipients,
             revoked: None,
             version: 1,
