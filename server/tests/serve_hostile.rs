@@ -118,6 +118,19 @@ fn malformed_requests_get_clear_4xx_answers() {
         let r = srv.request("GET", path, &[("authorization", &auth)], None);
         assert_eq!(r.status, status, "{path}: {}", r.text());
     }
+    // What axum's own extractors refuse is a JSON error too, with a code to act on.
+    for (method, path) in [
+        ("GET", "/api/v1/files/%FF"),
+        ("POST", "/api/v1/files?name=x&retention=-1"),
+    ] {
+        let r = srv.request(method, path, &[("authorization", &auth)], Some(b"x"));
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "invalid"),
+            "{path}: {}",
+            r.text()
+        );
+    }
     for raw_path in [
         "/s/../../etc/passwd",
         "/api/v1/files/../../../etc/passwd",

@@ -129,6 +129,22 @@ pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
 #[derive(Debug)]
 pub(crate) struct Caller(pub(crate) Ctx);
 
+/// An axum extractor's own refusal (a path segment or query string it cannot decode), which
+/// comes as `text/plain`, as the JSON error every other refusal is: `400 invalid` with axum's
+/// reason as the message.
+async fn as_json_error(resp: Response) -> Response {
+    let body = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let reason = String::from_utf8_lossy(&body);
+    let reason = if reason.trim().is_empty() {
+        "the request is malformed".to_owned()
+    } else {
+        reason.trim().to_owned()
+    };
+    ApiError::invalid(reason).into_response()
+}
+
 /// The credentials of an `Authorization: Bearer …` value. The scheme name is
 /// case-insensitive (RFC 9110, 11.1), so `bearer` and `BEARER` work as well.
 fn bearer(value: &str) -> Option<&str> {
@@ -224,6 +240,10 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         use tracing::Instrument;
         next.run(req).instrument(span.clone()).await
     };
+    if matches!(resp.status().as_u16(), 400 | 422) && resp.extensions().get::<ErrorCode>().is_none()
+    {
+        resp = as_json_error(resp).await;
+    }
     let status = resp.status();
     state.metrics.request(route, status.as_u16());
     if let Some(code) = resp.extensions().get::<ErrorCode>() {
