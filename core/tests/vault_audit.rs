@@ -7,8 +7,7 @@ use std::io::BufReader;
 
 use kinko_core::vault::audit::{self, AuditRecord};
 use kinko_core::vault::{
-    AccessKind, AuditError, KeyRing, LinkSecret, MasterKey, Metadata, ShareOptions, SledMetaStore,
-    Vault,
+    AccessKind, AuditError, KeyRing, LinkSecret, MasterKey, Metadata, SledMetaStore, Vault,
 };
 use vault_common::*;
 
@@ -22,17 +21,7 @@ fn history(dir: &std::path::Path) -> (String, ed25519_dalek::VerifyingKey) {
     let file = vault
         .upload(&admin, &Metadata::default(), None, &mut &b"x"[..])
         .unwrap();
-    let s = vault
-        .create_share(
-            &admin,
-            &file,
-            ShareOptions {
-                expires_in: DAY,
-                max_downloads: Some(5),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let s = day_share(&vault, &admin, &file, Some(5));
     for i in 0..30 {
         let secret = if i % 3 == 0 {
             LinkSecret::generate()
@@ -346,18 +335,7 @@ fn a_failed_audit_append_fails_the_operation() {
         .vault
         .upload(&env.member, &Metadata::default(), None, &mut &b"x"[..])
         .unwrap();
-    let s = env
-        .vault
-        .create_share(
-            &env.member,
-            &file,
-            ShareOptions {
-                expires_in: DAY,
-                max_downloads: Some(3),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let s = day_share(&env.vault, &env.member, &file, Some(3));
     let (next, _) = env.vault.meta().audit_last().unwrap().unwrap();
     env.vault
         .meta()

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use kinko_core::vault::store::Op;
 use kinko_core::vault::{
     AccessDurability, AccessError, AccessKind, Durability, FileId, KeyRing, MasterKey, Metadata,
-    NewShare, ShareOptions, Vault,
+    NewShare, Vault,
 };
 use vault_common::hooked::{HookedStore, Hooks, is_shred};
 use vault_common::*;
@@ -31,18 +31,7 @@ fn a_limit_of_3_under_100_concurrent_downloads_yields_exactly_3() {
         let dir = tempfile::tempdir().unwrap();
         let env = setup(dir.path(), [20 + round; 32]);
         let file = upload(&env);
-        let s = env
-            .vault
-            .create_share(
-                &env.member,
-                &file,
-                ShareOptions {
-                    expires_in: DAY,
-                    max_downloads: Some(3),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let s = day_share(&env.vault, &env.member, &file, Some(3));
         let barrier = Barrier::new(100);
         let granted: usize = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..100)
@@ -94,16 +83,7 @@ fn revocation_racing_downloads_is_linearizable() {
     let file = vault
         .upload(&admin, &Metadata::default(), None, &mut &b"x"[..])
         .unwrap();
-    let s = vault
-        .create_share(
-            &admin,
-            &file,
-            ShareOptions {
-                expires_in: DAY,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let s = day_share(&vault, &admin, &file, None);
     let revoked = std::sync::atomic::AtomicBool::new(false);
     let barrier = Barrier::new(9);
     let after_revoke_allowed = std::sync::atomic::AtomicUsize::new(0);
@@ -174,17 +154,7 @@ fn busy_share_env(
     cfg.access_durability = AccessDurability::Buffered;
     let env = setup_over(dir, cfg, Box::new(meta));
     let file = upload(&env);
-    let share = env
-        .vault
-        .create_share(
-            &env.member,
-            &file,
-            ShareOptions {
-                expires_in: DAY,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let share = day_share(&env.vault, &env.member, &file, None);
     let shred_attempts = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&shred_attempts);
     hooks.before_commit(Box::new(move |_, ops| {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use kinko_core::vault::model::{FileRecord, ShareRecord};
 use kinko_core::vault::{
     AccessKind, BlobStore, Damage, Download, FileId, FsBlobStore, KeyRing, Metadata, NewShare,
-    RepairReport, ShareOptions, SledMetaStore, Vault, VaultConfig, VaultError, audit,
+    RepairReport, SledMetaStore, Vault, VaultConfig, VaultError, audit,
 };
 use vault_common::*;
 
@@ -50,17 +50,7 @@ fn stock(env: &Env) -> Stocked {
                 &mut &content(i)[..],
             )
             .unwrap();
-        let share = env
-            .vault
-            .create_share(
-                &env.member,
-                &id,
-                ShareOptions {
-                    expires_in: DAY,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let share = day_share(&env.vault, &env.member, &id, None);
         files.push(id);
         shares.push(share);
     }
@@ -82,6 +72,16 @@ fn snapshot(v: &Vault, s: &Stocked) -> Snapshot {
         })
         .collect();
     (files, shares)
+}
+
+/// A vault stocked with files and shares, then closed: its directory, what it holds, the
+/// member who owns it all, and the snapshot of its records to compare a reopened one with.
+fn stocked_and_closed() -> (tempfile::TempDir, Stocked, kinko_core::vault::Ctx, Snapshot) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), KEK);
+    let stocked = stock(&env);
+    let before = snapshot(&env.vault, &stocked);
+    (dir, stocked, env.member.clone(), before)
 }
 
 fn blob_path(dir: &Path, id: &FileId) -> PathBuf {
@@ -124,12 +124,7 @@ fn last_open_detail(v: &Vault) -> String {
 /// missing.
 #[test]
 fn a_missing_blob_is_reported_not_shredded() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = setup(dir.path(), KEK);
-    let stocked = stock(&env);
-    let member = env.member.clone();
-    let before = snapshot(&env.vault, &stocked);
-    drop(env);
+    let (dir, stocked, member, before) = stocked_and_closed();
 
     let lost = stocked.files[1];
     let aside = dir.path().join("aside");
@@ -189,12 +184,7 @@ fn ctx_admin(v: &Vault) -> kinko_core::vault::Ctx {
 /// `allow_missing_blobs` it opens, reports every file, and still shreds nothing.
 #[test]
 fn an_empty_blob_directory_refuses_to_open_and_destroys_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = setup(dir.path(), KEK);
-    let stocked = stock(&env);
-    let member = env.member.clone();
-    let before = snapshot(&env.vault, &stocked);
-    drop(env);
+    let (dir, stocked, member, before) = stocked_and_closed();
 
     let blobs = dir.path().join("blobs");
     let mounted = dir.path().join("volume");

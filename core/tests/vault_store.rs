@@ -7,9 +7,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::atomic::Ordering::SeqCst;
 
-use kinko_core::vault::{
-    FileId, FileState, KeyRing, Metadata, ShareOptions, StoreError, Vault, VaultError,
-};
+use kinko_core::vault::{FileId, FileState, KeyRing, Metadata, StoreError, Vault, VaultError};
 use vault_common::hooked::HookedStore;
 use vault_common::*;
 
@@ -137,17 +135,7 @@ fn a_vaults_debug_shows_nothing_stored() {
     let dir = tempfile::tempdir().unwrap();
     let env = setup(dir.path(), KEK);
     let file = upload(&env).unwrap();
-    let share = env
-        .vault
-        .create_share(
-            &env.member,
-            &file,
-            ShareOptions {
-                expires_in: DAY,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let share = day_share(&env.vault, &env.member, &file, None);
     let header = env.vault.meta().file(&file).unwrap().unwrap().header;
     let seed = env.vault.meta().setting("seed").unwrap().unwrap();
 

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::audit::{Actor, Entry, Outcome};
-use super::model::{ExpiryKind, FileState};
+use super::model::{ExpiryKind, FileRecord, FileState};
 use super::sealing;
 use super::store::{Durability, Guard, Op, StoreError};
 use super::types::{FileId, ShareId, Timestamp};
@@ -234,25 +234,36 @@ impl Vault {
         Ok(r)
     }
 
-    /// Every file record's id, by state.
-    fn file_states(&self) -> Result<FileStates, VaultError> {
-        let mut files = FileStates::default();
+    /// Calls `visit` on every file record, in id order, a page of [`PAGE`] at a time.
+    fn each_file(
+        &self,
+        mut visit: impl FnMut(FileRecord) -> Result<(), VaultError>,
+    ) -> Result<(), VaultError> {
         let mut after = None;
         loop {
             let page = self.meta.files_after(after.as_ref(), PAGE)?;
             let n = page.len();
             for f in page {
                 after = Some(f.id);
-                files.known.insert(f.id);
-                match f.state {
-                    FileState::Shredded => files.shredded.push(f.id),
-                    FileState::Active => files.active.push(f.id),
-                }
+                visit(f)?;
             }
             if n < PAGE {
-                break;
+                return Ok(());
             }
         }
+    }
+
+    /// Every file record's id, by state.
+    fn file_states(&self) -> Result<FileStates, VaultError> {
+        let mut files = FileStates::default();
+        self.each_file(|f| {
+            files.known.insert(f.id);
+            match f.state {
+                FileState::Shredded => files.shredded.push(f.id),
+                FileState::Active => files.active.push(f.id),
+            }
+            Ok(())
+        })?;
         Ok(files)
     }
 
@@ -286,44 +297,36 @@ impl Vault {
         let primary = self.config.keys.primary();
         let new_id = primary.id();
         let mut report = RotationReport::default();
-        let mut after = None;
-        loop {
-            let page = self.meta.files_after(after.as_ref(), PAGE)?;
-            let n = page.len();
-            for f in page {
-                after = Some(f.id);
-                if f.state != FileState::Active {
-                    continue;
-                }
-                if f.kek == new_id && sealing::kek_of(&f.header)? == new_id {
-                    report.already_current += 1;
-                    continue;
-                }
-                let mut f2 = f.clone();
-                f2.header = sealing::rewrap(&f.header, &self.config.keys, primary)?;
-                f2.kek = new_id;
-                f2.version += 1;
-                let mut entry = ctx.entry("file.rewrap", super::file_obj(&f.id), Outcome::Allowed);
-                entry.detail = format!("kek {} -> {new_id}", f.kek);
-                match self.commit(
-                    vec![Guard::File(f.id, Some(f.version))],
-                    vec![Op::PutFile(f2)],
-                    entry,
-                    Durability::Buffered,
-                ) {
-                    Ok(_) => report.rewrapped += 1,
-                    Err(StoreError::Conflict) => {
-                        return Err(VaultError::Invalid(
-                            "a file changed during rotation; run it again".into(),
-                        ));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        self.each_file(|f| {
+            if f.state != FileState::Active {
+                return Ok(());
             }
-            if n < PAGE {
-                break;
+            if f.kek == new_id && sealing::kek_of(&f.header)? == new_id {
+                report.already_current += 1;
+                return Ok(());
             }
-        }
+            let mut f2 = f.clone();
+            f2.header = sealing::rewrap(&f.header, &self.config.keys, primary)?;
+            f2.kek = new_id;
+            f2.version += 1;
+            let mut entry = ctx.entry("file.rewrap", super::file_obj(&f.id), Outcome::Allowed);
+            entry.detail = format!("kek {} -> {new_id}", f.kek);
+            match self.commit(
+                vec![Guard::File(f.id, Some(f.version))],
+                vec![Op::PutFile(f2)],
+                entry,
+                Durability::Buffered,
+            ) {
+                Ok(_) => {
+                    report.rewrapped += 1;
+                    Ok(())
+                }
+                Err(StoreError::Conflict) => Err(VaultError::Invalid(
+                    "a file changed during rotation; run it again".into(),
+                )),
+                Err(e) => Err(e.into()),
+            }
+        })?;
         let seed_bytes = self
             .meta
             .setting(SETTING_SEED)?

@@ -6,8 +6,8 @@ pub mod hooked;
 use std::path::Path;
 
 use kinko_core::vault::{
-    AccessDurability, Ctx, FsBlobStore, KeyRing, MasterKey, MetaStore, PasswordCost, Principal,
-    Role, Timestamp, UserId, Vault, VaultConfig,
+    AccessDurability, Ctx, FileId, FsBlobStore, KeyRing, MasterKey, MetaStore, NewShare,
+    PasswordCost, Principal, Role, ShareOptions, Timestamp, UserId, Vault, VaultConfig,
 };
 
 pub const T0: Timestamp = Timestamp(1_800_000_000);
@@ -74,6 +74,16 @@ fn with_users(vault: Vault) -> Env {
         member,
         member_id,
     }
+}
+
+/// A share of `file` by `who` that expires in a day, with at most `max_downloads`.
+pub fn day_share(vault: &Vault, who: &Ctx, file: &FileId, max_downloads: Option<u32>) -> NewShare {
+    let opts = ShareOptions {
+        expires_in: DAY,
+        max_downloads,
+        ..Default::default()
+    };
+    vault.create_share(who, file, opts).unwrap()
 }
 
 pub fn at(c: &Ctx, now: Timestamp) -> Ctx {
