@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use kinko_core::vault::store::Op;
 use kinko_core::vault::{
     AccessDurability, AccessError, AccessKind, Durability, FileId, KeyRing, MasterKey, Metadata,
-    NewShare, Vault,
+    NewShare, StoreError, Vault, VaultError,
 };
 use vault_common::hooked::{HookedStore, Hooks, is_shred};
 use vault_common::*;
@@ -282,4 +282,84 @@ fn a_share_updated_before_every_shred_attempt_does_not_stall_the_delete() {
         "the shred commit was retried"
     );
     assert_deleted(&env, &file, &share);
+}
+
+/// A share created while its owner is being disabled, staged: the disable commits between
+/// the share's reads and its commit. The share must not survive the disable (it would be
+/// live again after `enable_user`): its commit fails on the owner's version, and a retry is
+/// refused because the owner is disabled.
+#[test]
+fn a_share_created_during_its_owners_disable_does_not_survive_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, hooks) = HookedStore::open(&dir.path().join("meta"));
+    let env = setup_over(
+        dir.path(),
+        config(KeyRing::new(kek_from([51; 32]))),
+        Box::new(meta),
+    );
+    let file = upload(&env);
+    let member = env.member_id;
+    let staged = AtomicBool::new(false);
+    hooks.before_commit(Box::new(move |store, ops| {
+        let creates_share = ops.iter().any(|op| matches!(op, Op::PutShare(_)));
+        if creates_share && !staged.swap(true, SeqCst) {
+            // What `disable_user` commits for the user record, landing first.
+            let mut u = store.user(&member).unwrap().unwrap();
+            u.disabled = true;
+            u.version += 1;
+            store
+                .commit(&[], vec![Op::PutUser(u)], Durability::Sync)
+                .unwrap();
+        }
+    }));
+    let raced = env
+        .vault
+        .create_share(&env.member, &file, day_options(None));
+    assert!(
+        matches!(raced, Err(VaultError::Store(StoreError::Conflict))),
+        "{raced:?}"
+    );
+    assert!(env.vault.meta().shares_of_user(&member).unwrap().is_empty());
+    // Asked again, with the owner now disabled: refused, by the admin too.
+    for who in [&env.member, &env.admin] {
+        let again = env.vault.create_share(who, &file, day_options(None));
+        assert!(matches!(again, Err(VaultError::Invalid(_))), "{again:?}");
+    }
+    assert!(env.vault.meta().shares_of_user(&member).unwrap().is_empty());
+}
+
+/// Concurrent bootstraps of an empty vault (say two `kinko serve` starts racing on a fresh
+/// data dir, or a retried first call) make exactly one admin, and every other one is told an
+/// admin exists.
+#[test]
+fn concurrent_bootstraps_make_one_admin() {
+    for round in 0..20u8 {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, _) =
+            Vault::open(dir.path(), config(KeyRing::new(kek_from([round; 32]))), T0).unwrap();
+        let barrier = Barrier::new(4);
+        let made: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let (vault, barrier) = (&vault, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        vault.bootstrap_admin(&format!("root{i}"), DAY, T0)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            made.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}"
+        );
+        assert!(
+            made.iter()
+                .all(|r| r.is_ok() || matches!(r, Err(VaultError::Exists(_)))),
+            "round {round}"
+        );
+        assert_eq!(vault.meta().users().unwrap().len(), 1, "round {round}");
+    }
 }

@@ -474,6 +474,39 @@ fn retention_default_max_and_sweep() {
     );
 }
 
+/// From its `retain_until` on, a file is gone to its readers even before the sweeper has
+/// shredded it: no metadata, no plaintext, no listing, no new share. Its owner can still
+/// delete it.
+#[test]
+fn a_file_past_its_retention_is_gone_before_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [9; 32]);
+    let v = &env.vault;
+    let file = v
+        .upload(&env.member, &meta("x"), Some(DAY), &mut &b"x"[..])
+        .unwrap();
+    let last = at(&env.member, T0.plus(DAY - 1));
+    assert!(v.file_info(&last, &file).is_ok());
+    assert_eq!(v.my_files(&last).unwrap().len(), 1);
+    let over = at(&env.member, T0.plus(DAY));
+    let gone = |r: Result<(), VaultError>| matches!(r, Err(VaultError::NotFound("file")));
+    assert!(gone(v.file_info(&over, &file).map(drop)));
+    assert!(gone(v.file_meta(&over, &file).map(drop)));
+    assert!(gone(v.open_file(&over, &file).map(drop)));
+    assert!(gone(v.shares_of_file(&over, &file).map(drop)));
+    assert!(gone(
+        v.create_share(&over, &file, opts(DAY, None)).map(drop)
+    ));
+    assert!(v.my_files(&over).unwrap().is_empty());
+    // Not shredded yet: the record is there, and deleting it is still allowed.
+    assert_eq!(
+        v.meta().file(&file).unwrap().unwrap().state,
+        FileState::Active
+    );
+    v.delete_file(&over, &file).unwrap();
+    assert!(v.meta().file(&file).unwrap().is_none());
+}
+
 #[test]
 fn recipient_bound_download_opens_only_for_the_recipient() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 
 use kinko_core::vault::policy::{
     AccessKind, Credentials, Decision, PasswordCheck, PasswordCost, PolicyEnv, Refusal,
-    check_password, decide, hash_password, next_state,
+    check_password, decide, decide_lazily, hash_password, next_state,
 };
 use kinko_core::vault::{FileId, ShareId, ShareRecord, Timestamp, UserId};
 use secrecy::SecretString;
@@ -40,6 +40,13 @@ const CREDS: Credentials = Credentials {
 };
 
 const ALICE: [u8; 32] = [7; 32];
+
+/// Argon2 parameters small enough for tests.
+const CHEAP: PasswordCost = PasswordCost {
+    m_cost: 64,
+    t_cost: 1,
+    p_cost: 1,
+};
 
 fn bound(s: &mut ShareRecord) {
     s.recipients = vec![[8; 32], ALICE];
@@ -324,6 +331,7 @@ fn decision_table() {
         .refuse(WrongSecret),
     ];
     let n = cases.len();
+    let a_password = hash_password(&SecretString::from("pw"), CHEAP);
     for c in cases {
         let got = decide(c.share.as_ref(), &c.env, &c.creds, &c.kind, c.now);
         assert_eq!(got, c.want, "case {:?}", c.name);
@@ -331,6 +339,31 @@ fn decision_table() {
         assert_eq!(
             decide(c.share.as_ref(), &c.env, &c.creds, &c.kind, c.now),
             got
+        );
+        // The vault's form gives the same answer, and runs the (Argon2) password check only
+        // when the answer depends on it: never for a share refused for another reason.
+        let has_password = c.creds.password != PasswordCheck::NotRequired;
+        let mut share = c.share.clone();
+        if let Some(s) = share.as_mut().filter(|_| has_password) {
+            s.password = Some(a_password.clone());
+        }
+        let mut checks = 0;
+        let lazy = decide_lazily(share.as_ref(), &c.env, &c.creds, &c.kind, c.now, || {
+            checks += 1;
+            c.creds.password
+        });
+        assert_eq!(lazy, c.want, "lazily: case {:?}", c.name);
+        let password_decides = has_password
+            && matches!(
+                c.want,
+                Decision::Allow { counted: true }
+                    | Decision::Refuse(PasswordRequired | WrongPassword | NotRecipient)
+            );
+        assert_eq!(
+            checks,
+            usize::from(password_decides),
+            "checks: case {:?}",
+            c.name
         );
     }
     assert!(n >= 30);
@@ -402,11 +435,7 @@ fn next_state_counts_downloads_and_wrong_passwords_only() {
 
 #[test]
 fn password_check() {
-    let cost = PasswordCost {
-        m_cost: 64,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    let cost = CHEAP;
     let mut s = share();
     assert_eq!(
         check_password(&s, Some(&SecretString::from("x"))),

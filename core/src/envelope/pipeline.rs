@@ -93,6 +93,15 @@ impl ChunkBuf {
     }
 }
 
+/// A dropped buffer is wiped whole: one dropped with plaintext in it (an opener or sealer
+/// dropped mid-stream, a batch abandoned after a seek or an error, a read that failed half
+/// way) leaves none of it in freed memory. At most a batch of buffers per stream, once.
+impl Drop for ChunkBuf {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.buf[..]);
+    }
+}
+
 /// Recycles chunk buffers so a long stream allocates a bounded number of them once.
 #[derive(Debug)]
 pub(crate) struct BufPool {

@@ -53,6 +53,9 @@ use users::{TokenRefusal, authorize};
 const SETTING_SEED: &str = "seed";
 const SETTING_FREEZE: &str = "freeze";
 const SETTING_RETENTION: &str = "retention";
+/// The first admin's id, set once by [`Vault::bootstrap_admin`]: its guard makes two
+/// concurrent bootstraps of an empty vault create one admin, not two.
+const SETTING_BOOTSTRAP: &str = "bootstrap";
 const SEED_AAD: &[u8] = b"kinko vault seed v1";
 
 const DAY: u64 = 24 * 60 * 60;
@@ -559,16 +562,25 @@ impl Vault {
             outcome: Outcome::Allowed,
             detail: format!("name={name} role=admin token={}", token.id()),
         };
-        self.commit(
+        let committed = self.commit(
             vec![
+                Guard::Setting(SETTING_BOOTSTRAP, None),
                 Guard::UserNameFree(name.to_owned()),
                 Guard::User(user.id, None),
             ],
-            vec![Op::PutUser(user.clone()), Op::PutToken(trec)],
+            vec![
+                Op::PutSetting(SETTING_BOOTSTRAP, user.id.0.to_vec()),
+                Op::PutUser(user.clone()),
+                Op::PutToken(trec),
+            ],
             entry,
             Durability::Sync,
-        )?;
-        Ok((user.id, token))
+        );
+        match committed {
+            Ok(_) => Ok((user.id, token)),
+            Err(StoreError::Conflict) => Err(VaultError::Exists("an admin")),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn new_token(
@@ -946,7 +958,7 @@ impl Vault {
     /// # Errors
     /// Forbidden, not found, key or store errors.
     pub fn file_meta(&self, ctx: &Ctx, file: &FileId) -> Result<Metadata, VaultError> {
-        let f = self.active_file(file)?;
+        let f = self.live_file(file, ctx.now)?;
         if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
             return Err(VaultError::NotFound("file"));
         }
@@ -958,7 +970,7 @@ impl Vault {
     /// # Errors
     /// Not found (also when not the caller's), key or store errors.
     pub fn file_info(&self, ctx: &Ctx, file: &FileId) -> Result<FileInfo, VaultError> {
-        let f = self.active_file(file)?;
+        let f = self.live_file(file, ctx.now)?;
         if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
             return Err(VaultError::NotFound("file"));
         }
@@ -985,7 +997,7 @@ impl Vault {
         let mut out = Vec::new();
         for id in self.meta.files_of_user(&ctx.principal.user)? {
             match self.meta.file(&id)? {
-                Some(f) if f.state == FileState::Active => out.push(self.info_of(f)?),
+                Some(f) if f.live_at(ctx.now) => out.push(self.info_of(f)?),
                 _ => {}
             }
         }
@@ -998,7 +1010,7 @@ impl Vault {
     /// # Errors
     /// Forbidden, not found, key or store errors.
     pub fn open_file(&self, ctx: &Ctx, file: &FileId) -> Result<Box<dyn PlainRead>, VaultError> {
-        let f = self.active_file(file)?;
+        let f = self.live_file(file, ctx.now)?;
         if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
             return Err(VaultError::NotFound("file"));
         }
@@ -1016,9 +1028,19 @@ impl Vault {
         )?)
     }
 
+    /// The file if it is not shredded, for managing it (delete, revoke its shares) and for
+    /// serving a grant already decided.
     fn active_file(&self, file: &FileId) -> Result<FileRecord, VaultError> {
         match self.meta.file(file)? {
             Some(f) if f.state == FileState::Active => Ok(f),
+            _ => Err(VaultError::NotFound("file")),
+        }
+    }
+
+    /// The file if it can be read and shared at `now` ([`FileRecord::live_at`]).
+    fn live_file(&self, file: &FileId, now: Timestamp) -> Result<FileRecord, VaultError> {
+        match self.meta.file(file)? {
+            Some(f) if f.live_at(now) => Ok(f),
             _ => Err(VaultError::NotFound("file")),
         }
     }
@@ -1119,7 +1141,7 @@ impl Vault {
         file: &FileId,
         opts: ShareOptions,
     ) -> Result<NewShare, VaultError> {
-        let f = self.active_file(file)?;
+        let f = self.live_file(file, ctx.now)?;
         self.require(
             ctx,
             Permission::ManageOwned { owner: f.owner },
@@ -1172,8 +1194,18 @@ impl Vault {
             rec.password.is_some(),
             rec.recipients.len()
         );
+        // Guarded by the owner's version too: a share committed after the owner was disabled
+        // would survive the disable that was meant to revoke it (and come back on enable).
+        let owner = self.meta.user(&f.owner)?;
+        if owner.as_ref().is_none_or(|u| u.disabled) {
+            return Err(VaultError::Invalid("the file's owner is disabled".into()));
+        }
         self.commit(
-            vec![Guard::File(f.id, Some(f.version)), Guard::Share(id, None)],
+            vec![
+                Guard::File(f.id, Some(f.version)),
+                Guard::User(f.owner, owner.map(|u| u.version)),
+                Guard::Share(id, None),
+            ],
             vec![Op::PutShare(rec)],
             entry,
             Durability::Sync,
@@ -1275,7 +1307,7 @@ impl Vault {
     /// # Errors
     /// Forbidden, not found, or store errors.
     pub fn shares_of_file(&self, ctx: &Ctx, file: &FileId) -> Result<Vec<ShareRecord>, VaultError> {
-        let f = self.active_file(file)?;
+        let f = self.live_file(file, ctx.now)?;
         if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
             return Err(VaultError::NotFound("file"));
         }
@@ -1339,6 +1371,7 @@ impl Vault {
                 };
                 let mut creds = Credentials {
                     secret_ok: false,
+                    // Set by `decide_lazily`.
                     password: PasswordCheck::Missing,
                     ticket_ok: false,
                 };
@@ -1353,19 +1386,19 @@ impl Vault {
                         .meta
                         .file(&s.file)
                         .map_err(internal)?
-                        .filter(|f| f.state == FileState::Active);
+                        .filter(|f| f.live_at(now));
                     env.file_active = file.is_some();
                     creds.secret_ok = policy::secret_matches(s, secret, &self.keys.link_hash);
-                    if creds.secret_ok && kind.starts_download() {
-                        // Argon2 only behind a correct secret, and only once per request.
-                        creds.password = *password_check
-                            .get_or_insert_with(|| policy::check_password(s, password));
-                    }
                     if let AccessKind::Resume(t) = &kind {
                         creds.ticket_ok = t.valid(&self.keys.ticket_mac, &s.id, now);
                     }
                 }
-                let decision = policy::decide(share.as_ref(), &env, &creds, &kind, now);
+                // Argon2 only when every other check has passed, and once per request.
+                let decision =
+                    policy::decide_lazily(share.as_ref(), &env, &creds, &kind, now, || {
+                        let s = share.as_ref().expect("asked only about a share");
+                        *password_check.get_or_insert_with(|| policy::check_password(s, password))
+                    });
                 let next = share
                     .as_ref()
                     .and_then(|s| policy::next_state(s, &decision));

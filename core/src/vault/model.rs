@@ -208,6 +208,13 @@ impl ShareRecord {
 }
 
 impl FileRecord {
+    /// Whether the file can be read and shared at `now`: not shredded, and its retention not
+    /// over (the sweeper shreds it from `retain_until` on; until it has run, the file is
+    /// already gone to readers).
+    pub fn live_at(&self, now: Timestamp) -> bool {
+        self.state == FileState::Active && now < self.retain_until
+    }
+
     /// The file's entry in the expiry index.
     pub fn expiry_entry(&self) -> ExpiryEntry {
         ExpiryEntry {

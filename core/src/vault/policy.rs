@@ -399,6 +399,34 @@ pub fn decide(
     Decision::Refuse(refusal)
 }
 
+/// [`decide`], with the password checked only when the answer depends on it: `check` (the
+/// slow Argon2 run) is called at most once, and only when every other check has passed, so a
+/// refused share (locked, expired, revoked, exhausted, a wrong secret...) costs no Argon2 run
+/// whatever password is presented. `creds.password` is ignored.
+pub fn decide_lazily(
+    share: Option<&ShareRecord>,
+    env: &PolicyEnv,
+    creds: &Credentials,
+    kind: &AccessKind,
+    now: Timestamp,
+    check: impl FnOnce() -> PasswordCheck,
+) -> Decision {
+    let mut creds = *creds;
+    creds.password = match share {
+        Some(s) if s.password.is_none() => PasswordCheck::NotRequired,
+        _ => PasswordCheck::Missing,
+    };
+    // The password is the last check that can refuse before the recipients: a decision that
+    // asks for it has passed all the others.
+    match decide(share, env, &creds, kind, now) {
+        Decision::Refuse(Refusal::PasswordRequired) => {
+            creds.password = check();
+            decide(share, env, &creds, kind, now)
+        }
+        decided => decided,
+    }
+}
+
 /// The share record after `decision`, if the decision changes it: a counted download bumps
 /// `downloads`, a wrong password bumps `failed_attempts` (which locks the share at its limit).
 pub fn next_state(share: &ShareRecord, decision: &Decision) -> Option<ShareRecord> {

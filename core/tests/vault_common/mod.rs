@@ -78,12 +78,18 @@ fn with_users(vault: Vault) -> Env {
 
 /// A share of `file` by `who` that expires in a day, with at most `max_downloads`.
 pub fn day_share(vault: &Vault, who: &Ctx, file: &FileId, max_downloads: Option<u32>) -> NewShare {
-    let opts = ShareOptions {
+    vault
+        .create_share(who, file, day_options(max_downloads))
+        .unwrap()
+}
+
+/// The options of [`day_share`].
+pub fn day_options(max_downloads: Option<u32>) -> ShareOptions {
+    ShareOptions {
         expires_in: DAY,
         max_downloads,
         ..Default::default()
-    };
-    vault.create_share(who, file, opts).unwrap()
+    }
 }
 
 pub fn at(c: &Ctx, now: Timestamp) -> Ctx {

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kinko_core::vault::{AccessError, VaultError};
+use kinko_core::vault::{AccessError, StoreError, VaultError};
 
 /// An error answer.
 #[derive(Debug)]
@@ -106,6 +106,11 @@ impl From<VaultError> for ApiError {
                 StatusCode::CONFLICT,
                 "exists",
                 format!("{what} already exists"),
+            ),
+            VaultError::Store(StoreError::Conflict) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "a concurrent change to the same record came first; nothing was changed, retry",
             ),
             other if other.was_applied() => {
                 // Done, but its flush failed: "nothing was changed" would be false, and a
