@@ -218,15 +218,18 @@ fn tampering_with_the_store_is_detected() {
         k.extend_from_slice(&seq.to_be_bytes());
         k
     };
+    let verify_at = |meta: &std::path::Path| {
+        let store = SledMetaStore::open(meta, None).unwrap();
+        audit::verify_store(&store, &key, 10)
+    };
     let check = |expect: &dyn Fn(&AuditError) -> bool, what: &str| {
-        let store = SledMetaStore::open(&meta, None).unwrap();
-        let err = audit::verify_store(&store, &key).unwrap_err();
+        let err = verify_at(&meta).unwrap_err();
         assert!(expect(&err), "{what}: {err:?}");
     };
     let snapshot = {
-        let store = SledMetaStore::open(&meta, None).unwrap();
-        let r = audit::verify_store(&store, &key).unwrap();
+        let r = verify_at(&meta).unwrap();
         assert!(r.checkpoints >= 3);
+        let store = SledMetaStore::open(&meta, None).unwrap();
         kinko_core::vault::MetaStore::audit_range(&store, 1, 10_000).unwrap()
     };
     let restore = || {
@@ -302,11 +305,30 @@ fn tampering_with_the_store_is_detected() {
         "truncate",
     );
     restore();
-    let store = SledMetaStore::open(&meta, None).unwrap();
-    assert!(
-        audit::verify_store(&store, &key).is_ok(),
-        "restored chain verifies again"
+    // 5. Delete a periodic checkpoint (what rewriting the records after it needs, since
+    //    nobody without the key can sign a new one).
+    let ckey = |seq: u64| {
+        let mut k = vec![b'k'];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    };
+    let deleted = {
+        let db = sled::open(&meta).unwrap();
+        let t = tree_of(&db);
+        let c = t.remove(ckey(20)).unwrap().expect("a checkpoint at 20");
+        db.flush().unwrap();
+        c
+    };
+    check(
+        &|e| matches!(e, AuditError::MissingCheckpoint { seq: 20 }),
+        "deleted checkpoint",
     );
+    {
+        let db = sled::open(&meta).unwrap();
+        tree_of(&db).insert(ckey(20), deleted).unwrap();
+        db.flush().unwrap();
+    }
+    assert!(verify_at(&meta).is_ok(), "restored chain verifies again");
 }
 
 #[test]

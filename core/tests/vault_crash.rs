@@ -274,7 +274,7 @@ fn check(dir: &Path, now: Timestamp) -> kinko_core::vault::RepairReport {
             .unwrap_or_else(|e| panic!("share {id} refused: {e}"));
     }
     // The audit chain verifies.
-    audit::verify_store(v.meta(), &v.audit_public_key()).expect("audit chain verifies");
+    audit::verify_store(v.meta(), &v.audit_public_key(), 50).expect("audit chain verifies");
     report
 }
 

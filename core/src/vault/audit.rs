@@ -358,6 +358,13 @@ pub enum AuditError {
         /// The checkpoint's seq.
         seq: u64,
     },
+    /// The periodic checkpoint of this record is missing from the store: deleted, so that
+    /// records after it could be rewritten unnoticed.
+    #[error("the checkpoint of audit record {seq} is missing")]
+    MissingCheckpoint {
+        /// The record that must have one.
+        seq: u64,
+    },
     /// The export has no signed checkpoint, so nothing in it is vouched for.
     #[error("the export contains no signed checkpoint")]
     NoCheckpoint,
@@ -390,12 +397,13 @@ pub struct AuditReport {
     pub signed_through: u64,
 }
 
-/// Streaming chain verifier shared by store verification and export verification.
+/// Streaming chain verifier shared by store verification and export verification. Its
+/// memory does not grow with the log: a checkpoint is checked right after the record it
+/// covers, against the chain head at that point.
 #[derive(Debug)]
 struct ChainCheck {
     expected: u64,
     prev: [u8; 32],
-    hashes: std::collections::HashMap<u64, [u8; 32]>,
 }
 
 impl ChainCheck {
@@ -403,7 +411,6 @@ impl ChainCheck {
         ChainCheck {
             expected: 1,
             prev: [0; 32],
-            hashes: Default::default(),
         }
     }
     fn push(&mut self, rec: &AuditRecord, claimed: &[u8; 32]) -> Result<(), AuditError> {
@@ -420,18 +427,21 @@ impl ChainCheck {
         if rec.prev != self.prev {
             return Err(AuditError::BrokenLink { seq: rec.seq });
         }
-        self.hashes.insert(rec.seq, h);
         self.prev = h;
         self.expected += 1;
         Ok(())
     }
+    /// Checks a checkpoint of the record just pushed: its signature, and that it names the
+    /// chain's head. A checkpoint anywhere else (of a later record the chain does not reach,
+    /// or out of place in an export) is a mismatch.
     fn check_point(&self, c: &Checkpoint, key: &VerifyingKey) -> Result<(), AuditError> {
         if !c.verify(key) {
             return Err(AuditError::BadSignature { seq: c.seq });
         }
-        match self.hashes.get(&c.seq) {
-            Some(h) if *h == c.head => Ok(()),
-            _ => Err(AuditError::CheckpointMismatch { seq: c.seq }),
+        if c.seq + 1 == self.expected && c.head == self.prev {
+            Ok(())
+        } else {
+            Err(AuditError::CheckpointMismatch { seq: c.seq })
         }
     }
 }
@@ -451,14 +461,29 @@ fn decode_stored(seq: u64, bytes: &[u8]) -> Result<(AuditRecord, [u8; 32]), Audi
     Ok((rec, hash.try_into().expect("split at 32")))
 }
 
-/// Verifies the chain held by `store` and every stored checkpoint against `key`.
+/// Verifies the chain held by `store` and every stored checkpoint against `key`, and that
+/// every record whose `seq` is a multiple of `every` has its checkpoint (the vault writes it
+/// in the same commit as the record, so a missing one was deleted: what rewriting the records
+/// after it would need). Streams the chain: memory grows with the number of checkpoints (one
+/// per `every` records), not with the records.
 ///
 /// # Errors
 /// The first problem found.
-pub fn verify_store(store: &dyn MetaStore, key: &VerifyingKey) -> Result<AuditReport, AuditError> {
+pub fn verify_store(
+    store: &dyn MetaStore,
+    key: &VerifyingKey,
+    every: u64,
+) -> Result<AuditReport, AuditError> {
     const PAGE: usize = 4096;
     let rd = |e: StoreError| AuditError::Read(e.to_string());
+    let mut checkpoints = store.checkpoints().map_err(rd)?.into_iter().peekable();
     let mut check = ChainCheck::new();
+    let mut report = AuditReport {
+        records: 0,
+        head: [0; 32],
+        checkpoints: 0,
+        signed_through: 0,
+    };
     let mut from = 1;
     loop {
         let page = store.audit_range(from, PAGE).map_err(rd)?;
@@ -466,24 +491,30 @@ pub fn verify_store(store: &dyn MetaStore, key: &VerifyingKey) -> Result<AuditRe
         for (seq, bytes) in page {
             let (rec, hash) = decode_stored(seq, &bytes)?;
             check.push(&rec, &hash)?;
+            let mut covered = false;
+            // Checkpoints come in order of their record; none may be left behind.
+            while let Some((cseq, c)) = checkpoints.next_if(|(cseq, _)| *cseq <= seq) {
+                let c = Checkpoint::decode(&c).map_err(|_| AuditError::Malformed { seq: cseq })?;
+                check.check_point(&c, key)?;
+                covered = true;
+                report.checkpoints += 1;
+                report.signed_through = c.seq;
+            }
+            if !covered && seq.is_multiple_of(every.max(1)) {
+                return Err(AuditError::MissingCheckpoint { seq });
+            }
             from = seq + 1;
         }
         if n < PAGE {
             break;
         }
     }
-    let mut report = AuditReport {
-        records: check.expected - 1,
-        head: check.prev,
-        checkpoints: 0,
-        signed_through: 0,
-    };
-    for (seq, bytes) in store.checkpoints().map_err(rd)? {
-        let c = Checkpoint::decode(&bytes).map_err(|_| AuditError::Malformed { seq })?;
-        check.check_point(&c, key)?;
-        report.checkpoints += 1;
-        report.signed_through = report.signed_through.max(c.seq);
+    // A checkpoint of a record the chain does not have: the chain was truncated.
+    if let Some((cseq, _)) = checkpoints.next() {
+        return Err(AuditError::CheckpointMismatch { seq: cseq });
     }
+    report.records = check.expected - 1;
+    report.head = check.prev;
     Ok(report)
 }
 
@@ -626,6 +657,10 @@ impl AuditLog {
 
     pub(crate) fn public_key(&self) -> VerifyingKey {
         self.signing.verifying_key()
+    }
+
+    pub(crate) fn checkpoint_every(&self) -> u64 {
+        self.checkpoint_every
     }
 
     /// Appends `entry` in the same atomic commit as `ops` under `guards`. Returns the record's

@@ -89,7 +89,9 @@ pub struct VaultConfig {
     pub max_password_attempts: u32,
     /// How long a download ticket (the ranges of one counted download) stays valid, seconds.
     pub ticket_ttl: u64,
-    /// A signed checkpoint is stored every this many audit records.
+    /// A signed checkpoint is stored every this many audit records, and verification requires
+    /// one at each multiple (a missing one was deleted). Fixed for the life of a vault:
+    /// opening an existing vault with another value makes its verification fail.
     pub checkpoint_every: u64,
     /// The longest share lifetime, seconds.
     pub max_share_lifetime: u64,
@@ -1546,7 +1548,11 @@ impl Vault {
     /// Forbidden, or the first problem found.
     pub fn verify_audit(&self, ctx: &Ctx) -> Result<AuditReport, VaultError> {
         self.require(ctx, Permission::ReadAudit, "audit.verify", "audit")?;
-        let r = audit::verify_store(self.meta.as_ref(), &self.audit_public_key());
+        let r = audit::verify_store(
+            self.meta.as_ref(),
+            &self.audit_public_key(),
+            self.audit.checkpoint_every(),
+        );
         let outcome = match &r {
             Ok(_) => Outcome::Allowed,
             Err(e) => Outcome::Refused(format!("verification failed: {e}")),
