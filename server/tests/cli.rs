@@ -614,6 +614,36 @@ fn usage_errors_exit_1_and_help_exits_0() {
     assert!(help.contains(" 10  payload chunk authentication failed"));
 }
 
+/// `--dev` keeps its master key beside the data, prints an admin token and speaks plain HTTP:
+/// it refuses any address but loopback, before it creates anything.
+#[test]
+fn serve_dev_refuses_to_listen_beyond_loopback() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    for addr in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8750"] {
+        let out = run(
+            kinko(d)
+                .args(["serve", "--dev", "--listen", addr])
+                .env_remove("KINKO_SERVE_CONFIG")
+                .env_remove("KINKO_DATA_DIR")
+                .env_remove("KINKO_KEK_FILE"),
+            b"",
+        );
+        assert_fails(
+            &out,
+            EXIT_USAGE,
+            &[
+                &format!("--dev listens on loopback only (127.0.0.0/8 or ::1), not {addr}"),
+                "without --dev",
+                "--config",
+                "master key",
+            ],
+        );
+        assert!(out.stdout.is_empty(), "no banner, no token");
+    }
+    assert!(dir_entries(d).is_empty(), "created {:?}", dir_entries(d));
+}
+
 #[test]
 fn same_input_and_output_is_refused() {
     let dir = TempDir::new().unwrap();

@@ -34,7 +34,8 @@ Logs go to stderr (level from KINKO_LOG: error, warn, info, debug; default info)
 ever holds a token, link secret, password, key or file content.")]
 pub(crate) struct ServeArgs {
     /// Development mode: no configuration needed. Creates the data folder, a development master
-    /// key and an admin, and prints the URL and the admin token. Plain HTTP on loopback.
+    /// key and an admin, and prints the URL and the admin token. Plain HTTP on loopback only
+    /// (--listen must be 127.x.x.x or [::1]).
     #[arg(long)]
     pub(crate) dev: bool,
 
@@ -176,7 +177,8 @@ pub(crate) struct Limits {
     pub(crate) max_in_flight: usize,
     /// Time allowed to send a request's head.
     pub(crate) header_timeout: Duration,
-    /// Time a connection may make no progress (reading or writing) before it is closed.
+    /// Time a connection may make no progress (reading or writing) before it is closed; time
+    /// spent computing a response head does not count (`net::Busy`).
     pub(crate) idle_timeout: Duration,
     /// How long shutdown waits for in-flight transfers.
     pub(crate) shutdown_grace: Duration,
@@ -252,6 +254,10 @@ impl ServeArgs {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        // Before anything is written: --dev creates its master key and admin token on start.
+        if self.dev {
+            dev_listen_check(listen)?;
+        }
         let tls = match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),
@@ -421,6 +427,21 @@ fn with_old(ring: KeyRing, old: Option<&Path>, data_dir: &Path) -> Result<KeyRin
     })
 }
 
+/// `--dev` listens on this host only (127.0.0.0/8 or ::1, also as `::ffff:127.x.y.z`): it
+/// keeps its master key beside the data, prints an admin token and speaks plain HTTP, none of
+/// which may face a network.
+///
+/// # Errors
+///
+/// [`ServeError::DevNotLoopback`] for any other address, the unspecified ones included.
+fn dev_listen_check(listen: SocketAddr) -> Result<(), ServeError> {
+    if listen.ip().to_canonical().is_loopback() {
+        Ok(())
+    } else {
+        Err(ServeError::DevNotLoopback { addr: listen })
+    }
+}
+
 /// The development master key: read from `path`, or generated there (mode 0600) on first use.
 fn dev_kek(path: &Path, data_dir: &Path) -> Result<MasterKey, ServeError> {
     if !path.exists() {
@@ -464,5 +485,33 @@ mod tests {
         assert_eq!(c.vault.allow_missing_blobs, None);
         let c: FileConfig = toml::from_str("[vault]\nallow_missing_blobs = true\n").unwrap();
         assert_eq!(c.vault.allow_missing_blobs, Some(true));
+    }
+
+    #[test]
+    fn dev_listens_on_loopback_only() {
+        for ok in [
+            "127.0.0.1:8750",
+            "127.0.0.1:0",
+            "127.1.2.3:8750",
+            "[::1]:8750",
+            "[::ffff:127.0.0.1]:8750",
+        ] {
+            assert!(dev_listen_check(ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for refused in [
+            "0.0.0.0:8750",
+            "[::]:8750",
+            "192.168.1.10:8750",
+            "10.0.0.1:0",
+            "[2001:db8::1]:8750",
+            "[::ffff:10.0.0.1]:8750",
+            "128.0.0.1:8750",
+        ] {
+            let err = dev_listen_check(refused.parse().unwrap()).unwrap_err();
+            assert!(
+                matches!(err, ServeError::DevNotLoopback { addr } if addr == refused.parse().unwrap()),
+                "{refused}: {err}"
+            );
+        }
     }
 }

@@ -45,6 +45,15 @@ pub(crate) enum ServeError {
         /// What is wrong.
         message: String,
     },
+    /// `--dev` was asked to listen on an address other hosts can reach.
+    #[error(
+        "--dev listens on loopback only (127.0.0.0/8 or ::1), not {addr}: it keeps a development \
+         master key beside the data, prints an admin token and serves plain HTTP"
+    )]
+    DevNotLoopback {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
     /// The vault could not be opened.
     #[error("cannot open the vault in {dir}: {source}")]
     Vault {
@@ -286,6 +295,11 @@ impl From<ServeError> for crate::cli::error::CliError {
         let hint = match &e {
             ServeError::Config { .. } => {
                 "see `kinko serve --help`; `kinko serve --dev` needs no configuration"
+            }
+            ServeError::DevNotLoopback { .. } => {
+                "for a development server, use --listen 127.0.0.1:PORT; to serve other hosts, \
+                 run without --dev with a config file (--config) that names the master key \
+                 (kek_file, or KINKO_KEK) and TLS: docs/SERVER.md"
             }
             ServeError::Vault {
                 source: kinko_core::vault::VaultError::Damaged(_),
