@@ -407,6 +407,40 @@ fn tokens_hash_only_expiry_and_roles() {
     assert!(v.authenticate(&parsed, "", T0).is_err());
 }
 
+/// The operator's way back in: the admin named gets a new token (re-enabled if disabled), a
+/// new name makes a new admin, a member's name is refused; each is audited.
+#[test]
+fn recover_admin_issues_a_working_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [10; 32]);
+    let v = &env.vault;
+    let root = env.admin.principal.user;
+    v.disable_user(&env.admin, &root).unwrap();
+    let (id, token, created) = v.recover_admin("root", DAY, T0.plus(5)).unwrap();
+    assert_eq!((id, created), (root, false));
+    let who = v.authenticate(&token, "", T0.plus(6)).unwrap();
+    assert_eq!((who.user, who.role), (root, Role::Admin));
+    assert!(!v.meta().user(&root).unwrap().unwrap().disabled);
+    assert!(
+        v.authenticate(&token, "", T0.plus(5 + DAY)).is_err(),
+        "the token expires"
+    );
+    let (id, token, created) = v.recover_admin("ops", DAY, T0).unwrap();
+    assert!(created);
+    assert_eq!(v.authenticate(&token, "", T0).unwrap().user, id);
+    assert_eq!(v.meta().user(&id).unwrap().unwrap().role, Role::Admin);
+    assert!(matches!(
+        v.recover_admin("alice", DAY, T0),
+        Err(VaultError::Invalid(_))
+    ));
+    assert_eq!(v.meta().tokens_of(&env.member_id).unwrap().len(), 0);
+    let mut out = Vec::new();
+    let admin = ctx(id, Role::Admin, T0);
+    v.export_audit(&admin, &mut out).unwrap();
+    let log = String::from_utf8(out).unwrap();
+    assert_eq!(log.matches("\"action\":\"user.recover\"").count(), 2);
+}
+
 #[test]
 fn delete_crypto_shreds_then_removes_blob_and_shares() {
     let dir = tempfile::tempdir().unwrap();

@@ -546,14 +546,7 @@ impl Vault {
         if !self.meta.users()?.is_empty() {
             return Err(VaultError::Exists("an admin"));
         }
-        let user = UserRecord {
-            id: UserId::random(),
-            name: name.to_owned(),
-            role: Role::Admin,
-            disabled: false,
-            created: now,
-            version: 1,
-        };
+        let user = UserRecord::new(name, Role::Admin, now);
         let (token, trec) = self.new_token(user.id, "bootstrap", now, token_ttl);
         let entry = Entry {
             time: now,
@@ -582,6 +575,69 @@ impl Vault {
             Ok(_) => Ok((user.id, token)),
             Err(StoreError::Conflict) => Err(VaultError::Exists("an admin")),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives an operator back an admin token when none works any more (expired, lost, the
+    /// last admin disabled): for an offline tool with access to the data directory and the
+    /// KEK, never for a network endpoint. The admin `name` is created if no user has that
+    /// name, re-enabled if disabled; either way it gets a new token. Audited as
+    /// `user.recover` by the system. Returns the user, the token and whether the user is new.
+    ///
+    /// # Errors
+    /// [`VaultError::Invalid`] if `name` belongs to a user who is not an admin (an operator
+    /// mistake that would otherwise hand a member admin rights), or store errors.
+    pub fn recover_admin(
+        &self,
+        name: &str,
+        token_ttl: u64,
+        now: Timestamp,
+    ) -> Result<(UserId, ApiToken, bool), VaultError> {
+        if name.is_empty() || name.len() > 256 {
+            return Err(VaultError::Invalid("a user name is 1 to 256 bytes".into()));
+        }
+        loop {
+            let existing = self.meta.user_by_name(name)?;
+            let (user, guard, created) = match existing {
+                Some(u) if u.role != Role::Admin => {
+                    return Err(VaultError::Invalid(format!(
+                        "the user {name:?} is a {}, not an admin: name another user (a new                          name creates a new admin)",
+                        u.role
+                    )));
+                }
+                Some(u) => {
+                    let guard = Guard::User(u.id, Some(u.version));
+                    let mut u2 = u;
+                    u2.disabled = false;
+                    u2.version += 1;
+                    (u2, guard, false)
+                }
+                None => {
+                    let u = UserRecord::new(name, Role::Admin, now);
+                    (u, Guard::UserNameFree(name.to_owned()), true)
+                }
+            };
+            let (token, trec) = self.new_token(user.id, "recovery", now, token_ttl);
+            let entry = Entry {
+                time: now,
+                actor: Actor::System,
+                action: "user.recover",
+                object: user_obj(&user.id),
+                client: String::new(),
+                outcome: Outcome::Allowed,
+                detail: format!("name={name} created={created} token={}", token.id()),
+            };
+            let id = user.id;
+            match self.commit(
+                vec![guard],
+                vec![Op::PutUser(user), Op::PutToken(trec)],
+                entry,
+                Durability::Sync,
+            ) {
+                Ok(_) => return Ok((id, token, created)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -659,14 +715,7 @@ impl Vault {
         if name.is_empty() || name.len() > 256 {
             return Err(VaultError::Invalid("a user name is 1 to 256 bytes".into()));
         }
-        let user = UserRecord {
-            id: UserId::random(),
-            name: name.to_owned(),
-            role,
-            disabled: false,
-            created: ctx.now,
-            version: 1,
-        };
+        let user = UserRecord::new(name, role, ctx.now);
         let mut entry = ctx.entry("user.create", user_obj(&user.id), Outcome::Allowed);
         entry.detail = format!("name={name} role={role}");
         match self.commit(

@@ -207,6 +207,20 @@ impl ShareRecord {
     }
 }
 
+impl UserRecord {
+    /// A new, enabled user with a fresh random id.
+    pub fn new(name: &str, role: Role, now: Timestamp) -> UserRecord {
+        UserRecord {
+            id: UserId::random(),
+            name: name.to_owned(),
+            role,
+            disabled: false,
+            created: now,
+            version: 1,
+        }
+    }
+}
+
 impl FileRecord {
     /// Whether the file can be read and shared at `now`: not shredded, and its retention not
     /// over (the sweeper shreds it from `retain_until` on; until it has run, the file is
