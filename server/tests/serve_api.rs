@@ -666,7 +666,7 @@ fn admin_users_tokens_roles_and_the_audit_log() {
     assert_eq!(r.status, 204);
     assert_eq!(srv.authed(&auditor, "GET", "/api/v1/me", None).status, 401);
 
-    let users = srv.admin("GET", "/api/v1/admin/users", None).json();
+    let users = srv.admin("GET", "/api/v1/admin/users", None).json()["users"].clone();
     assert_eq!(users["users"].as_array().unwrap().len(), 3);
     let r = srv.admin(
         "PUT",
@@ -680,4 +680,69 @@ fn admin_users_tokens_roles_and_the_audit_log() {
     );
     srv.assert_no_server_errors();
     srv.assert_log_free_of(&[&auditor, &member, &srv.admin_token]);
+}
+
+/// `kinko serve --recover-admin NAME` with the server's own configuration: refused while the
+/// server holds the data directory; once it is stopped, prints a new admin token that the
+/// restarted server accepts (and, with --dev, shows again), audited as `user.recover`.
+#[test]
+fn recover_admin_gives_a_working_token_back() {
+    let mut srv = TestServer::start();
+    let (root, data_dir) = (srv.dir.path().to_owned(), srv.data_dir());
+    let recover = |name: &str| {
+        std::process::Command::new(support::KINKO)
+            .current_dir(&root)
+            .args(["serve", "--dev", "--recover-admin", name, "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("KINKO_SERVE_CONFIG")
+            .env_remove("KINKO_KEK")
+            .output()
+            .unwrap()
+    };
+    let busy = recover("admin");
+    assert_eq!(busy.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(err.contains("cannot open the vault"), "{err}");
+    assert!(
+        err.contains("no other kinko server uses this data directory"),
+        "{err}"
+    );
+    assert!(busy.stdout.is_empty());
+
+    assert!(srv.stop().success());
+    let old_token = srv.admin_token.clone();
+    let member = recover("nobody-yet");
+    assert!(member.status.success());
+    let out = recover("admin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("Admin \"admin\" recovered."), "{stdout}");
+    let token = stdout.lines().nth(1).unwrap().trim().to_owned();
+    assert!(
+        token.starts_with("kinko_") && token != old_token,
+        "{stdout}"
+    );
+
+    let srv = srv.restart(Default::default());
+    assert_eq!(srv.admin_token, token, "--dev shows the recovered token");
+    let me = srv.authed(&token, "GET", "/api/v1/me", None);
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        (me.json()["name"].as_str(), me.json()["role"].as_str()),
+        (Some("admin"), Some("admin"))
+    );
+    let users = srv.admin("GET", "/api/v1/admin/users", None).json()["users"].clone();
+    let created = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["name"] == "nobody-yet" && u["role"] == "admin");
+    assert!(created, "{users}");
+    let log = srv.admin("GET", "/api/v1/admin/audit/export", None).text();
+    assert_eq!(log.matches("\"action\":\"user.recover\"").count(), 2);
+    srv.assert_log_free_of(&[&token]);
 }

@@ -113,6 +113,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KINKO_MAX_UPLOAD", value_name = "BYTES")]
     pub(crate) max_upload: Option<u64>,
 
+    /// Do not serve: give the admin NAME a new admin token, print it and exit. For an operator
+    /// locked out (the token expired or was lost, the last admin was disabled). Creates the
+    /// admin if no user has this name, re-enables it if disabled; a member's name is refused.
+    /// Uses the same configuration as serving; stop the server first (it holds the data
+    /// directory). Audited as `user.recover`.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) recover_admin: Option<String>,
+
     /// Testing only: lets an admin move the server's clock forward
     /// (POST /api/v1/admin/clock). Refused with TLS.
     #[arg(long, hide = true)]
@@ -205,7 +213,7 @@ impl Default for Limits {
 }
 
 /// Everything `kinko serve` needs, resolved and checked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) dev: bool,
     pub(crate) listen: SocketAddr,

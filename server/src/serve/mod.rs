@@ -93,10 +93,17 @@ fn init_logging() {
         .try_init();
 }
 
-/// Runs the server until SIGTERM or Ctrl-C.
+/// How long the tokens of the first admin and of a recovered one are valid: a year.
+const ADMIN_TOKEN_TTL: u64 = 365 * 86_400;
+
+/// Runs the server until SIGTERM or Ctrl-C, or (`--recover-admin`) recovers an admin token.
 pub(crate) fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let recover = args.recover_admin.clone();
     let (config, keys) = args.resolve()?;
     init_logging();
+    if let Some(name) = recover {
+        return recover_admin(&config, keys, &name);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kinko-serve")
@@ -114,22 +121,10 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
         Some((cert, key)) => Some(net::tls_config(cert, key)?),
         None => None,
     };
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::Config {
-        message: format!("cannot create {}: {e}", config.data_dir.display()),
-    })?;
-    let mut vc = VaultConfig::new(keys);
-    vc.access_durability = config.access_durability;
-    vc.max_password_attempts = config.max_password_attempts;
-    vc.allow_missing_blobs = config.allow_missing_blobs;
-    let now = kinko_core::vault::Timestamp::now();
-    let dir = config.data_dir.clone();
-    let (vault, repair) = tokio::task::spawn_blocking(move || Vault::open(&dir, vc, now))
+    let opening = config.clone();
+    let (vault, repair) = tokio::task::spawn_blocking(move || open_vault(&opening, keys))
         .await
-        .expect("vault open task")
-        .map_err(|source| ServeError::Vault {
-            dir: config.data_dir.clone(),
-            source,
-        })?;
+        .expect("vault open task")?;
     if repair.needs_attention() {
         tracing::error!(
             missing = repair.missing_blobs.len(),
@@ -200,6 +195,62 @@ fn vault_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
+/// Opens (or creates) the vault the configuration names. Blocking.
+fn open_vault(
+    config: &config::Config,
+    keys: kinko_core::vault::KeyRing,
+) -> Result<(Vault, kinko_core::vault::RepairReport), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::Config {
+        message: format!("cannot create {}: {e}", config.data_dir.display()),
+    })?;
+    let mut vc = VaultConfig::new(keys);
+    vc.access_durability = config.access_durability;
+    vc.max_password_attempts = config.max_password_attempts;
+    vc.allow_missing_blobs = config.allow_missing_blobs;
+    let now = kinko_core::vault::Timestamp::now();
+    Vault::open(&config.data_dir, vc, now).map_err(|source| ServeError::Vault {
+        dir: config.data_dir.clone(),
+        source,
+    })
+}
+
+/// `kinko serve --recover-admin NAME`: a new token for the admin `name` (created or
+/// re-enabled), printed once; with `--dev` also kept where the dev server shows it.
+fn recover_admin(
+    config: &config::Config,
+    keys: kinko_core::vault::KeyRing,
+    name: &str,
+) -> Result<(), ServeError> {
+    let (vault, _) = open_vault(config, keys)?;
+    let now = kinko_core::vault::Timestamp::now();
+    let (_, token, created) =
+        vault
+            .recover_admin(name, ADMIN_TOKEN_TTL, now)
+            .map_err(|source| ServeError::Vault {
+                dir: config.data_dir.clone(),
+                source,
+            })?;
+    let token = token.expose_secret();
+    if let Some(token_file) = &config.dev_token_file {
+        let _ = std::fs::remove_file(token_file);
+        config::write_private(token_file, token.expose_secret().as_bytes()).map_err(|e| {
+            ServeError::Config {
+                message: format!("cannot write {}: {e}", token_file.display()),
+            }
+        })?;
+    }
+    // stdout, not the logger: the token must never reach a log line.
+    let what = if created { "created" } else { "recovered" };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Admin {name:?} {what}. Admin token (valid for a year, shown once, store it now):\n  {}",
+        token.expose_secret()
+    );
+    let _ = out.flush();
+    Ok(())
+}
+
 /// Creates the first admin of an empty vault. Returns the token to show: new, or (in `--dev`
 /// only) the one kept in the dev folder from an earlier start.
 async fn bootstrap(
@@ -211,7 +262,7 @@ async fn bootstrap(
     let created =
         tokio::task::spawn_blocking(move || -> Result<_, kinko_core::vault::VaultError> {
             if v.meta().users()?.is_empty() {
-                let (_, token) = v.bootstrap_admin("admin", 365 * 86_400, now)?;
+                let (_, token) = v.bootstrap_admin("admin", ADMIN_TOKEN_TTL, now)?;
                 Ok(Some(token.expose_secret().expose_secret().to_owned()))
             } else {
                 Ok(None)

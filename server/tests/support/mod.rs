@@ -74,7 +74,20 @@ impl TestServer {
     }
 
     pub fn start_with(opts: Options) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), opts)
+    }
+
+    /// Stops this server and starts a new one on the same folder (its vault, development
+    /// master key and admin token file), with `opts`.
+    pub fn restart(mut self, opts: Options) -> TestServer {
+        if self.child.is_some() {
+            assert!(self.stop().success(), "stopped cleanly");
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start_in(dir, opts)
+    }
+
+    fn start_in(dir: TempDir, opts: Options) -> TestServer {
         let mut cmd = Command::new(KINKO);
         cmd.current_dir(dir.path())
             .args(["serve", "--dev", "--test-clock", "--listen", "127.0.0.1:0"])
