@@ -32,6 +32,8 @@
       case "password_required": return "This file needs its password.";
       case "wrong_password": return "Wrong password. Too many wrong passwords lock the link.";
       case "rate_limited": return "Too many attempts. Wait a minute and try again.";
+      case "not_recipient": return "This file is not encrypted to that key: it would not open with it. Nothing was counted. Check the key, or ask the sender.";
+      case "bad_key": return "That is not a public key: it starts with age1 (kinko keygen prints yours).";
       default: return "The server could not answer (" + code + "). Try again later.";
     }
   }
@@ -69,6 +71,7 @@
     if (info.recipient_bound) {
       $("bound-name").textContent = info.name + ".kinko";
       $("bound-hint").hidden = false;
+      $("recipient-row").hidden = false;
     }
     status.hidden = true;
     $("details").hidden = false;
@@ -83,6 +86,12 @@
       const headers = { "Kinko-Link-Secret": secret };
       const pw = $("password").value;
       if (!$("password-row").hidden && pw) { headers["Kinko-Password"] = encodeURIComponent(pw); }
+      // A named key lets the server refuse, uncounted, a download that would not open for it.
+      const key = $("recipient").value.trim().toLowerCase();
+      if (!$("recipient-row").hidden && key) {
+        if (!/^age1[02-9ac-hj-np-z]{58}$/.test(key)) { showError(explain("bad_key")); return; }
+        headers["Kinko-Recipient"] = key;
+      }
       const resp = await fetch(api + "/ticket", {
         method: "POST", headers, cache: "no-store", credentials: "omit",
       });

@@ -44,6 +44,10 @@ const MSG_INCOMPLETE: &str =
     "This link is incomplete. Copy the whole link, including the part after #.";
 const MSG_STARTED: &str = "Your download has started.";
 const MSG_USED_UP: &str = "No downloads are left on this link. Ask the sender for a new one.";
+const MSG_NOT_RECIPIENT: &str = "This file is not encrypted to that key: it would not open with \
+    it. Nothing was counted. Check the key, or ask the sender.";
+const MSG_BAD_KEY: &str =
+    "That is not a public key: it starts with age1 (kinko keygen prints yours).";
 
 /// 64 KiB chunks: 24 full chunks and a partial one.
 const BIG: usize = 24 * 65536 + 4321;
@@ -826,4 +830,72 @@ fn partner_page_in_headless_chromium() {
         let _ = writeln!(summary, "{} {}", r.method, r.url);
     }
     eprintln!("requests the page made:\n{summary}");
+}
+
+/// A recipient-bound share: the page says the file comes encrypted to the partner's key and
+/// offers to name that key. A key the share is not bound to is refused before anything is
+/// counted, a malformed one before anything is sent; the partner's own key downloads the
+/// envelope, which opens with the partner's identity to the uploaded bytes.
+#[test]
+fn a_recipient_bound_share_on_the_partner_page() {
+    use kinko_core::envelope::{Keyring, Opener};
+    use kinko_core::keys::Identity;
+
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let name = "contract 金庫.pdf";
+    let content = random_bytes(3 * 65536 + 17, 0x0062_6f75_6e64);
+    let file = upload(&srv, &alice, name, "application/pdf", &content);
+    let partner = Identity::generate();
+    let outsider = Identity::generate();
+    let partner_key = partner.to_public().to_string();
+    let (share, secret, link) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 3600, "recipients": [partner_key]}),
+    );
+    let browser = Browser::launch();
+    browser.open(&link);
+    browser.wait_text("#name", name);
+    assert!(browser.displayed("#bound-hint"));
+    assert!(browser.displayed("#recipient"), "the key field shows");
+
+    browser.type_into("#recipient", &outsider.to_public().to_string());
+    browser.click("#download");
+    browser.wait_text("#error", MSG_NOT_RECIPIENT);
+    browser.screenshot("6-not-recipient");
+    browser.type_into("#recipient", "age1notakey");
+    browser.click("#download");
+    browser.wait_text("#error", MSG_BAD_KEY);
+    assert_eq!(downloads_counted(&srv, &alice, &file, &share), 0);
+    assert_eq!(browser.download_names(), Vec::<String>::new());
+
+    // The partner's key (as pasted, with spaces around it). The envelope's length, from a
+    // one-byte range of it (a counted download of its own).
+    let probe = srv.request(
+        "GET",
+        &format!("/api/v1/links/{share}/content"),
+        &[("kinko-link-secret", &secret), ("range", "bytes=0-0")],
+        None,
+    );
+    assert_eq!(probe.status, 206, "{}", probe.text());
+    let total: usize = probe
+        .header("content-range")
+        .and_then(|r| r.rsplit('/').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a Content-Range total");
+    browser.type_into("#recipient", &format!("  {partner_key} "));
+    browser.click("#download");
+    let envelope = browser.wait_download(&format!("{name}.kinko"), total);
+    browser.wait_text("#status", MSG_STARTED);
+    assert_eq!(downloads_counted(&srv, &alice, &file, &share), 2);
+    let keyring = Keyring::new().identity(partner);
+    let mut opened = Vec::new();
+    Opener::new(&envelope[..], &keyring)
+        .expect("the envelope opens with the partner's identity")
+        .copy_to(&mut opened)
+        .unwrap();
+    assert!(opened == content, "the opened bytes differ from the upload");
+    srv.assert_log_free_of(&[&alice, &secret]);
+    srv.assert_no_server_errors();
 }
