@@ -688,6 +688,7 @@ fn admin_users_tokens_roles_and_the_audit_log() {
 #[test]
 fn recover_admin_gives_a_working_token_back() {
     let mut srv = TestServer::start();
+    let _ = srv.member("alice");
     let (root, data_dir) = (srv.dir.path().to_owned(), srv.data_dir());
     let recover = |name: &str| {
         std::process::Command::new(support::KINKO)
@@ -711,6 +712,28 @@ fn recover_admin_gives_a_working_token_back() {
 
     assert!(srv.stop().success());
     let old_token = srv.admin_token.clone();
+    let member_name = recover("alice");
+    assert_eq!(member_name.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&member_name.stderr);
+    assert!(err.contains("is a member, not an admin"), "{err}");
+    let nowhere = std::process::Command::new(support::KINKO)
+        .current_dir(&root)
+        .args([
+            "serve",
+            "--dev",
+            "--recover-admin",
+            "admin",
+            "--data-dir",
+            "typo/data",
+        ])
+        .env_remove("KINKO_SERVE_CONFIG")
+        .env_remove("KINKO_KEK")
+        .output()
+        .unwrap();
+    assert_eq!(nowhere.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(err.contains("no vault to recover in typo/data"), "{err}");
+    assert!(!root.join("typo/data").exists());
     let member = recover("nobody-yet");
     assert!(member.status.success());
     let out = recover("admin");

@@ -601,7 +601,8 @@ impl Vault {
             let (user, guard, created) = match existing {
                 Some(u) if u.role != Role::Admin => {
                     return Err(VaultError::Invalid(format!(
-                        "the user {name:?} is a {}, not an admin: name another user (a new                          name creates a new admin)",
+                        "the user {name:?} is a {}, not an admin: name another user (a new \
+                         name creates a new admin)",
                         u.role
                     )));
                 }

@@ -35,7 +35,7 @@ ever holds a token, link secret, password, key or file content.")]
 pub(crate) struct ServeArgs {
     /// Development mode: no configuration needed. Creates the data folder, a development master
     /// key and an admin, and prints the URL and the admin token. Plain HTTP on loopback only
-    /// (--listen must be 127.x.x.x or [::1]).
+    /// (--listen must be a 127.x.x.x or ::1 address).
     #[arg(long)]
     pub(crate) dev: bool,
 

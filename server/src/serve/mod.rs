@@ -221,15 +221,37 @@ fn recover_admin(
     keys: kinko_core::vault::KeyRing,
     name: &str,
 ) -> Result<(), ServeError> {
+    // Recovery is for a vault that exists: a mistyped data directory must not become a new
+    // vault with an admin nobody meant to create.
+    let nothing = || ServeError::Config {
+        message: format!(
+            "no vault to recover in {}: the first start of the server creates the first admin",
+            config.data_dir.display()
+        ),
+    };
+    if !config.data_dir.exists() {
+        return Err(nothing());
+    }
     let (vault, _) = open_vault(config, keys)?;
+    let vault_error = |source| match source {
+        kinko_core::vault::VaultError::Invalid(message) => ServeError::Config { message },
+        source => ServeError::Vault {
+            dir: config.data_dir.clone(),
+            source,
+        },
+    };
+    if vault
+        .meta()
+        .users()
+        .map_err(|e| vault_error(e.into()))?
+        .is_empty()
+    {
+        return Err(nothing());
+    }
     let now = kinko_core::vault::Timestamp::now();
-    let (_, token, created) =
-        vault
-            .recover_admin(name, ADMIN_TOKEN_TTL, now)
-            .map_err(|source| ServeError::Vault {
-                dir: config.data_dir.clone(),
-                source,
-            })?;
+    let (_, token, created) = vault
+        .recover_admin(name, ADMIN_TOKEN_TTL, now)
+        .map_err(vault_error)?;
     let token = token.expose_secret();
     if let Some(token_file) = &config.dev_token_file {
         let _ = std::fs::remove_file(token_file);
