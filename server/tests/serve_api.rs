@@ -666,7 +666,7 @@ fn admin_users_tokens_roles_and_the_audit_log() {
     assert_eq!(r.status, 204);
     assert_eq!(srv.authed(&auditor, "GET", "/api/v1/me", None).status, 401);
 
-    let users = srv.admin("GET", "/api/v1/admin/users", None).json()["users"].clone();
+    let users = srv.admin("GET", "/api/v1/admin/users", None).json();
     assert_eq!(users["users"].as_array().unwrap().len(), 3);
     let r = srv.admin(
         "PUT",

@@ -82,6 +82,26 @@ pub(crate) struct Entry {
     pub(crate) detail: String,
 }
 
+impl Entry {
+    /// An allowed action of the vault itself (startup, sweeper, bootstrap, recovery).
+    pub(crate) fn system(
+        now: Timestamp,
+        action: &'static str,
+        object: String,
+        detail: String,
+    ) -> Entry {
+        Entry {
+            time: now,
+            actor: Actor::System,
+            action,
+            object,
+            client: String::new(),
+            outcome: Outcome::Allowed,
+            detail,
+        }
+    }
+}
+
 const RECORD_V1: u8 = 1;
 
 impl AuditRecord {

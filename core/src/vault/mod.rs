@@ -548,15 +548,12 @@ impl Vault {
         }
         let user = UserRecord::new(name, Role::Admin, now);
         let (token, trec) = self.new_token(user.id, "bootstrap", now, token_ttl);
-        let entry = Entry {
-            time: now,
-            actor: Actor::System,
-            action: "user.bootstrap",
-            object: user_obj(&user.id),
-            client: String::new(),
-            outcome: Outcome::Allowed,
-            detail: format!("name={name} role=admin token={}", token.id()),
-        };
+        let entry = Entry::system(
+            now,
+            "user.bootstrap",
+            user_obj(&user.id),
+            format!("name={name} role=admin token={}", token.id()),
+        );
         let committed = self.commit(
             vec![
                 Guard::Setting(SETTING_BOOTSTRAP, None),
@@ -619,15 +616,12 @@ impl Vault {
                 }
             };
             let (token, trec) = self.new_token(user.id, "recovery", now, token_ttl);
-            let entry = Entry {
-                time: now,
-                actor: Actor::System,
-                action: "user.recover",
-                object: user_obj(&user.id),
-                client: String::new(),
-                outcome: Outcome::Allowed,
-                detail: format!("name={name} created={created} token={}", token.id()),
-            };
+            let entry = Entry::system(
+                now,
+                "user.recover",
+                user_obj(&user.id),
+                format!("name={name} created={created} token={}", token.id()),
+            );
             let id = user.id;
             match self.commit(
                 vec![guard],

@@ -79,18 +79,6 @@ pub struct RotationReport {
 const SWEEP_BATCH: usize = 1024;
 const PAGE: usize = 1024;
 
-fn system(now: Timestamp, action: &'static str, object: String, detail: String) -> Entry {
-    Entry {
-        time: now,
-        actor: Actor::System,
-        action,
-        object,
-        client: String::new(),
-        outcome: Outcome::Allowed,
-        detail,
-    }
-}
-
 impl Vault {
     /// Walks the expiry index from its oldest entry up to `now`: deletes expired shares and
     /// crypto-shreds files past retention. Its cost is proportional to what expired. Each
@@ -110,7 +98,7 @@ impl Vault {
                         let id = ShareId(e.id);
                         match self.meta.share(&id)? {
                             Some(s) if s.expires <= now => {
-                                let entry = system(
+                                let entry = Entry::system(
                                     now,
                                     "share.expire",
                                     super::share_obj(&id),
@@ -129,7 +117,7 @@ impl Vault {
                                 }
                             }
                             _ => {
-                                let entry = system(
+                                let entry = Entry::system(
                                     now,
                                     "sweep.stale_entry",
                                     super::share_obj(&id),
@@ -152,7 +140,7 @@ impl Vault {
                                 report.files_removed += 1;
                             }
                             _ => {
-                                let entry = system(
+                                let entry = Entry::system(
                                     now,
                                     "sweep.stale_entry",
                                     super::file_obj(&id),
@@ -180,7 +168,7 @@ impl Vault {
         self.commit(
             vec![],
             vec![],
-            system(now, "sweep", "expiry index".into(), detail),
+            Entry::system(now, "sweep", "expiry index".into(), detail),
             Durability::Sync,
         )?;
         Ok(report)
@@ -228,7 +216,7 @@ impl Vault {
         self.commit(
             vec![],
             vec![],
-            system(now, "vault.open", "vault".into(), detail),
+            Entry::system(now, "vault.open", "vault".into(), detail),
             Durability::Sync,
         )?;
         Ok(r)
