@@ -397,3 +397,30 @@ fn a_failed_audit_append_fails_the_operation() {
         "no uncounted, unaudited download"
     );
 }
+
+/// The log grows while it is verified: records (one of them with its periodic checkpoint)
+/// appended after verification started are not taken for a deleted checkpoint.
+#[test]
+fn verifying_a_log_that_grows_meanwhile_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, hooks) = vault_common::hooked::HookedStore::open(&dir.path().join("meta"));
+    let mut cfg = config(KeyRing::new(MasterKey::from_bytes([42; 32])));
+    cfg.checkpoint_every = 10;
+    // Leaked: the hook, which the vault's own store holds, appends through the vault.
+    let env: &'static Env = Box::leak(Box::new(setup_over(dir.path(), cfg, Box::new(meta))));
+    hooks.after_checkpoints(Box::new(move || {
+        for _ in 0..12 {
+            let unknown = kinko_core::vault::ShareId([7; 16]);
+            let secret = LinkSecret::generate();
+            let _ = env
+                .vault
+                .access(&unknown, &secret, None, AccessKind::View, "", T0);
+        }
+    }));
+    let before = env.vault.meta().audit_last().unwrap().unwrap().0;
+    let report = env.vault.verify_audit(&env.admin).unwrap();
+    assert_eq!(report.records, before);
+    // The next verification sees them all, with their checkpoint.
+    let again = env.vault.verify_audit(&env.admin).unwrap();
+    assert!(again.records > before + 12, "{again:?}");
+}

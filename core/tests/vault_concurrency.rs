@@ -363,3 +363,41 @@ fn concurrent_bootstraps_make_one_admin() {
         assert_eq!(vault.meta().users().unwrap().len(), 1, "round {round}");
     }
 }
+
+/// The other order: the share is created between the disable's reads and its commit. The
+/// disable revokes the shares the user has when its commit applies, so this one too.
+#[test]
+fn a_share_created_just_before_its_owners_disable_commits_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, hooks) = HookedStore::open(&dir.path().join("meta"));
+    let env = setup_over(
+        dir.path(),
+        config(KeyRing::new(kek_from([52; 32]))),
+        Box::new(meta),
+    );
+    let file = upload(&env);
+    let listed = day_share(&env.vault, &env.member, &file, None);
+    let template = env.vault.meta().share(&listed.id).unwrap().unwrap();
+    let late = kinko_core::vault::ShareId([0x1a; 16]);
+    let staged = AtomicBool::new(false);
+    hooks.before_commit(Box::new(move |store, ops| {
+        let disables = ops
+            .iter()
+            .any(|op| matches!(op, Op::RevokeSharesOfUser(..)));
+        if disables && !staged.swap(true, SeqCst) {
+            // What `create_share` commits, landing first.
+            let mut s = template.clone();
+            s.id = late;
+            store
+                .commit(&[], vec![Op::PutShare(s)], Durability::Sync)
+                .unwrap();
+        }
+    }));
+    env.vault.disable_user(&env.admin, &env.member_id).unwrap();
+    let shares = env.vault.meta().shares_of_user(&env.member_id).unwrap();
+    assert_eq!(shares.len(), 2);
+    for id in shares {
+        let s = env.vault.meta().share(&id).unwrap().unwrap();
+        assert!(s.revoked.is_some(), "share {id} survived the disable");
+    }
+}

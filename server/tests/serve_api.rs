@@ -734,8 +734,42 @@ fn recover_admin_gives_a_working_token_back() {
     let err = String::from_utf8_lossy(&nowhere.stderr);
     assert!(err.contains("no vault to recover in typo/data"), "{err}");
     assert!(!root.join("typo/data").exists());
-    let member = recover("nobody-yet");
-    assert!(member.status.success());
+    // An existing directory that holds no vault (the parent of the real one) stays as it is.
+    let parent = std::process::Command::new(support::KINKO)
+        .current_dir(&root)
+        .args([
+            "serve",
+            "--dev",
+            "--recover-admin",
+            "admin",
+            "--data-dir",
+            ".",
+        ])
+        .env_remove("KINKO_SERVE_CONFIG")
+        .env_remove("KINKO_KEK")
+        .output()
+        .unwrap();
+    assert_eq!(parent.status.code(), Some(1));
+    assert!(!root.join("meta").exists() && !root.join("blobs").exists());
+    // Outside --dev, with the key file and no TLS settings (recovery never serves).
+    let outside_dev = std::process::Command::new(support::KINKO)
+        .current_dir(&root)
+        .args(["serve", "--recover-admin", "nobody-yet", "--data-dir"])
+        .arg(&data_dir)
+        .arg("--kek-file")
+        .arg(root.join("dev/dev.kek"))
+        .env_remove("KINKO_SERVE_CONFIG")
+        .env_remove("KINKO_KEK")
+        .env_remove("KINKO_TLS_CERT")
+        .env_remove("KINKO_TLS_KEY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&outside_dev.stdout);
+    assert!(
+        outside_dev.status.success() && out.starts_with("Admin \"nobody-yet\" created."),
+        "{out}{}",
+        String::from_utf8_lossy(&outside_dev.stderr)
+    );
     let out = recover("admin");
     assert!(
         out.status.success(),

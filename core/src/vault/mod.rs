@@ -803,11 +803,11 @@ impl Vault {
             let tokens = self.meta.tokens_of(user)?;
             let n_tokens = tokens.len();
             ops.extend(tokens.into_iter().map(Op::DeleteToken));
-            // Revocations are read-modify-writes inside the commit: no share guard, so a
-            // stream of downloads cannot starve the disable.
-            let shares = self.meta.shares_of_user(user)?;
-            let n_shares = shares.len();
-            ops.extend(shares.into_iter().map(|s| Op::RevokeShare(s, ctx.now)));
+            // Revocations are read-modify-writes inside the commit, of the shares the user has
+            // then: no share guard, so a stream of downloads cannot starve the disable, and a
+            // share created after this listing is revoked too. (The count is of this listing.)
+            let n_shares = self.meta.shares_of_user(user)?.len();
+            ops.push(Op::RevokeSharesOfUser(*user, ctx.now));
             let mut u2 = u.clone();
             u2.disabled = true;
             u2.version += 1;

@@ -292,10 +292,12 @@ impl MetaStore for SledMetaStore {
         let mut batch = sled::Batch::default();
         let mut revokes = Vec::new();
         let mut emptied_files = Vec::new();
+        let mut revoked_users = Vec::new();
         for op in ops {
             match op {
                 Op::RevokeShare(id, at) => revokes.push((id, at)),
                 Op::DeleteSharesOfFile(file) => emptied_files.push(file),
+                Op::RevokeSharesOfUser(user, at) => revoked_users.push((user, at)),
                 Op::PutUser(u) => {
                     batch.insert(key(b'n', &[u.name.as_bytes()]), &u.id.0[..]);
                     batch.insert(key(b'u', &[&u.id.0]), u.encode());
@@ -335,6 +337,9 @@ impl MetaStore for SledMetaStore {
         {
             let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             self.check_all(guards)?;
+            for (user, at) in revoked_users {
+                revokes.extend(self.shares_of_user(&user)?.into_iter().map(|id| (id, at)));
+            }
             for (id, at) in revokes {
                 if let Some(mut s) = self.share(&id)? {
                     if s.revoked.is_none() {

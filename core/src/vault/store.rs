@@ -107,6 +107,10 @@ pub enum Op {
     /// on a deleted share then fails its `Guard::Share(id, Some(v))` (the share is gone),
     /// re-reads and is refused.
     DeleteSharesOfFile(FileId),
+    /// Revoke (as [`Op::RevokeShare`]) every share the user has at the moment the commit
+    /// applies: the set is read inside the commit, so a share created after the caller listed
+    /// them is revoked too.
+    RevokeSharesOfUser(UserId, Timestamp),
     /// Remove one expiry index entry (a stale one: its record is already gone).
     DeleteExpiry(ExpiryEntry),
     /// Set a named setting.

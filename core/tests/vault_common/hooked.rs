@@ -25,12 +25,19 @@ pub struct Hooks {
     /// How many of the next commits fail without applying anything.
     pub failing_commits: AtomicU32,
     before_commit: Mutex<Option<BeforeCommit>>,
+    after_checkpoints: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Hooks {
     /// Installs the hook run before every commit.
     pub fn before_commit(&self, hook: BeforeCommit) {
         *self.before_commit.lock().unwrap() = Some(hook);
+    }
+
+    /// Runs `hook` once, right after the next listing of the checkpoints was read (to append
+    /// to the log while it is being verified).
+    pub fn after_checkpoints(&self, hook: Box<dyn FnOnce() + Send>) {
+        *self.after_checkpoints.lock().unwrap() = Some(hook);
     }
 
     fn take_flush_failure(&self) -> bool {
@@ -140,7 +147,12 @@ impl MetaStore for HookedStore {
         self.inner.audit_range(from, limit)
     }
     fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.checkpoints()
+        let listed = self.inner.checkpoints();
+        let hook = self.hooks.after_checkpoints.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        listed
     }
 }
 

@@ -376,7 +376,8 @@ impl ServeArgs {
                           KINKO_DATA_DIR (or run `kinko serve --dev`)"
                     .into(),
             })?;
-            if tls.is_none() && !plain_http {
+            // Recovery never serves: it needs the vault, not TLS.
+            if tls.is_none() && !plain_http && self.recover_admin.is_none() {
                 return Err(ServeError::Config {
                     message: "outside --dev the server speaks TLS: set tls_cert and tls_key, or \
                               --plain-http when a TLS proxy on this host terminates HTTPS"

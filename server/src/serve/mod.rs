@@ -229,7 +229,8 @@ fn recover_admin(
             config.data_dir.display()
         ),
     };
-    if !config.data_dir.exists() {
+    let (meta_dir, _) = kinko_core::vault::data_paths(&config.data_dir);
+    if !meta_dir.exists() {
         return Err(nothing());
     }
     let (vault, _) = open_vault(config, keys)?;
