@@ -284,6 +284,17 @@ fn a_share_updated_before_every_shred_attempt_does_not_stall_the_delete() {
     assert_deleted(&env, &file, &share);
 }
 
+/// A vault over a [`HookedStore`], with an admin and a member.
+fn hooked_env(dir: &std::path::Path, kek: u8) -> (Env, Arc<Hooks>) {
+    let (meta, hooks) = HookedStore::open(&dir.join("meta"));
+    let env = setup_over(
+        dir,
+        config(KeyRing::new(kek_from([kek; 32]))),
+        Box::new(meta),
+    );
+    (env, hooks)
+}
+
 /// A share created while its owner is being disabled, staged: the disable commits between
 /// the share's reads and its commit. The share must not survive the disable (it would be
 /// live again after `enable_user`): its commit fails on the owner's version, and a retry is
@@ -291,12 +302,7 @@ fn a_share_updated_before_every_shred_attempt_does_not_stall_the_delete() {
 #[test]
 fn a_share_created_during_its_owners_disable_does_not_survive_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (meta, hooks) = HookedStore::open(&dir.path().join("meta"));
-    let env = setup_over(
-        dir.path(),
-        config(KeyRing::new(kek_from([51; 32]))),
-        Box::new(meta),
-    );
+    let (env, hooks) = hooked_env(dir.path(), 51);
     let file = upload(&env);
     let member = env.member_id;
     let staged = AtomicBool::new(false);
@@ -369,12 +375,7 @@ fn concurrent_bootstraps_make_one_admin() {
 #[test]
 fn a_share_created_just_before_its_owners_disable_commits_is_revoked() {
     let dir = tempfile::tempdir().unwrap();
-    let (meta, hooks) = HookedStore::open(&dir.path().join("meta"));
-    let env = setup_over(
-        dir.path(),
-        config(KeyRing::new(kek_from([52; 32]))),
-        Box::new(meta),
-    );
+    let (env, hooks) = hooked_env(dir.path(), 52);
     let file = upload(&env);
     let listed = day_share(&env.vault, &env.member, &file, None);
     let template = env.vault.meta().share(&listed.id).unwrap().unwrap();

@@ -690,16 +690,29 @@ fn recover_admin_gives_a_working_token_back() {
     let mut srv = TestServer::start();
     let _ = srv.member("alice");
     let (root, data_dir) = (srv.dir.path().to_owned(), srv.data_dir());
-    let recover = |name: &str| {
+    // `kinko serve ARGS` in the server's folder, with nothing from the environment.
+    let serve = |args: &[&std::ffi::OsStr]| {
         std::process::Command::new(support::KINKO)
             .current_dir(&root)
-            .args(["serve", "--dev", "--recover-admin", name, "--data-dir"])
-            .arg(&data_dir)
+            .arg("serve")
+            .args(args)
             .env_remove("KINKO_SERVE_CONFIG")
             .env_remove("KINKO_KEK")
+            .env_remove("KINKO_TLS_CERT")
+            .env_remove("KINKO_TLS_KEY")
             .output()
             .unwrap()
     };
+    let dev_recover = |name: &str, dir: &std::path::Path| {
+        serve(&[
+            "--dev".as_ref(),
+            "--recover-admin".as_ref(),
+            name.as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+        ])
+    };
+    let recover = |name: &str| dev_recover(name, &data_dir);
     let busy = recover("admin");
     assert_eq!(busy.status.code(), Some(1));
     let err = String::from_utf8_lossy(&busy.stderr);
@@ -716,54 +729,25 @@ fn recover_admin_gives_a_working_token_back() {
     assert_eq!(member_name.status.code(), Some(1));
     let err = String::from_utf8_lossy(&member_name.stderr);
     assert!(err.contains("is a member, not an admin"), "{err}");
-    let nowhere = std::process::Command::new(support::KINKO)
-        .current_dir(&root)
-        .args([
-            "serve",
-            "--dev",
-            "--recover-admin",
-            "admin",
-            "--data-dir",
-            "typo/data",
-        ])
-        .env_remove("KINKO_SERVE_CONFIG")
-        .env_remove("KINKO_KEK")
-        .output()
-        .unwrap();
+    let nowhere = dev_recover("admin", "typo/data".as_ref());
     assert_eq!(nowhere.status.code(), Some(1));
     let err = String::from_utf8_lossy(&nowhere.stderr);
     assert!(err.contains("no vault to recover in typo/data"), "{err}");
     assert!(!root.join("typo/data").exists());
     // An existing directory that holds no vault (the parent of the real one) stays as it is.
-    let parent = std::process::Command::new(support::KINKO)
-        .current_dir(&root)
-        .args([
-            "serve",
-            "--dev",
-            "--recover-admin",
-            "admin",
-            "--data-dir",
-            ".",
-        ])
-        .env_remove("KINKO_SERVE_CONFIG")
-        .env_remove("KINKO_KEK")
-        .output()
-        .unwrap();
+    let parent = dev_recover("admin", ".".as_ref());
     assert_eq!(parent.status.code(), Some(1));
     assert!(!root.join("meta").exists() && !root.join("blobs").exists());
     // Outside --dev, with the key file and no TLS settings (recovery never serves).
-    let outside_dev = std::process::Command::new(support::KINKO)
-        .current_dir(&root)
-        .args(["serve", "--recover-admin", "nobody-yet", "--data-dir"])
-        .arg(&data_dir)
-        .arg("--kek-file")
-        .arg(root.join("dev/dev.kek"))
-        .env_remove("KINKO_SERVE_CONFIG")
-        .env_remove("KINKO_KEK")
-        .env_remove("KINKO_TLS_CERT")
-        .env_remove("KINKO_TLS_KEY")
-        .output()
-        .unwrap();
+    let kek = root.join("dev/dev.kek");
+    let outside_dev = serve(&[
+        "--recover-admin".as_ref(),
+        "nobody-yet".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--kek-file".as_ref(),
+        kek.as_os_str(),
+    ]);
     let out = String::from_utf8_lossy(&outside_dev.stdout);
     assert!(
         outside_dev.status.success() && out.starts_with("Admin \"nobody-yet\" created."),
