@@ -416,18 +416,34 @@ fn recover_admin_issues_a_working_token() {
     let v = &env.vault;
     let root = env.admin.principal.user;
     v.disable_user(&env.admin, &root).unwrap();
-    let (id, token, created) = v.recover_admin("root", DAY, T0.plus(5)).unwrap();
-    assert_eq!((id, created), (root, false));
-    let who = v.authenticate(&token, "", T0.plus(6)).unwrap();
+    let r = v.recover_admin("root", DAY, T0.plus(5)).unwrap();
+    assert_eq!((r.user, r.created, r.revoked), (root, false, 0));
+    let who = v.authenticate(&r.token, "", T0.plus(6)).unwrap();
     assert_eq!((who.user, who.role), (root, Role::Admin));
     assert!(!v.meta().user(&root).unwrap().unwrap().disabled);
     assert!(
-        v.authenticate(&token, "", T0.plus(5 + DAY)).is_err(),
+        v.authenticate(&r.token, "", T0.plus(5 + DAY)).is_err(),
         "the token expires"
     );
-    let (id, token, created) = v.recover_admin("ops", DAY, T0).unwrap();
-    assert!(created);
-    assert_eq!(v.authenticate(&token, "", T0).unwrap().user, id);
+    // A second recovery revokes the first one's token (and any other the admin had).
+    let other = v
+        .issue_token(&ctx(root, Role::Admin, T0.plus(7)), &root, "laptop", DAY)
+        .unwrap();
+    let again = v.recover_admin("root", DAY, T0.plus(8)).unwrap();
+    assert_eq!((again.user, again.created, again.revoked), (root, false, 2));
+    for old in [&r.token, &other] {
+        assert!(v.authenticate(old, "", T0.plus(9)).is_err());
+    }
+    assert_eq!(
+        v.authenticate(&again.token, "", T0.plus(9)).unwrap().user,
+        root
+    );
+    assert_eq!(v.meta().tokens_of(&root).unwrap().len(), 1);
+
+    let r = v.recover_admin("ops", DAY, T0).unwrap();
+    let id = r.user;
+    assert!(r.created && r.revoked == 0);
+    assert_eq!(v.authenticate(&r.token, "", T0).unwrap().user, id);
     assert_eq!(v.meta().user(&id).unwrap().unwrap().role, Role::Admin);
     assert!(matches!(
         v.recover_admin("alice", DAY, T0),
@@ -438,7 +454,8 @@ fn recover_admin_issues_a_working_token() {
     let admin = ctx(id, Role::Admin, T0);
     v.export_audit(&admin, &mut out).unwrap();
     let log = String::from_utf8(out).unwrap();
-    assert_eq!(log.matches("\"action\":\"user.recover\"").count(), 2);
+    assert_eq!(log.matches("\"action\":\"user.recover\"").count(), 3);
+    assert!(log.contains("tokens_deleted=2"), "{log}");
 }
 
 #[test]

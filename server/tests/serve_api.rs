@@ -684,7 +684,8 @@ fn admin_users_tokens_roles_and_the_audit_log() {
 
 /// `kinko serve --recover-admin NAME` with the server's own configuration: refused while the
 /// server holds the data directory; once it is stopped, prints a new admin token that the
-/// restarted server accepts (and, with --dev, shows again), audited as `user.recover`.
+/// restarted server accepts (and, with --dev, shows again) and revokes the older one, audited
+/// as `user.recover`.
 #[test]
 fn recover_admin_gives_a_working_token_back() {
     let mut srv = TestServer::start();
@@ -761,7 +762,10 @@ fn recover_admin_gives_a_working_token_back() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.starts_with("Admin \"admin\" recovered."), "{stdout}");
+    assert!(
+        stdout.starts_with("Admin \"admin\" recovered; its older token is revoked."),
+        "{stdout}"
+    );
     let token = stdout.lines().nth(1).unwrap().trim().to_owned();
     assert!(
         token.starts_with("kinko_") && token != old_token,
@@ -772,6 +776,8 @@ fn recover_admin_gives_a_working_token_back() {
     assert_eq!(srv.admin_token, token, "--dev shows the recovered token");
     let me = srv.authed(&token, "GET", "/api/v1/me", None);
     assert_eq!(me.status, 200);
+    let old = srv.authed(&old_token, "GET", "/api/v1/me", None);
+    assert_eq!(old.status, 401, "the older token is revoked");
     assert_eq!(
         (me.json()["name"].as_str(), me.json()["role"].as_str()),
         (Some("admin"), Some("admin"))

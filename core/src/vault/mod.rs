@@ -309,6 +309,19 @@ pub struct NewShare {
     pub expires: Timestamp,
 }
 
+/// What [`Vault::recover_admin`] did.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The admin.
+    pub user: UserId,
+    /// The new token. Shown once.
+    pub token: ApiToken,
+    /// Whether the admin was created (no user had the name).
+    pub created: bool,
+    /// How many older tokens of the admin were revoked.
+    pub revoked: usize,
+}
+
 /// Permission, granted by [`Vault::access`], to serve one share's file.
 #[derive(Debug, Clone)]
 pub struct Grant {
@@ -578,8 +591,9 @@ impl Vault {
     /// Gives an operator back an admin token when none works any more (expired, lost, the
     /// last admin disabled): for an offline tool with access to the data directory and the
     /// KEK, never for a network endpoint. The admin `name` is created if no user has that
-    /// name, re-enabled if disabled; either way it gets a new token. Audited as
-    /// `user.recover` by the system. Returns the user, the token and whether the user is new.
+    /// name, re-enabled if disabled; either way it gets a new token, and every older token
+    /// of an existing admin is revoked in the same commit (a lost token may be in someone
+    /// else's hands). Audited as `user.recover` by the system.
     ///
     /// # Errors
     /// [`VaultError::Invalid`] if `name` belongs to a user who is not an admin (an operator
@@ -589,12 +603,13 @@ impl Vault {
         name: &str,
         token_ttl: u64,
         now: Timestamp,
-    ) -> Result<(UserId, ApiToken, bool), VaultError> {
+    ) -> Result<Recovered, VaultError> {
         if name.is_empty() || name.len() > 256 {
             return Err(VaultError::Invalid("a user name is 1 to 256 bytes".into()));
         }
         loop {
             let existing = self.meta.user_by_name(name)?;
+            let mut ops = Vec::new();
             let (user, guard, created) = match existing {
                 Some(u) if u.role != Role::Admin => {
                     return Err(VaultError::Invalid(format!(
@@ -605,6 +620,7 @@ impl Vault {
                 }
                 Some(u) => {
                     let guard = Guard::User(u.id, Some(u.version));
+                    ops.extend(self.meta.tokens_of(&u.id)?.into_iter().map(Op::DeleteToken));
                     let mut u2 = u;
                     u2.disabled = false;
                     u2.version += 1;
@@ -615,21 +631,28 @@ impl Vault {
                     (u, Guard::UserNameFree(name.to_owned()), true)
                 }
             };
+            let revoked = ops.len();
             let (token, trec) = self.new_token(user.id, "recovery", now, token_ttl);
             let entry = Entry::system(
                 now,
                 "user.recover",
                 user_obj(&user.id),
-                format!("name={name} created={created} token={}", token.id()),
+                format!(
+                    "name={name} created={created} token={} tokens_deleted={revoked}",
+                    token.id()
+                ),
             );
-            let id = user.id;
-            match self.commit(
-                vec![guard],
-                vec![Op::PutUser(user), Op::PutToken(trec)],
-                entry,
-                Durability::Sync,
-            ) {
-                Ok(_) => return Ok((id, token, created)),
+            let user_id = user.id;
+            ops.extend([Op::PutUser(user), Op::PutToken(trec)]);
+            match self.commit(vec![guard], ops, entry, Durability::Sync) {
+                Ok(_) => {
+                    return Ok(Recovered {
+                        user: user_id,
+                        token,
+                        created,
+                        revoked,
+                    });
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -115,8 +115,8 @@ pub(crate) struct ServeArgs {
 
     /// Do not serve: give the admin NAME a new admin token, print it and exit. For an operator
     /// locked out (the token expired or was lost, the last admin was disabled). Creates the
-    /// admin if no user has this name, re-enables it if disabled; a member's name is refused.
-    /// Uses the same configuration as serving; stop the server first (it holds the data
+    /// admin if no user has this name, re-enables it if disabled, and revokes its older
+    /// tokens; a member's name is refused. Uses the same configuration as serving; stop the server first (it holds the data
     /// directory). Audited as `user.recover`.
     #[arg(long, value_name = "NAME")]
     pub(crate) recover_admin: Option<String>,

@@ -250,10 +250,10 @@ fn recover_admin(
         return Err(nothing());
     }
     let now = kinko_core::vault::Timestamp::now();
-    let (_, token, created) = vault
+    let recovered = vault
         .recover_admin(name, ADMIN_TOKEN_TTL, now)
         .map_err(vault_error)?;
-    let token = token.expose_secret();
+    let token = recovered.token.expose_secret();
     if let Some(token_file) = &config.dev_token_file {
         let _ = std::fs::remove_file(token_file);
         config::write_private(token_file, token.expose_secret().as_bytes()).map_err(|e| {
@@ -263,7 +263,12 @@ fn recover_admin(
         })?;
     }
     // stdout, not the logger: the token must never reach a log line.
-    let what = if created { "created" } else { "recovered" };
+    let what = match (recovered.created, recovered.revoked) {
+        (true, _) => "created".to_owned(),
+        (false, 0) => "recovered".to_owned(),
+        (false, 1) => "recovered; its older token is revoked".to_owned(),
+        (false, n) => format!("recovered; its {n} older tokens are revoked"),
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
