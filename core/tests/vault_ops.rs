@@ -208,6 +208,12 @@ fn password_lockout_after_the_limit() {
     // A view needs no password.
     v.access(&s.id, &s.secret, None, AccessKind::View, "", T0)
         .unwrap();
+    // Whether the password decides (what the server asks before an Argon2 turn).
+    let decides = |secret: &LinkSecret, kind, now| v.password_decides(&s.id, secret, &kind, now);
+    assert!(decides(&s.secret, AccessKind::Download, T0).unwrap());
+    assert!(!decides(&s.secret, AccessKind::View, T0).unwrap());
+    assert!(!decides(&LinkSecret::generate(), AccessKind::Download, T0).unwrap());
+    assert!(!decides(&s.secret, AccessKind::Download, T0.plus(DAY)).unwrap());
     let wrong = SecretString::from("wrong");
     for _ in 0..4 {
         assert!(matches!(
@@ -239,6 +245,7 @@ fn password_lockout_after_the_limit() {
         Err(AccessError::Denied)
     ));
     assert!(v.meta().share(&s.id).unwrap().unwrap().locked());
+    assert!(!decides(&s.secret, AccessKind::Download, T0).unwrap());
 }
 
 #[test]

@@ -309,6 +309,15 @@ pub struct NewShare {
     pub expires: Timestamp,
 }
 
+/// See [`Vault::access_reads`].
+struct AccessReads {
+    share: Option<ShareRecord>,
+    freeze: Option<Vec<u8>>,
+    env: PolicyEnv,
+    creds: Credentials,
+    file: Option<FileRecord>,
+}
+
 /// What [`Vault::recover_admin`] did.
 #[derive(Debug)]
 pub struct Recovered {
@@ -1411,6 +1420,76 @@ impl Vault {
         decided.outcome
     }
 
+    /// What one link decision reads: the share, the freeze setting, the facts around the
+    /// share and the credentials checked against it (all but the password).
+    fn access_reads(
+        &self,
+        share_id: &ShareId,
+        secret: &LinkSecret,
+        kind: &AccessKind,
+        now: Timestamp,
+    ) -> Result<AccessReads, StoreError> {
+        let share = self.meta.share(share_id)?;
+        let freeze = self.freeze_value()?;
+        let mut env = PolicyEnv {
+            frozen: is_frozen(&freeze),
+            owner_enabled: false,
+            file_active: false,
+        };
+        let mut creds = Credentials {
+            secret_ok: false,
+            // Set by `decide_lazily`.
+            password: PasswordCheck::Missing,
+            ticket_ok: false,
+        };
+        let mut file = None;
+        if let Some(s) = &share {
+            env.owner_enabled = self.meta.user(&s.owner)?.is_some_and(|u| !u.disabled);
+            file = self.meta.file(&s.file)?.filter(|f| f.live_at(now));
+            env.file_active = file.is_some();
+            creds.secret_ok = policy::secret_matches(s, secret, &self.keys.link_hash);
+            if let AccessKind::Resume(t) = kind {
+                creds.ticket_ok = t.valid(&self.keys.ticket_mac, &s.id, now);
+            }
+        }
+        Ok(AccessReads {
+            share,
+            freeze,
+            env,
+            creds,
+            file,
+        })
+    }
+
+    /// Whether the answer to a link request would depend on its password now: false when
+    /// the share is refused (or needs no password) whatever password is presented: locked,
+    /// expired, revoked, used up, a wrong secret... Reads only, and runs no Argon2.
+    ///
+    /// For callers that ration Argon2 runs: a request whose password does not matter can be
+    /// decided by [`Vault::decide_access`] without it, with the same answer, instead of
+    /// waiting for a turn. Should the share change in between so that the password matters
+    /// after all, that decision asks for the password and counts nothing.
+    ///
+    /// # Errors
+    /// [`AccessError::Internal`] if the store fails.
+    pub fn password_decides(
+        &self,
+        share_id: &ShareId,
+        secret: &LinkSecret,
+        kind: &AccessKind,
+        now: Timestamp,
+    ) -> Result<bool, AccessError> {
+        let r = self
+            .access_reads(share_id, secret, kind, now)
+            .map_err(|e| AccessError::Internal(e.into()))?;
+        let mut asked = false;
+        policy::decide_lazily(r.share.as_ref(), &r.env, &r.creds, kind, now, || {
+            asked = true;
+            PasswordCheck::Wrong
+        });
+        Ok(asked)
+    }
+
     /// [`Vault::access`] without its flush, for callers that group the flushes of many
     /// decisions into one (group commit): the decision is committed to the store, and when
     /// [`Decided::must_flush`] is set its answer may be given only after a [`Vault::flush`]
@@ -1431,37 +1510,15 @@ impl Vault {
             let internal = |e: StoreError| AccessError::Internal(e.into());
             let mut password_check: Option<PasswordCheck> = None;
             loop {
-                let share = self.meta.share(share_id).map_err(internal)?;
-                let freeze = self.freeze_value().map_err(internal)?;
-                let mut env = PolicyEnv {
-                    frozen: is_frozen(&freeze),
-                    owner_enabled: false,
-                    file_active: false,
-                };
-                let mut creds = Credentials {
-                    secret_ok: false,
-                    // Set by `decide_lazily`.
-                    password: PasswordCheck::Missing,
-                    ticket_ok: false,
-                };
-                let mut file = None;
-                if let Some(s) = &share {
-                    env.owner_enabled = self
-                        .meta
-                        .user(&s.owner)
-                        .map_err(internal)?
-                        .is_some_and(|u| !u.disabled);
-                    file = self
-                        .meta
-                        .file(&s.file)
-                        .map_err(internal)?
-                        .filter(|f| f.live_at(now));
-                    env.file_active = file.is_some();
-                    creds.secret_ok = policy::secret_matches(s, secret, &self.keys.link_hash);
-                    if let AccessKind::Resume(t) = &kind {
-                        creds.ticket_ok = t.valid(&self.keys.ticket_mac, &s.id, now);
-                    }
-                }
+                let AccessReads {
+                    share,
+                    freeze,
+                    env,
+                    creds,
+                    file,
+                } = self
+                    .access_reads(share_id, secret, &kind, now)
+                    .map_err(internal)?;
                 // Argon2 only when every other check has passed, and once per request.
                 let decision =
                     policy::decide_lazily(share.as_ref(), &env, &creds, &kind, now, || {

@@ -427,10 +427,11 @@ impl http_body::Body for Holding {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::time::Duration;
 
     use axum::body::Body;
     use axum::http::Method;
-    use kinko_core::vault::{KeyRing, MasterKey, VaultConfig};
+    use kinko_core::vault::{KeyRing, MasterKey, ShareId, VaultConfig};
     use tower::ServiceExt;
 
     use super::*;
@@ -491,15 +492,13 @@ mod tests {
         }
     }
 
-    /// Password checks (Argon2) wait for a permit: with every permit taken, a download with a
-    /// password does not start, and it runs as soon as one is free.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn password_checks_wait_for_an_argon2_permit() {
+    /// A vault with a file shared under the password "open sesame": the state, the share's
+    /// id and secret, and the admin's context.
+    fn password_share(dir: &std::path::Path) -> (AppState, ShareId, String, Ctx) {
         use kinko_core::vault::{Metadata, ShareOptions};
         use secrecy::ExposeSecret;
 
-        let dir = tempfile::tempdir().unwrap();
-        let st = state(dir.path());
+        let st = state(dir);
         let now = Timestamp::now();
         let (_, token) = st.vault.bootstrap_admin("admin", 3600, now).unwrap();
         let ctx = Ctx {
@@ -517,20 +516,60 @@ mod tests {
             ..Default::default()
         };
         let share = st.vault.create_share(&ctx, &file, opts).unwrap();
-        let secret = share.secret.expose_secret();
-        let held = st.argon2.acquire_many(2).await.unwrap();
-        let req = axum::http::Request::builder()
-            .uri(format!("/api/v1/links/{}/content", share.id))
-            .header("kinko-link-secret", secret.expose_secret())
+        let secret = share.secret.expose_secret().expose_secret().to_owned();
+        (st, share.id, secret, ctx)
+    }
+
+    /// A link download with the password "open sesame".
+    fn download_with_password(share: &ShareId, secret: &str) -> axum::http::Request<Body> {
+        axum::http::Request::builder()
+            .uri(format!("/api/v1/links/{share}/content"))
+            .header("kinko-link-secret", secret)
             .header("kinko-password", "open%20sesame")
             .body(Body::empty())
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Password checks (Argon2) wait for a permit: with every permit taken, a download with a
+    /// password does not start, and it runs as soon as one is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_checks_wait_for_an_argon2_permit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, share, secret, _) = password_share(dir.path());
+        let held = st.argon2.acquire_many(2).await.unwrap();
+        let req = download_with_password(&share, &secret);
         let download = tokio::spawn(router(st.clone()).oneshot(req));
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!download.is_finished(), "it ran without a permit");
         drop(held);
         let resp = download.await.unwrap().unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    /// A password that cannot change the answer (a wrong secret, a revoked share) is not
+    /// checked, so its request is answered while every Argon2 permit is taken, not queued
+    /// behind real checks. (A bound, not a timing: without it these wait forever.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_password_that_cannot_matter_waits_for_no_permit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, share, secret, ctx) = password_share(dir.path());
+        let _held = st.argon2.acquire_many(2).await.unwrap();
+        let answer = |req: axum::http::Request<Body>| {
+            let app = router(st.clone());
+            async move {
+                let resp = tokio::time::timeout(Duration::from_secs(60), app.oneshot(req))
+                    .await
+                    .expect("answered without an Argon2 permit");
+                resp.unwrap().status()
+            }
+        };
+        let other = kinko_core::vault::LinkSecret::generate();
+        let other = secrecy::ExposeSecret::expose_secret(&other.expose_secret()).to_owned();
+        let wrong_secret = answer(download_with_password(&share, &other)).await;
+        assert_eq!(wrong_secret, StatusCode::NOT_FOUND);
+        st.vault.revoke_share(&ctx, &share).unwrap();
+        let revoked = answer(download_with_password(&share, &secret)).await;
+        assert_eq!(revoked, StatusCode::NOT_FOUND);
     }
 
     async fn call(app: &Router, method: Method, path: &str) -> Response {

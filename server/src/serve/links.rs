@@ -60,7 +60,8 @@ fn password_from(h: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
 }
 
 /// Decides one link request and, when it is granted, runs `then` on the grant, in one vault
-/// job: on the link workers, or on the blocking pool when a password makes it an Argon2 job.
+/// job: on the link workers, or on the blocking pool when a password makes it an Argon2 job
+/// (only when the password can change the answer: otherwise it is dropped unchecked).
 /// A decision that must be durable is flushed (by the group commit) before anything is
 /// returned. Wrong passwords also count against the address.
 async fn decide<T, F>(
@@ -87,11 +88,27 @@ where
     let Ok(share) = share.parse::<ShareId>() else {
         return Err(ApiError::link_invalid());
     };
-    let Some(secret) = secret.and_then(LinkSecret::parse) else {
-        return Err(ApiError::link_invalid());
+    let parse = |text: Option<&str>| {
+        text.and_then(LinkSecret::parse)
+            .ok_or_else(ApiError::link_invalid)
     };
+    let (secret, text) = (parse(secret)?, secret);
     let now = state.clock.now();
     let client = ip.to_string();
+    // Argon2 turns are few (one per core). A password that cannot change the answer (a locked,
+    // expired, revoked or used-up share, a wrong secret, a view) is not checked, so such a
+    // request does not wait for a turn behind real checks: it is decided without it.
+    let mut password = password;
+    if password.is_some() {
+        let (again, k) = (parse(text)?, kind.clone());
+        let decides = state
+            .workers
+            .run(move |v| v.password_decides(&share, &again, &k, now))
+            .await??;
+        if !decides {
+            password = None;
+        }
+    }
     let slow = password.is_some();
     // From here until it waits for its flush (or needs none), a download's decision holds up
     // the next flush briefly, so that one flush covers it and its neighbours. Not an Argon2
