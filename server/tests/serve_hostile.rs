@@ -163,6 +163,38 @@ fn malformed_requests_get_clear_4xx_answers() {
     srv.assert_no_server_errors();
 }
 
+/// A method a path does not take is the JSON error every refusal is, with its `Allow` header;
+/// a HEAD of a link's content is refused rather than counted as a download (link checkers and
+/// download managers send one first).
+#[test]
+fn wrong_methods_and_head_on_a_link_are_refused_as_json() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let auth = format!("Bearer {alice}");
+    let r = srv.request("PUT", "/api/v1/files", &[("authorization", &auth)], None);
+    assert_eq!((r.status, r.code().as_str()), (405, "method_not_allowed"));
+    let allow = r.header("allow").unwrap_or_default();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+
+    let file = srv.upload(&alice, "once.txt", b"one download only");
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 600, "max_downloads": 1}),
+    );
+    let path = format!("/api/v1/links/{share}/content");
+    for _ in 0..3 {
+        let r = srv.request("HEAD", &path, &[("kinko-link-secret", &secret)], None);
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("allow"), Some("GET"));
+        assert!(r.header("kinko-ticket").is_none());
+    }
+    let r = srv.link_download(&share, &secret, None);
+    assert_eq!(r.status, 200, "the HEADs counted nothing");
+    assert_eq!(r.body, b"one download only");
+    srv.assert_no_server_errors();
+}
+
 #[test]
 fn wrong_tokens_are_refused_and_rate_limited_per_address() {
     let srv = TestServer::start_with(Options {
@@ -540,7 +572,8 @@ fn a_slow_download_outlives_the_idle_timeout_and_a_stalled_one_does_not() {
 
 /// A streamed download is in flight until its body is sent, not only until its head is: with
 /// `max_in_flight = 2`, two downloads whose clients read nothing leave no room for a third
-/// request (503), and room comes back once they go.
+/// request (503, with its request id and counted as a refusal), and room comes back once they
+/// go. The health check is answered throughout: a busy server is not a dead one.
 #[test]
 fn streamed_downloads_count_against_max_in_flight_until_they_end() {
     let srv = TestServer::start_with(Options {
@@ -564,12 +597,20 @@ fn streamed_downloads_count_against_max_in_flight_until_they_end() {
             s
         })
         .collect();
-    let r = srv.request("GET", "/healthz", &[], None);
+    let r = srv.request("GET", "/openapi.json", &[], None);
     assert_eq!((r.status, r.code().as_str()), (503, "unavailable"));
+    assert!(r.header("x-request-id").is_some(), "{:?}", r.headers);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(srv.request("GET", "/healthz", &[], None).status, 200);
     drop(stalled);
     eventually("the closed downloads give their places back", || {
-        srv.request("GET", "/healthz", &[], None).status == 200
+        srv.request("GET", "/openapi.json", &[], None).status == 200
     });
+    let metrics = srv.request("GET", "/metrics", &[], None).text();
+    assert!(
+        metrics.contains("kinko_refusals_total{reason=\"unavailable\"} 1"),
+        "{metrics}"
+    );
     // (No assert_no_server_errors: the 503s are this test's point.)
 }
 

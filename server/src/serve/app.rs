@@ -145,6 +145,15 @@ async fn as_json_error(resp: Response) -> Response {
     ApiError::invalid(reason).into_response()
 }
 
+/// The router's `405` (empty body) as the JSON error every other refusal is, keeping its
+/// `Allow` header.
+fn method_not_allowed(resp: &Response) -> Response {
+    ApiError::method_not_allowed(
+        resp.headers().get(header::ALLOW).cloned(),
+        "this path does not take this method (the Allow header lists the ones it takes)",
+    )
+}
+
 /// The credentials of an `Authorization: Bearer …` value. The scheme name is
 /// case-insensitive (RFC 9110, 11.1), so `bearer` and `BEARER` work as well.
 fn bearer(value: &str) -> Option<&str> {
@@ -228,21 +237,30 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     let span = tracing::info_span!("request", id = %id);
     // Held until the response body has been sent, not just until its head is ready: a
     // streamed download is in flight for as long as it streams (and holds a blocking thread).
-    let permit = match state.in_flight.clone().try_acquire_owned() {
-        Ok(p) => p,
-        Err(_) => {
-            let resp = ApiError::unavailable("the server is busy; retry shortly").into_response();
-            state.metrics.request(route, resp.status().as_u16());
-            return resp;
+    // The health check takes none: a busy server is alive, and must not look dead to whatever
+    // restarts it. Over the limit, the refusal still gets the request id, headers, log line
+    // and metrics below.
+    let permit = if route == "/healthz" {
+        Ok(None)
+    } else {
+        state.in_flight.clone().try_acquire_owned().map(Some)
+    };
+    let (mut resp, permit) = match permit {
+        Ok(permit) => {
+            use tracing::Instrument;
+            (next.run(req).instrument(span.clone()).await, permit)
         }
+        Err(_) => (
+            ApiError::unavailable("the server is busy; retry shortly").into_response(),
+            None,
+        ),
     };
-    let mut resp = {
-        use tracing::Instrument;
-        next.run(req).instrument(span.clone()).await
-    };
-    if matches!(resp.status().as_u16(), 400 | 422) && resp.extensions().get::<ErrorCode>().is_none()
-    {
-        resp = as_json_error(resp).await;
+    if resp.extensions().get::<ErrorCode>().is_none() {
+        match resp.status().as_u16() {
+            400 | 422 => resp = as_json_error(resp).await,
+            405 => resp = method_not_allowed(&resp),
+            _ => {}
+        }
     }
     let status = resp.status();
     state.metrics.request(route, status.as_u16());
@@ -401,7 +419,7 @@ pub(crate) fn router(state: AppState) -> Router {
 /// A response body that keeps its request's in-flight permit until it is done (or dropped).
 struct Holding {
     body: Body,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl http_body::Body for Holding {

@@ -89,6 +89,19 @@ impl ApiError {
     pub(crate) fn unavailable(message: &str) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+    /// `405 method_not_allowed`, with the `Allow` header listing the methods the path takes.
+    pub(crate) fn method_not_allowed(allow: Option<HeaderValue>, message: &str) -> Response {
+        let mut resp = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+        )
+        .into_response();
+        if let Some(allow) = allow {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
+        resp
+    }
 }
 
 impl From<VaultError> for ApiError {

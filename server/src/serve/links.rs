@@ -230,6 +230,14 @@ pub(crate) async fn content(
     Path(share): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    // The router answers HEAD with the GET handler; here that would count a download (link
+    // checkers and download managers send HEAD first), so it is refused.
+    if parts.method == axum::http::Method::HEAD {
+        return Ok(ApiError::method_not_allowed(
+            Some(HeaderValue::from_static("GET")),
+            "a link's content takes GET only: a HEAD would count as a download",
+        ));
+    }
     let ip = client(parts.extensions.get::<ClientAddr>());
     let kind = match header_str(&parts.headers, TICKET_HEADER) {
         Some(t) => AccessKind::Resume(DownloadTicket::parse(t).ok_or_else(ApiError::link_invalid)?),
