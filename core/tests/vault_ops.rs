@@ -248,6 +248,37 @@ fn password_lockout_after_the_limit() {
     assert!(!decides(&s.secret, AccessKind::Download, T0).unwrap());
 }
 
+/// A counted download the server failed to serve is given back, once per grant that
+/// counted; a further range counted nothing and gives nothing back.
+#[test]
+fn give_back_returns_the_download_a_grant_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [12; 32]);
+    let file = upload(&env, b"served or not");
+    let s = share(&env, &file, opts(DAY, Some(1)));
+    let v = &env.vault;
+    let downloads = || v.meta().share(&s.id).unwrap().unwrap().downloads;
+    let g = v
+        .access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+        .unwrap();
+    assert_eq!(downloads(), 1);
+    let ticket = g.ticket.clone().unwrap();
+    let resume = v
+        .access(&s.id, &s.secret, None, AccessKind::Resume(ticket), "", T0)
+        .unwrap();
+    v.give_back(&resume, "", T0).unwrap();
+    assert_eq!(downloads(), 1, "a range counted nothing");
+    v.give_back(&g, "", T0).unwrap();
+    assert_eq!(downloads(), 0);
+    // The share is whole again: its one download can be made.
+    v.access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+        .unwrap();
+    assert!(
+        v.access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+            .is_err()
+    );
+}
+
 #[test]
 fn range_requests_of_one_download_count_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -485,6 +485,46 @@ fn a_counted_download_answered_416_still_gives_its_ticket() {
     srv.assert_no_server_errors();
 }
 
+/// A counted download that cannot be served (its blob is missing: a disk fault, a restore
+/// gone wrong) is given back: the partner got nothing, and the limited share keeps its
+/// downloads for when the file is readable again.
+#[test]
+fn a_download_the_server_cannot_serve_is_not_spent() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "fragile.txt", b"needs its blob");
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 600, "max_downloads": 2}),
+    );
+    let blob = srv.data_dir().join("blobs").join(&file[..2]).join(&file);
+    let away = blob.with_extension("away");
+    std::fs::rename(&blob, &away).unwrap();
+    // The ticket first (what the page and `kinko get` do), and a counted GET of its own.
+    let content = format!("/api/v1/links/{share}/content");
+    for _ in 0..3 {
+        let r = srv.link_download(&share, &secret, None);
+        assert_eq!((r.status, r.code().as_str()), (500, "internal"));
+        let r = srv.request("GET", &content, &[("kinko-link-secret", &secret)], None);
+        assert_eq!((r.status, r.code().as_str()), (500, "internal"));
+        assert!(r.header("kinko-ticket").is_none());
+    }
+    let shares = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    assert_eq!(shares["shares"][0]["downloads"], 0, "{shares}");
+    std::fs::rename(&away, &blob).unwrap();
+    for _ in 0..2 {
+        let r = srv.link_download(&share, &secret, None);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"needs its blob"[..]));
+    }
+    assert_eq!(srv.link_download(&share, &secret, None).status, 404);
+    let log = srv.admin("GET", "/api/v1/admin/audit/export", None).text();
+    assert_eq!(
+        log.matches("\"action\":\"share.download.undone\"").count(),
+        6
+    );
+}
+
 #[test]
 fn range_requests_read_parts_and_one_ticket_counts_once() {
     let srv = TestServer::start();

@@ -350,6 +350,8 @@ pub struct Grant {
     pub password_required: bool,
     recipients: Vec<[u8; 32]>,
     kind: GrantKind,
+    /// Whether this grant counted a download (see [`Vault::give_back`]).
+    counted: bool,
 }
 
 impl Grant {
@@ -1614,6 +1616,7 @@ impl Vault {
                             ticket,
                             password_required: s.password.is_some(),
                             recipients: s.recipients.clone(),
+                            counted,
                         })
                     }
                 };
@@ -1622,6 +1625,56 @@ impl Vault {
         Decided {
             outcome,
             must_flush,
+        }
+    }
+
+    /// Gives back the download `grant` counted, when serving it failed before any of its
+    /// bytes left (the file's blob missing or unreadable, say): the partner got nothing, and
+    /// a limited share must not lose a download to the server's failure. Nothing to do for a
+    /// grant that counted nothing (a view, a further range of a download). Audited as
+    /// `share.download.undone`; buffered (a crash before the next flush keeps the count).
+    /// Call it at most once per grant, and only when its ticket never reached the client
+    /// (the ticket would still fetch the bytes, uncounted).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn give_back(&self, grant: &Grant, client: &str, now: Timestamp) -> Result<(), VaultError> {
+        if !grant.counted {
+            return Ok(());
+        }
+        loop {
+            let Some(s) = self.meta.share(&grant.share)? else {
+                return Ok(());
+            };
+            if s.downloads == 0 {
+                return Ok(());
+            }
+            let mut back = s.clone();
+            back.downloads -= 1;
+            back.version += 1;
+            let entry = Entry {
+                time: now,
+                actor: Actor::Share(s.id),
+                action: "share.download.undone",
+                object: format!("{} {}", share_obj(&s.id), file_obj(&s.file)),
+                client: client.to_owned(),
+                outcome: Outcome::Allowed,
+                detail: format!(
+                    "downloads={}/{}",
+                    back.downloads,
+                    back.max_downloads.map_or("-".to_owned(), |m| m.to_string()),
+                ),
+            };
+            match self.commit(
+                vec![Guard::Share(s.id, Some(s.version))],
+                vec![Op::UpdateShare(back)],
+                entry,
+                Durability::Buffered,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

@@ -118,7 +118,17 @@ where
     let job = move |v: &Vault| {
         let d = v.decide_access(&share, &secret, password.as_ref(), kind, &client, now);
         let prepared = match &d.outcome {
-            Ok(grant) => Some(then(v, grant)),
+            Ok(grant) => {
+                let prepared = then(v, grant);
+                // Nothing has been sent: a download that cannot be served is not spent.
+                // (The error itself is logged where it becomes the answer.)
+                if prepared.is_err()
+                    && let Err(e) = v.give_back(grant, &client, now)
+                {
+                    tracing::error!(error = %e, "the failed download stays counted");
+                }
+                Some(prepared)
+            }
             Err(_) => None,
         };
         (d, prepared)
@@ -197,7 +207,8 @@ fn download_kind(h: &HeaderMap) -> Result<AccessKind, ApiError> {
     Ok(AccessKind::DownloadFor(keys))
 }
 
-/// `POST /api/v1/links/{share}/ticket`: checks the password and counts one download.
+/// `POST /api/v1/links/{share}/ticket`: checks the password and counts one download, once
+/// the file is known to open.
 pub(crate) async fn ticket(
     State(state): State<AppState>,
     Path(share): Path<String>,
@@ -211,7 +222,9 @@ pub(crate) async fn ticket(
         header_str(&parts.headers, SECRET_HEADER),
         password_from(&parts.headers)?,
         download_kind(&parts.headers)?,
-        |_, _| Ok(()),
+        // Opened as the download will be, so that a file the server cannot serve (its blob
+        // missing or unreadable) costs no download: `decide` gives the count back.
+        |v, g| v.download(g).map(drop),
     )
     .await?;
     let t = grant.ticket.as_ref().ok_or_else(ApiError::internal)?;
