@@ -570,6 +570,67 @@ fn a_slow_download_outlives_the_idle_timeout_and_a_stalled_one_does_not() {
     srv.assert_no_server_errors();
 }
 
+/// An upload streams for as long as its client sends: a user disabled, or a token revoked,
+/// while it streams must not get the file stored once it ends (401, nothing left behind).
+#[test]
+fn an_upload_outlived_by_its_user_or_its_token_stores_nothing() {
+    let srv = TestServer::start();
+    let blobs = srv.data_dir().join("blobs");
+    let stored = || {
+        std::fs::read_dir(&blobs)
+            .unwrap()
+            .flatten()
+            .filter(|d| d.file_name() != ".tmp")
+            .map(|d| std::fs::read_dir(d.path()).unwrap().count())
+            .sum::<usize>()
+    };
+    let in_progress = || std::fs::read_dir(blobs.join(".tmp")).unwrap().count();
+    for ending in ["token revoked", "user disabled"] {
+        let (user, token) = srv.member(&ending.replace(' ', "-"));
+        let token_id = srv.authed(&token, "GET", "/api/v1/me", None).json()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let body = data(256 * 1024, 3);
+        let mut s = TcpStream::connect(addr(&srv)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "POST /api/v1/files?name=late.bin HTTP/1.1\r\nHost: x\r\n\
+             Authorization: Bearer {token}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body[..1000]).unwrap();
+        // Authenticated and streaming: its blob is being written.
+        eventually("the upload to start", || in_progress() == 1);
+        let r = match ending {
+            "token revoked" => srv.admin("DELETE", &format!("/api/v1/tokens/{token_id}"), None),
+            _ => srv.admin("POST", &format!("/api/v1/admin/users/{user}/disable"), None),
+        };
+        assert!(r.status < 300, "{ending}: {}", r.text());
+        s.write_all(&body[1000..]).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert_eq!(status_of(&answer), 401, "{ending}: {answer}");
+        assert_eq!((stored(), in_progress()), (0, 0), "{ending}: nothing left");
+    }
+    let log = srv.admin("GET", "/api/v1/admin/audit/export", None).text();
+    let uploads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"file.upload\""))
+        .collect();
+    assert_eq!(uploads.len(), 2, "{log}");
+    assert!(
+        uploads
+            .iter()
+            .all(|l| l.contains("\"outcome\":\"refused\"")),
+        "{uploads:?}"
+    );
+    srv.assert_no_server_errors();
+}
+
 /// A streamed download is in flight until its body is sent, not only until its head is: with
 /// `max_in_flight = 2`, two downloads whose clients read nothing leave no room for a third
 /// request (503, with its request id and counted as a refusal), and room comes back once they

@@ -1010,16 +1010,46 @@ impl Vault {
         };
         let mut entry = ctx.entry("file.upload", file_obj(&id), Outcome::Allowed);
         entry.detail = format!("size={size} retain_until={}", rec.retain_until);
-        if let Err(e) = self.commit(
-            vec![Guard::File(id, None)],
-            vec![Op::PutFile(rec)],
-            entry,
-            Durability::Sync,
-        ) {
-            self.discard_unrecorded_blob(&id, &e);
-            return Err(e.into());
+        // The upload streamed for as long as the client sent: the uploader may have been
+        // disabled, or its token revoked, meanwhile. Checked again here and guarded in the
+        // commit, so neither stores a file after the fact.
+        loop {
+            let Some(mut guards) = self.writer_guards(&ctx.principal)? else {
+                let _ = self.blobs.delete(&id);
+                let gone = VaultError::Unauthenticated;
+                return self.refuse(ctx, "file.upload", file_obj(&id), gone);
+            };
+            guards.push(Guard::File(id, None));
+            match self.commit(
+                guards,
+                vec![Op::PutFile(rec.clone())],
+                entry.clone(),
+                Durability::Sync,
+            ) {
+                Ok(_) => return Ok(id),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => {
+                    self.discard_unrecorded_blob(&id, &e);
+                    return Err(e.into());
+                }
+            }
         }
-        Ok(id)
+    }
+
+    /// The guards that keep a principal allowed to write up to a commit: its user exists and
+    /// is enabled, and its token (if it used one) still exists. `None` if that is no longer
+    /// so (disabled, deleted, token revoked since it authenticated).
+    fn writer_guards(&self, p: &Principal) -> Result<Option<Vec<Guard>>, StoreError> {
+        let token_ok = match &p.token {
+            Some(t) => self.meta.token(t)?.is_some(),
+            None => true,
+        };
+        let user = self.meta.user(&p.user)?;
+        Ok(user.filter(|u| !u.disabled && token_ok).map(|u| {
+            let mut guards = vec![Guard::User(u.id, Some(u.version))];
+            guards.extend(p.token.map(Guard::Token));
+            guards
+        }))
     }
 
     /// After an upload's failed commit: deletes the blob unless the record was committed

@@ -155,6 +155,7 @@ impl SledMetaStore {
                     "share",
                 )? == *v
             }
+            Guard::Token(id) => self.get(&key(b't', &[&id.0]))?.is_some(),
             Guard::UserNameFree(name) => self.get(&key(b'n', &[name.as_bytes()]))?.is_none(),
             Guard::AuditFree(seq) => self.get(&key(b'a', &[&seq.to_be_bytes()]))?.is_none(),
             Guard::Setting(name, v) => {

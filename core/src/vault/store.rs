@@ -66,6 +66,8 @@ pub enum Guard {
     File(FileId, Option<u64>),
     /// The share exists with this version (`None`: does not exist).
     Share(ShareId, Option<u64>),
+    /// The token exists (not revoked or deleted).
+    Token(TokenId),
     /// No user has this name.
     UserNameFree(String),
     /// No audit record has this sequence number yet.
