@@ -164,3 +164,25 @@ fn a_vaults_debug_shows_nothing_stored() {
     // What it does show: the data directory.
     assert!(shown.contains("meta"), "{shown}");
 }
+
+/// The stores' directories are private to the vault's user, a new vault's and (tightened at
+/// open) an existing one's: the audit log names users and client addresses.
+#[cfg(unix)]
+#[test]
+fn the_store_directories_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let (meta, blobs) = kinko_core::vault::data_paths(&dir.path().join("new"));
+    drop(Vault::open(&dir.path().join("new"), config(KeyRing::new(kek_from(KEK))), T0).unwrap());
+    assert_eq!((mode(&meta), mode(&blobs)), (0o700, 0o700));
+
+    let old = dir.path().join("old");
+    let (meta, blobs) = kinko_core::vault::data_paths(&old);
+    for d in [&meta, &blobs] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    drop(Vault::open(&old, config(KeyRing::new(kek_from(KEK))), T0).unwrap());
+    assert_eq!((mode(&meta), mode(&blobs)), (0o700, 0o700));
+}

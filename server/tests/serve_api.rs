@@ -12,6 +12,16 @@ const MULTI_CHUNK: usize = 17 * 65536 + 1234;
 #[test]
 fn upload_share_and_download_by_link_for_empty_small_and_multi_chunk_files() {
     let srv = TestServer::start();
+    #[cfg(unix)]
+    {
+        // What the server creates is private to its user.
+        use std::os::unix::fs::PermissionsExt;
+        let data = srv.data_dir();
+        for d in [data.clone(), data.join("meta"), data.join("blobs")] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+    }
     let (_, alice) = srv.member("alice");
     let mut secrets = vec![alice.clone(), srv.admin_token.clone()];
     for (i, len) in [0usize, 1, 65536, MULTI_CHUNK].into_iter().enumerate() {

@@ -447,10 +447,27 @@ fn user_obj(u: &UserId) -> String {
     format!("user:{u}")
 }
 
+/// Creates `dir` (and its parents) if missing, and makes it accessible to its owner only.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
 impl Vault {
     /// Opens the embedded vault under `data_dir` (`meta/` for sled, `blobs/` for payloads),
     /// creating it if needed, and repairs what a crash left behind (reported in the audit log
-    /// and returned).
+    /// and returned). `meta/` and `blobs/` are made private to the process's user (mode 0700
+    /// on Unix), existing ones included: the audit log names users and client addresses, and
+    /// nothing in either is anyone else's business.
     ///
     /// # Errors
     /// The stores cannot be opened, the vault seed is wrapped under a KEK not in the ring, or
@@ -460,8 +477,12 @@ impl Vault {
         config: VaultConfig,
         now: Timestamp,
     ) -> Result<(Vault, RepairReport), VaultError> {
-        let meta = SledMetaStore::open(&data_dir.join("meta"), config.flush_every_ms)?;
-        let blobs = FsBlobStore::open(&data_dir.join("blobs"))?;
+        let (meta_dir, blob_dir) = data_paths(data_dir);
+        for dir in [&meta_dir, &blob_dir] {
+            private_dir(dir).map_err(StoreError::from)?;
+        }
+        let meta = SledMetaStore::open(&meta_dir, config.flush_every_ms)?;
+        let blobs = FsBlobStore::open(&blob_dir)?;
         Vault::with_stores(Box::new(meta), Box::new(blobs), config, now)
     }
 

@@ -200,9 +200,16 @@ fn open_vault(
     config: &config::Config,
     keys: kinko_core::vault::KeyRing,
 ) -> Result<(Vault, kinko_core::vault::RepairReport), ServeError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::Config {
-        message: format!("cannot create {}: {e}", config.data_dir.display()),
-    })?;
+    // A new data directory is private to the server's user (an existing one keeps its mode;
+    // the vault makes its own meta/ and blobs/ private either way).
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(&config.data_dir)
+        .map_err(|e| ServeError::Config {
+            message: format!("cannot create {}: {e}", config.data_dir.display()),
+        })?;
     let mut vc = VaultConfig::new(keys);
     vc.access_durability = config.access_durability;
     vc.max_password_attempts = config.max_password_attempts;
