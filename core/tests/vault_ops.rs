@@ -445,6 +445,40 @@ fn tokens_hash_only_expiry_and_roles() {
     assert!(v.authenticate(&parsed, "", T0).is_err());
 }
 
+/// A user name cannot forge audit text or look like another: control characters and
+/// surrounding spaces are refused, and the name is quoted in the audit record.
+#[test]
+fn user_names_are_printable_and_quoted_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [13; 32]);
+    let v = &env.vault;
+    for bad in [
+        "x\nrole=admin",
+        "tab\there",
+        " alice",
+        "alice ",
+        "esc\u{1b}[2J",
+        "",
+    ] {
+        assert!(
+            matches!(
+                v.create_user(&env.admin, bad, Role::Member),
+                Err(VaultError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    v.create_user(&env.admin, "x role=admin", Role::Member)
+        .unwrap();
+    let mut out = Vec::new();
+    v.export_audit(&env.admin, &mut out).unwrap();
+    let log = String::from_utf8(out).unwrap();
+    assert!(
+        log.contains(r#""detail":"name=\"x role=admin\" role=member""#),
+        "{log}"
+    );
+}
+
 /// The operator's way back in: the admin named gets a new token (re-enabled if disabled), a
 /// new name makes a new admin, a member's name is refused; each is audited.
 #[test]

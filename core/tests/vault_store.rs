@@ -174,7 +174,14 @@ fn the_store_directories_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let (meta, blobs) = kinko_core::vault::data_paths(&dir.path().join("new"));
-    drop(Vault::open(&dir.path().join("new"), config(KeyRing::new(kek_from(KEK))), T0).unwrap());
+    drop(
+        Vault::open(
+            &dir.path().join("new"),
+            config(KeyRing::new(kek_from(KEK))),
+            T0,
+        )
+        .unwrap(),
+    );
     assert_eq!((mode(&meta), mode(&blobs)), (0o700, 0o700));
 
     let old = dir.path().join("old");

@@ -447,6 +447,21 @@ fn user_obj(u: &UserId) -> String {
     format!("user:{u}")
 }
 
+/// A user name is 1 to 256 bytes of printable text, without control characters (a newline
+/// or an escape would forge lines in a terminal or a log viewer) or surrounding spaces (two
+/// names that look the same must be the same name).
+fn check_user_name(name: &str) -> Result<(), VaultError> {
+    if name.is_empty() || name.len() > 256 {
+        return Err(VaultError::Invalid("a user name is 1 to 256 bytes".into()));
+    }
+    if name.chars().any(char::is_control) || name.trim() != name {
+        return Err(VaultError::Invalid(
+            "a user name has no control characters and no leading or trailing spaces".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates `dir` (and its parents) if missing, and makes it accessible to its owner only.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -588,6 +603,7 @@ impl Vault {
         token_ttl: u64,
         now: Timestamp,
     ) -> Result<(UserId, ApiToken), VaultError> {
+        check_user_name(name)?;
         if !self.meta.users()?.is_empty() {
             return Err(VaultError::Exists("an admin"));
         }
@@ -597,7 +613,7 @@ impl Vault {
             now,
             "user.bootstrap",
             user_obj(&user.id),
-            format!("name={name} role=admin token={}", token.id()),
+            format!("name={name:?} role=admin token={}", token.id()),
         );
         let committed = self.commit(
             vec![
@@ -636,9 +652,7 @@ impl Vault {
         token_ttl: u64,
         now: Timestamp,
     ) -> Result<Recovered, VaultError> {
-        if name.is_empty() || name.len() > 256 {
-            return Err(VaultError::Invalid("a user name is 1 to 256 bytes".into()));
-        }
+        check_user_name(name)?;
         loop {
             let existing = self.meta.user_by_name(name)?;
             let mut ops = Vec::new();
@@ -670,7 +684,7 @@ impl Vault {
                 "user.recover",
                 user_obj(&user.id),
                 format!(
-                    "name={name} created={created} token={} tokens_deleted={revoked}",
+                    "name={name:?} created={created} token={} tokens_deleted={revoked}",
                     token.id()
                 ),
             );
@@ -761,13 +775,16 @@ impl Vault {
     /// # Errors
     /// Forbidden, a taken name, or store errors.
     pub fn create_user(&self, ctx: &Ctx, name: &str, role: Role) -> Result<UserId, VaultError> {
-        self.require(ctx, Permission::Administer, "user.create", name)?;
-        if name.is_empty() || name.len() > 256 {
-            return Err(VaultError::Invalid("a user name is 1 to 256 bytes".into()));
-        }
+        self.require(
+            ctx,
+            Permission::Administer,
+            "user.create",
+            &format!("{name:?}"),
+        )?;
+        check_user_name(name)?;
         let user = UserRecord::new(name, role, ctx.now);
         let mut entry = ctx.entry("user.create", user_obj(&user.id), Outcome::Allowed);
-        entry.detail = format!("name={name} role={role}");
+        entry.detail = format!("name={name:?} role={role}");
         match self.commit(
             vec![
                 Guard::UserNameFree(name.to_owned()),
