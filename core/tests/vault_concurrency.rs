@@ -402,3 +402,44 @@ fn a_share_created_just_before_its_owners_disable_commits_is_revoked() {
         assert!(s.revoked.is_some(), "share {id} survived the disable");
     }
 }
+
+/// Two admins disabling each other at once, staged: the other disable commits between this
+/// one's reads and its commit. This one must fail its guard on the other admin and, asked
+/// again, be refused: one admin stays enabled.
+#[test]
+fn two_admins_disabling_each_other_leave_one_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 53);
+    let root = env.admin.principal.user;
+    let second = env
+        .vault
+        .create_user(&env.admin, "second", kinko_core::vault::Role::Admin)
+        .unwrap();
+    let staged = AtomicBool::new(false);
+    hooks.before_commit(Box::new(move |store, ops| {
+        let disables = ops
+            .iter()
+            .any(|op| matches!(op, Op::RevokeSharesOfUser(..)));
+        if disables && !staged.swap(true, SeqCst) {
+            // What the other admin's disable commits for its target (this one's caller).
+            let mut u = store.user(&root).unwrap().unwrap();
+            u.disabled = true;
+            u.version += 1;
+            store
+                .commit(&[], vec![Op::PutUser(u)], Durability::Sync)
+                .unwrap();
+        }
+    }));
+    let raced = env.vault.disable_user(&env.admin, &second);
+    assert!(matches!(raced, Err(VaultError::Invalid(_))), "{raced:?}");
+    let enabled: Vec<_> = env
+        .vault
+        .meta()
+        .users()
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.role == kinko_core::vault::Role::Admin && !u.disabled)
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(enabled, vec![second]);
+}

@@ -487,7 +487,19 @@ fn recover_admin_issues_a_working_token() {
     let env = setup(dir.path(), [10; 32]);
     let v = &env.vault;
     let root = env.admin.principal.user;
-    v.disable_user(&env.admin, &root).unwrap();
+    // The last enabled admin cannot be disabled; a second admin can disable the first, and
+    // is then the last one.
+    assert!(matches!(
+        v.disable_user(&env.admin, &root),
+        Err(VaultError::Invalid(_))
+    ));
+    let second = v.create_user(&env.admin, "second", Role::Admin).unwrap();
+    let second = ctx(second, Role::Admin, T0);
+    v.disable_user(&second, &root).unwrap();
+    assert!(matches!(
+        v.disable_user(&second, &second.principal.user),
+        Err(VaultError::Invalid(_))
+    ));
     let r = v.recover_admin("root", DAY, T0.plus(5)).unwrap();
     assert_eq!((r.user, r.created, r.revoked), (root, false, 0));
     let who = v.authenticate(&r.token, "", T0.plus(6)).unwrap();

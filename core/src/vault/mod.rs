@@ -862,15 +862,35 @@ impl Vault {
     }
 
     /// Disables a user: the user's tokens are deleted and every share the user created is
-    /// revoked, in one atomic commit (admin only).
+    /// revoked, in one atomic commit (admin only). The last enabled admin cannot be disabled.
     ///
     /// # Errors
-    /// Forbidden, not found, or store errors.
+    /// Forbidden, not found, [`VaultError::Invalid`] for the last enabled admin, or store
+    /// errors.
     pub fn disable_user(&self, ctx: &Ctx, user: &UserId) -> Result<(), VaultError> {
         self.require(ctx, Permission::Administer, "user.disable", &user_obj(user))?;
         loop {
             let u = self.meta.user(user)?.ok_or(VaultError::NotFound("user"))?;
-            let guards = vec![Guard::User(u.id, Some(u.version))];
+            let mut guards = vec![Guard::User(u.id, Some(u.version))];
+            if u.role == Role::Admin && !u.disabled {
+                // Never the last enabled admin: nobody could administer the vault any more
+                // (not even to enable it again). Guarded by the other admins' versions, so
+                // two admins disabling each other at once cannot both succeed.
+                let others: Vec<Guard> = self
+                    .meta
+                    .users()?
+                    .into_iter()
+                    .filter(|o| o.role == Role::Admin && !o.disabled && o.id != u.id)
+                    .map(|o| Guard::User(o.id, Some(o.version)))
+                    .collect();
+                if others.is_empty() {
+                    return Err(VaultError::Invalid(
+                        "this is the last enabled admin: enable or create another admin first"
+                            .into(),
+                    ));
+                }
+                guards.extend(others);
+            }
             let mut ops = Vec::new();
             let tokens = self.meta.tokens_of(user)?;
             let n_tokens = tokens.len();
