@@ -29,7 +29,9 @@ use super::ServeError;
 use super::app::ClientAddr;
 use super::config::Limits;
 
-/// The largest request head accepted.
+/// hyper's read buffer limit, which bounds a request head: one that does not fit is refused
+/// with 431. Not an exact head size: hyper checks it between reads, so a head somewhat larger
+/// can pass (about 100 KB did, 130 KB was refused); what matters is that it is bounded.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Loads a PEM certificate chain and private key into a rustls server config (HTTP/1.1).
@@ -147,7 +149,7 @@ fn http_builder(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        // A request head (line and headers) larger than this is refused with 431.
+        // A request head (line and headers) that outgrows this is refused with 431.
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     http
