@@ -11,8 +11,9 @@ use kinko_core::vault::{
 };
 use vault_common::*;
 
-/// Builds a vault with some history; returns the export and the public key.
-fn history(dir: &std::path::Path) -> (String, ed25519_dalek::VerifyingKey) {
+/// Builds a vault with some history; returns the export, the public key and what verifies
+/// the stored log.
+fn history(dir: &std::path::Path) -> (String, ed25519_dalek::VerifyingKey, audit::StoreVerifier) {
     let mut cfg = config(KeyRing::new(MasterKey::from_bytes([40; 32])));
     cfg.checkpoint_every = 10;
     let (vault, _) = Vault::open(dir, cfg, T0).unwrap();
@@ -40,7 +41,11 @@ fn history(dir: &std::path::Path) -> (String, ed25519_dalek::VerifyingKey) {
     vault.revoke_share(&admin, &s.id).unwrap();
     let mut out = Vec::new();
     vault.export_audit(&admin, &mut out).unwrap();
-    (String::from_utf8(out).unwrap(), vault.audit_public_key())
+    (
+        String::from_utf8(out).unwrap(),
+        vault.audit_public_key(),
+        vault.audit_verifier(),
+    )
 }
 
 trait SecretStr {
@@ -68,7 +73,7 @@ fn record_lines(text: &str) -> Vec<usize> {
 #[test]
 fn export_verifies_with_only_the_public_key() {
     let dir = tempfile::tempdir().unwrap();
-    let (text, key) = history(dir.path());
+    let (text, key, _) = history(dir.path());
     drop(dir); // nothing on the server's disk is needed from here on
     let r = verify(&text, &key).unwrap();
     assert!(r.records >= 35, "{r:?}");
@@ -98,7 +103,7 @@ fn export_verifies_with_only_the_public_key() {
 #[test]
 fn any_edit_deletion_or_reordering_of_an_export_is_detected() {
     let dir = tempfile::tempdir().unwrap();
-    let (text, key) = history(dir.path());
+    let (text, key, _) = history(dir.path());
     let lines: Vec<&str> = text.lines().collect();
     let recs = record_lines(&text);
     for &i in &recs {
@@ -210,7 +215,7 @@ fn parse(v: &serde_json::Value) -> AuditRecord {
 #[test]
 fn tampering_with_the_store_is_detected() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, key) = history(dir.path());
+    let (_, _, verifier) = history(dir.path());
     let meta = dir.path().join("meta");
     let tree_of = |db: &sled::Db| db.open_tree("kinko-meta-v1").unwrap();
     let akey = |seq: u64| {
@@ -220,7 +225,7 @@ fn tampering_with_the_store_is_detected() {
     };
     let verify_at = |meta: &std::path::Path| {
         let store = SledMetaStore::open(meta, None).unwrap();
-        audit::verify_store(&store, &key, 10)
+        verifier.verify(&store)
     };
     let check = |expect: &dyn Fn(&AuditError) -> bool, what: &str| {
         let err = verify_at(&meta).unwrap_err();
@@ -328,6 +333,28 @@ fn tampering_with_the_store_is_detected() {
         tree_of(&db).insert(ckey(20), deleted).unwrap();
         db.flush().unwrap();
     }
+    assert!(verify_at(&meta).is_ok(), "restored chain verifies again");
+    // 6. Rewrite the last record, after the last checkpoint, as someone who can write the
+    //    store would: a consistent body and chain hash, but no tag key.
+    let (last, bytes) = snapshot.last().unwrap().clone();
+    let mut rec = verifier.record(last, &bytes).unwrap();
+    rec.detail = "nothing to see".into();
+    let mut forged = rec.body();
+    forged.extend_from_slice(&rec.hash());
+    for tag in [&bytes[bytes.len() - 32..], &[0u8; 32][..], &[][..]] {
+        let mut stored = forged.clone();
+        stored.extend_from_slice(tag);
+        {
+            let db = sled::open(&meta).unwrap();
+            tree_of(&db).insert(akey(last), stored).unwrap();
+            db.flush().unwrap();
+        }
+        check(
+            &|e| matches!(e, AuditError::Forged { .. } | AuditError::Malformed { .. }),
+            "rewritten tail record",
+        );
+    }
+    restore();
     assert!(verify_at(&meta).is_ok(), "restored chain verifies again");
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use kinko_core::vault::{
     AccessDurability, AccessKind, FileId, FileState, KeyRing, LinkSecret, MasterKey, Metadata,
-    Role, ShareId, ShareOptions, Timestamp, Vault, audit,
+    Role, ShareId, ShareOptions, Timestamp, Vault,
 };
 use secrecy::ExposeSecret;
 use vault_common::*;
@@ -274,7 +274,9 @@ fn check(dir: &Path, now: Timestamp) -> kinko_core::vault::RepairReport {
             .unwrap_or_else(|e| panic!("share {id} refused: {e}"));
     }
     // The audit chain verifies.
-    audit::verify_store(v.meta(), &v.audit_public_key(), 50).expect("audit chain verifies");
+    v.audit_verifier()
+        .verify(v.meta())
+        .expect("audit chain verifies");
     report
 }
 

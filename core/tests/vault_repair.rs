@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use kinko_core::vault::model::{FileRecord, ShareRecord};
 use kinko_core::vault::{
     AccessKind, BlobStore, Damage, Download, FileId, FsBlobStore, KeyRing, Metadata, NewShare,
-    RepairReport, SledMetaStore, Vault, VaultConfig, VaultError, audit,
+    RepairReport, SledMetaStore, Vault, VaultConfig, VaultError,
 };
 use vault_common::*;
 
@@ -113,7 +113,7 @@ fn download_by_link(v: &Vault, share: &NewShare) -> Vec<u8> {
 /// The detail of the newest `vault.open` audit record.
 fn last_open_detail(v: &Vault) -> String {
     let (seq, bytes) = v.meta().audit_last().unwrap().unwrap();
-    let rec = audit::decode_record(seq, &bytes).unwrap();
+    let rec = v.audit_verifier().record(seq, &bytes).unwrap();
     assert_eq!(rec.action, "vault.open");
     rec.detail
 }

@@ -9,6 +9,11 @@
 //! The record is committed in the same atomic store commit as the change it describes, so an
 //! operation and its audit record exist together or not at all, and a failed append fails the
 //! operation (fail closed).
+//!
+//! The chain hash has no key, so that an export verifies with the public key alone. In the
+//! store, each record also carries a tag, `BLAKE3-keyed(tag key, hash)` with a key derived
+//! from the vault seed ([`RecordTags`]): someone who can write the store but holds no master
+//! key cannot rewrite or add records after the newest checkpoint, only drop them.
 
 use std::fmt;
 use std::io::{BufRead, Write};
@@ -235,6 +240,61 @@ impl AuditRecord {
     }
 }
 
+/// The tags of a vault's stored records: a keyed hash of each record's chain hash, with a key
+/// derived from the vault seed (so from the master key), appended to the stored record. A
+/// vault created before tags existed has none ([`RecordTags::none`]); whether a vault has
+/// them is fixed when it is created (see `docs/VAULT.md`).
+#[derive(Clone)]
+pub(crate) struct RecordTags(Option<zeroize::Zeroizing<[u8; 32]>>);
+
+impl RecordTags {
+    pub(crate) fn keyed(key: &[u8; 32]) -> Self {
+        RecordTags(Some(zeroize::Zeroizing::new(*key)))
+    }
+    pub(crate) fn none() -> Self {
+        RecordTags(None)
+    }
+    pub(crate) fn tagged(&self) -> bool {
+        self.0.is_some()
+    }
+    /// The stored form of a record: its body, its chain hash, and its tag (if any).
+    fn seal(&self, mut body: Vec<u8>, hash: &[u8; 32]) -> Vec<u8> {
+        body.extend_from_slice(hash);
+        if let Some(k) = &self.0 {
+            body.extend_from_slice(blake3::keyed_hash(k, hash).as_bytes());
+        }
+        body
+    }
+    /// Splits a stored record into its body and claimed chain hash, checking its tag (in
+    /// constant time) first.
+    fn open<'a>(&self, seq: u64, stored: &'a [u8]) -> Result<(&'a [u8], [u8; 32]), AuditError> {
+        let tail = if self.tagged() { 64 } else { 32 };
+        if stored.len() < tail {
+            return Err(AuditError::Malformed { seq });
+        }
+        let (body, rest) = stored.split_at(stored.len() - tail);
+        let hash: [u8; 32] = rest[..32].try_into().expect("32 bytes");
+        if let Some(k) = &self.0 {
+            let tag: [u8; 32] = rest[32..].try_into().expect("32 bytes");
+            // blake3::Hash compares in constant time.
+            if blake3::keyed_hash(k, &hash) != blake3::Hash::from(tag) {
+                return Err(AuditError::Forged { seq });
+            }
+        }
+        Ok((body, hash))
+    }
+}
+
+impl fmt::Debug for RecordTags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RecordTags({})",
+            if self.tagged() { "keyed" } else { "none" }
+        )
+    }
+}
+
 fn chain_hash(body: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key(context::AUDIT_CHAIN);
     h.update(body);
@@ -378,6 +438,13 @@ pub enum AuditError {
         /// The checkpoint's seq.
         seq: u64,
     },
+    /// A stored record's tag does not verify: the record was written (or rewritten) by
+    /// someone without the vault's keys.
+    #[error("audit record {seq} was not written by this vault (its tag does not verify)")]
+    Forged {
+        /// The record.
+        seq: u64,
+    },
     /// The periodic checkpoint of this record is missing from the store: deleted, so that
     /// records after it could be rewritten unnoticed.
     #[error("the checkpoint of audit record {seq} is missing")]
@@ -466,11 +533,12 @@ impl ChainCheck {
     }
 }
 
-fn decode_stored(seq: u64, bytes: &[u8]) -> Result<(AuditRecord, [u8; 32]), AuditError> {
-    if bytes.len() < 32 {
-        return Err(AuditError::Malformed { seq });
-    }
-    let (body, hash) = bytes.split_at(bytes.len() - 32);
+fn decode_stored(
+    seq: u64,
+    bytes: &[u8],
+    tags: &RecordTags,
+) -> Result<(AuditRecord, [u8; 32]), AuditError> {
+    let (body, hash) = tags.open(seq, bytes)?;
     let rec = AuditRecord::decode_body(body).map_err(|_| AuditError::Malformed { seq })?;
     if rec.seq != seq {
         return Err(AuditError::Gap {
@@ -478,21 +546,56 @@ fn decode_stored(seq: u64, bytes: &[u8]) -> Result<(AuditRecord, [u8; 32]), Audi
             expected: seq,
         });
     }
-    Ok((rec, hash.try_into().expect("split at 32")))
+    Ok((rec, hash))
 }
 
-/// Verifies the chain held by `store` and every stored checkpoint against `key`, and that
-/// every record whose `seq` is a multiple of `every` has its checkpoint (the vault writes it
-/// in the same commit as the record, so a missing one was deleted: what rewriting the records
-/// after it would need). Streams the chain: memory grows with the number of checkpoints (one
-/// per `every` records), not with the records.
-///
-/// # Errors
-/// The first problem found.
-pub fn verify_store(
+/// What verifying a vault's stored audit log takes: the checkpoint public key, the checkpoint
+/// interval and the record tag key. From [`super::Vault::audit_verifier`]; it stays usable
+/// after the vault is closed (a tool inspecting a data directory). It holds a secret (the tag
+/// key, which could tag forged records): keep it in the process. `Debug` shows no key.
+#[derive(Clone)]
+pub struct StoreVerifier {
+    pub(crate) public: VerifyingKey,
+    pub(crate) every: u64,
+    pub(crate) tags: RecordTags,
+}
+
+impl fmt::Debug for StoreVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreVerifier")
+            .field("every", &self.every)
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreVerifier {
+    /// Decodes one stored record, checking its tag and that it is record `seq`.
+    ///
+    /// # Errors
+    /// The bytes are not record `seq` as this vault stored it.
+    pub fn record(&self, seq: u64, bytes: &[u8]) -> Result<AuditRecord, AuditError> {
+        decode_stored(seq, bytes, &self.tags).map(|(r, _)| r)
+    }
+
+    /// Verifies the chain held by `store`, every record's tag, every stored checkpoint, and
+    /// that every record whose `seq` is a multiple of the interval has its checkpoint (the
+    /// vault writes it in the same commit as the record, so a missing one was deleted: what
+    /// rewriting the records after it would need). Streams the chain: memory grows with the
+    /// number of checkpoints (one per interval), not with the records.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn verify(&self, store: &dyn MetaStore) -> Result<AuditReport, AuditError> {
+        verify_store(store, &self.public, self.every, &self.tags)
+    }
+}
+
+fn verify_store(
     store: &dyn MetaStore,
     key: &VerifyingKey,
     every: u64,
+    tags: &RecordTags,
 ) -> Result<AuditReport, AuditError> {
     const PAGE: usize = 4096;
     let rd = |e: StoreError| AuditError::Read(e.to_string());
@@ -519,7 +622,7 @@ pub fn verify_store(
             if seq > head {
                 break;
             }
-            let (rec, hash) = decode_stored(seq, &bytes)?;
+            let (rec, hash) = decode_stored(seq, &bytes, tags)?;
             check.push(&rec, &hash)?;
             let mut covered = false;
             // Checkpoints come in order of their record; none may be left behind.
@@ -556,8 +659,9 @@ pub fn verify_store(
 ///
 /// # Errors
 /// Store or write errors.
-pub fn export(
+pub(crate) fn export(
     store: &dyn MetaStore,
+    tags: &RecordTags,
     out: &mut dyn Write,
     through: Option<u64>,
 ) -> Result<u64, AuditError> {
@@ -574,7 +678,7 @@ pub fn export(
             if through.is_some_and(|t| seq > t) {
                 return Ok(lines);
             }
-            let (rec, _) = decode_stored(seq, &bytes)?;
+            let (rec, _) = decode_stored(seq, &bytes, tags)?;
             writeln!(out, "{}", rec.to_json()).map_err(wr)?;
             lines += 1;
             while let Some((cseq, c)) = checkpoints.next_if(|(cseq, _)| *cseq <= seq) {
@@ -655,6 +759,7 @@ pub(crate) struct AuditLog {
     head: Mutex<Head>,
     signing: SigningKey,
     checkpoint_every: u64,
+    tags: RecordTags,
 }
 
 impl fmt::Debug for AuditLog {
@@ -669,6 +774,7 @@ impl AuditLog {
         store: &dyn MetaStore,
         signing: SigningKey,
         checkpoint_every: u64,
+        tags: RecordTags,
     ) -> Result<AuditLog, StoreError> {
         let head = match store.audit_last()? {
             None => Head {
@@ -676,8 +782,8 @@ impl AuditLog {
                 hash: [0; 32],
             },
             Some((seq, bytes)) => {
-                let (_, hash) =
-                    decode_stored(seq, &bytes).map_err(|_| StoreError::Corrupt("audit record"))?;
+                let (_, hash) = decode_stored(seq, &bytes, &tags)
+                    .map_err(|_| StoreError::Corrupt("audit chain head"))?;
                 Head { seq, hash }
             }
         };
@@ -685,6 +791,7 @@ impl AuditLog {
             head: Mutex::new(head),
             signing,
             checkpoint_every: checkpoint_every.max(1),
+            tags,
         })
     }
 
@@ -692,8 +799,17 @@ impl AuditLog {
         self.signing.verifying_key()
     }
 
-    pub(crate) fn checkpoint_every(&self) -> u64 {
-        self.checkpoint_every
+    pub(crate) fn tags(&self) -> &RecordTags {
+        &self.tags
+    }
+
+    /// What verifying the stored log takes.
+    pub(crate) fn verifier(&self) -> StoreVerifier {
+        StoreVerifier {
+            public: self.public_key(),
+            every: self.checkpoint_every,
+            tags: self.tags.clone(),
+        }
     }
 
     /// Appends `entry` in the same atomic commit as `ops` under `guards`. Returns the record's
@@ -720,9 +836,9 @@ impl AuditLog {
             detail: entry.detail,
             prev: head.hash,
         };
-        let mut stored = rec.body();
-        let hash = chain_hash(&stored);
-        stored.extend_from_slice(&hash);
+        let body = rec.body();
+        let hash = chain_hash(&body);
+        let stored = self.tags.seal(body, &hash);
         guards.push(Guard::AuditFree(rec.seq));
         ops.push(Op::AppendAudit(rec.seq, stored));
         if rec.seq.is_multiple_of(self.checkpoint_every) {
@@ -749,7 +865,7 @@ impl AuditLog {
                 // retry appends after it; a head that does not decode fails closed.
                 if !store.audit_range(rec.seq, 1)?.is_empty() {
                     let (seq, bytes) = store.audit_last()?.expect("a record exists at seq");
-                    let (_, hash) = decode_stored(seq, &bytes)
+                    let (_, hash) = decode_stored(seq, &bytes, &self.tags)
                         .map_err(|_| StoreError::Corrupt("audit chain head"))?;
                     *head = Head { seq, hash };
                 }
@@ -777,12 +893,4 @@ impl AuditLog {
         )?;
         Ok(Some(c))
     }
-}
-
-/// Decodes a stored record (for tests and tools that read the store directly).
-///
-/// # Errors
-/// The bytes are not a stored audit record.
-pub fn decode_record(seq: u64, bytes: &[u8]) -> Result<AuditRecord, AuditError> {
-    decode_stored(seq, bytes).map(|(r, _)| r)
 }

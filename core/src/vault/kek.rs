@@ -39,6 +39,8 @@ pub(crate) mod context {
     pub(crate) const AUDIT_SIGNING: &str = "kinko.dev/v1 vault audit signing key";
     /// Audit chain hash.
     pub(crate) const AUDIT_CHAIN: &str = "kinko.dev/v1 audit chain";
+    /// Key of the tags of stored audit records.
+    pub(crate) const AUDIT_TAG: &str = "kinko.dev/v1 vault audit record tag key";
     /// Audit checkpoint signature message prefix.
     pub(crate) const AUDIT_CHECKPOINT: &[u8] = b"kinko.dev/v1 audit checkpoint";
 }
@@ -301,6 +303,7 @@ pub(crate) struct VaultKeys {
     pub(crate) link_hash: [u8; 32],
     pub(crate) ticket_mac: [u8; 32],
     pub(crate) audit_signing: ed25519_dalek::SigningKey,
+    pub(crate) audit_tag: [u8; 32],
 }
 
 impl VaultKeys {
@@ -313,6 +316,7 @@ impl VaultKeys {
             link_hash: blake3::derive_key(context::LINK_HASH, seed),
             ticket_mac: blake3::derive_key(context::TICKET_MAC, seed),
             audit_signing,
+            audit_tag: blake3::derive_key(context::AUDIT_TAG, seed),
         }
     }
 }
@@ -322,6 +326,7 @@ impl Drop for VaultKeys {
         self.token_hash.zeroize();
         self.link_hash.zeroize();
         self.ticket_mac.zeroize();
+        self.audit_tag.zeroize();
     }
 }
 

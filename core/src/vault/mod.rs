@@ -44,7 +44,7 @@ pub use sweeper::{RepairReport, RotationReport, SweepReport};
 pub use types::{FileId, ParseIdError, Role, ShareId, Timestamp, TokenId, UserId};
 pub use users::{ApiToken, Permission, Principal};
 
-use audit::{AuditLog, Entry};
+use audit::{AuditLog, Entry, RecordTags};
 use kek::{VaultKeys, WrappedSecret};
 use policy::{Credentials, Decision, PasswordCheck, PolicyEnv};
 use store::{BlobRead, Guard, Op};
@@ -56,7 +56,12 @@ const SETTING_RETENTION: &str = "retention";
 /// The first admin's id, set once by [`Vault::bootstrap_admin`]: its guard makes two
 /// concurrent bootstraps of an empty vault create one admin, not two.
 const SETTING_BOOTSTRAP: &str = "bootstrap";
-const SEED_AAD: &[u8] = b"kinko vault seed v1";
+/// The associated data of the wrapped vault seed. It also fixes, for the vault's life, whether
+/// its stored audit records carry tags: a vault created with tags wraps its seed under
+/// `SEED_AAD`, one created before them under `SEED_AAD_UNTAGGED`. Without the master key
+/// nobody can turn one into the other, so the tags cannot be switched off by editing the store.
+const SEED_AAD: &[u8] = b"kinko vault seed v2 (tagged audit records)";
+const SEED_AAD_UNTAGGED: &[u8] = b"kinko vault seed v1";
 
 const DAY: u64 = 24 * 60 * 60;
 
@@ -511,12 +516,18 @@ impl Vault {
         config: VaultConfig,
         now: Timestamp,
     ) -> Result<(Vault, RepairReport), VaultError> {
-        let seed = load_or_create_seed(meta.as_ref(), blobs.as_ref(), &config.keys)?;
+        let (seed, tagged) = load_or_create_seed(meta.as_ref(), blobs.as_ref(), &config.keys)?;
         let keys = VaultKeys::derive(seed.expose_secret());
+        let tags = if tagged {
+            RecordTags::keyed(&keys.audit_tag)
+        } else {
+            RecordTags::none()
+        };
         let audit = AuditLog::open(
             meta.as_ref(),
             keys.audit_signing.clone(),
             config.checkpoint_every,
+            tags,
         )?;
         let vault = Vault {
             meta,
@@ -532,6 +543,22 @@ impl Vault {
     /// The public half of the audit signing key: publish it, and anyone can verify an export.
     pub fn audit_public_key(&self) -> ed25519_dalek::VerifyingKey {
         self.audit.public_key()
+    }
+
+    /// What verifying the stored audit log takes, usable after the vault is closed (tools
+    /// and tests that inspect a data directory). It holds the record tag key: keep it in the
+    /// process.
+    pub fn audit_verifier(&self) -> audit::StoreVerifier {
+        self.audit.verifier()
+    }
+
+    /// The associated data the vault seed is wrapped with (see [`SEED_AAD`]).
+    fn seed_aad(&self) -> &'static [u8] {
+        if self.audit.tags().tagged() {
+            SEED_AAD
+        } else {
+            SEED_AAD_UNTAGGED
+        }
     }
 
     /// The metadata store (read access for tools and tests).
@@ -1813,11 +1840,7 @@ impl Vault {
     /// Forbidden, or the first problem found.
     pub fn verify_audit(&self, ctx: &Ctx) -> Result<AuditReport, VaultError> {
         self.require(ctx, Permission::ReadAudit, "audit.verify", "audit")?;
-        let r = audit::verify_store(
-            self.meta.as_ref(),
-            &self.audit_public_key(),
-            self.audit.checkpoint_every(),
-        );
+        let r = self.audit.verifier().verify(self.meta.as_ref());
         let outcome = match &r {
             Ok(_) => Outcome::Allowed,
             Err(e) => Outcome::Refused(format!("verification failed: {e}")),
@@ -1847,7 +1870,7 @@ impl Vault {
         )?;
         let signed = self.audit.checkpoint(self.meta.as_ref(), ctx.now)?;
         let through = signed.map_or(0, |c| c.seq);
-        audit::export(self.meta.as_ref(), out, Some(through))
+        audit::export(self.meta.as_ref(), self.audit.tags(), out, Some(through))
             .map_err(|e| VaultError::Invalid(e.to_string()))
     }
 
@@ -1866,14 +1889,19 @@ impl Vault {
 /// anything else is written, so no crash leaves data without a seed; a missing seed beside
 /// data means the store was damaged or partly restored, and a fresh seed would silently
 /// invalidate every token, link and checkpoint.
+/// The vault seed, and whether the vault tags its audit records (see [`SEED_AAD`]).
 fn load_or_create_seed(
     meta: &dyn MetaStore,
     blobs: &dyn BlobStore,
     keys: &KeyRing,
-) -> Result<secrecy::SecretBox<[u8; 32]>, VaultError> {
+) -> Result<(secrecy::SecretBox<[u8; 32]>, bool), VaultError> {
     if let Some(bytes) = meta.setting(SETTING_SEED)? {
         let w = WrappedSecret::decode(&bytes).map_err(|_| StoreError::Corrupt("seed"))?;
-        return Ok(w.unwrap(keys, SEED_AAD)?);
+        return match w.unwrap(keys, SEED_AAD) {
+            Ok(seed) => Ok((seed, true)),
+            Err(kek::UnwrapError::Corrupt) => Ok((w.unwrap(keys, SEED_AAD_UNTAGGED)?, false)),
+            Err(e) => Err(e.into()),
+        };
     }
     ensure_new_vault(meta, blobs)?;
     let seed: [u8; 32] = types::random_array();
@@ -1883,7 +1911,7 @@ fn load_or_create_seed(
         vec![Op::PutSetting(SETTING_SEED, w.encode())],
         Durability::Sync,
     )?;
-    Ok(secrecy::SecretBox::new(Box::new(seed)))
+    Ok((secrecy::SecretBox::new(Box::new(seed)), true))
 }
 
 /// Checks that stores without a seed are really new: no user, file or audit record in the
@@ -1916,4 +1944,77 @@ fn _assert_send_sync() {
 /// The default layout of a data directory.
 pub fn data_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     (data_dir.join("meta"), data_dir.join("blobs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(user: UserId, now: Timestamp) -> Ctx {
+        Ctx {
+            principal: Principal {
+                user,
+                role: Role::Admin,
+                token: None,
+            },
+            client: String::new(),
+            now,
+        }
+    }
+
+    /// A vault created before audit record tags (its seed wrapped under the old associated
+    /// data) keeps working untagged, through a KEK rotation (which keeps the old associated
+    /// data) and a restart; a new vault tags every record. Neither can be taken for the other.
+    #[test]
+    fn a_vault_from_before_record_tags_stays_untagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = ([5u8; 32], [6u8; 32]);
+        {
+            let meta = SledMetaStore::open(&dir.path().join("meta"), None).unwrap();
+            let w = WrappedSecret::wrap(&MasterKey::from_bytes(old), &[7; 32], SEED_AAD_UNTAGGED);
+            meta.commit(
+                &[],
+                vec![Op::PutSetting(SETTING_SEED, w.encode())],
+                Durability::Sync,
+            )
+            .unwrap();
+        }
+        let now = Timestamp(1_000);
+        let open = |ring| {
+            Vault::open(dir.path(), VaultConfig::new(ring), now)
+                .unwrap()
+                .0
+        };
+        let v = open(KeyRing::new(MasterKey::from_bytes(old)));
+        assert!(!v.audit.tags().tagged());
+        let (admin, _) = v.bootstrap_admin("root", 3600, now).unwrap();
+        // Stored as before tags: the body, then its chain hash.
+        let (seq, bytes) = v.meta().audit_last().unwrap().unwrap();
+        let body = v.audit_verifier().record(seq, &bytes).unwrap().body();
+        assert_eq!(bytes.len(), body.len() + 32);
+        drop(v);
+        let ring = KeyRing::new(MasterKey::from_bytes(new)).with_old(MasterKey::from_bytes(old));
+        let v = open(ring);
+        assert!(v.rotate_kek(&ctx(admin, now)).unwrap().seed_rewrapped);
+        drop(v);
+        let v = open(KeyRing::new(MasterKey::from_bytes(new)));
+        assert!(
+            !v.audit.tags().tagged(),
+            "the rotation kept the vault untagged"
+        );
+        v.audit_verifier().verify(v.meta()).unwrap();
+
+        // A new vault tags its records.
+        let fresh = tempfile::tempdir().unwrap();
+        let (v, _) = Vault::open(
+            fresh.path(),
+            VaultConfig::new(KeyRing::new(MasterKey::from_bytes(old))),
+            now,
+        )
+        .unwrap();
+        assert!(v.audit.tags().tagged());
+        let (seq, bytes) = v.meta().audit_last().unwrap().unwrap();
+        let body = v.audit_verifier().record(seq, &bytes).unwrap().body();
+        assert_eq!(bytes.len(), body.len() + 64);
+    }
 }

@@ -7,7 +7,7 @@ use super::model::{ExpiryKind, FileRecord, FileState};
 use super::sealing;
 use super::store::{Durability, Guard, Op, StoreError};
 use super::types::{FileId, ShareId, Timestamp};
-use super::{Ctx, Damage, Permission, SEED_AAD, SETTING_SEED, Vault, VaultError, WrappedSecret};
+use super::{Ctx, Damage, Permission, SETTING_SEED, Vault, VaultError, WrappedSecret};
 
 /// What a sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -322,12 +322,11 @@ impl Vault {
         let w = WrappedSecret::decode(&seed_bytes).map_err(|_| StoreError::Corrupt("seed"))?;
         let mut ops = Vec::new();
         if w.kek != new_id {
-            let seed = w.unwrap(&self.config.keys, SEED_AAD)?;
-            let w2 = WrappedSecret::wrap(
-                primary,
-                secrecy::ExposeSecret::expose_secret(&seed),
-                SEED_AAD,
-            );
+            // Re-wrapped with the same associated data: a rotation never changes whether
+            // the vault tags its audit records.
+            let aad = self.seed_aad();
+            let seed = w.unwrap(&self.config.keys, aad)?;
+            let w2 = WrappedSecret::wrap(primary, secrecy::ExposeSecret::expose_secret(&seed), aad);
             ops.push(Op::PutSetting(SETTING_SEED, w2.encode()));
             report.seed_rewrapped = true;
         }
