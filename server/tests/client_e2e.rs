@@ -940,3 +940,171 @@ fn get_resumes_a_broken_download_and_it_counts_once() {
     );
     srv.assert_no_server_errors();
 }
+
+/// An output `kinko get` could not write is refused before the ticket counts a download: a
+/// missing directory, a directory given as OUT (with or without a trailing slash), a file
+/// used as a directory. The refusal names the problem, and the share's count is unchanged.
+#[test]
+fn get_refuses_an_unwritable_output_before_counting() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("memo.txt", b"memo");
+    let link = alice.share("memo.txt", &["--max-downloads", "3"]);
+    let (share, _) = split_link(&link);
+    fs::create_dir(partner.file("folder")).unwrap();
+    partner.write("plain", b"x");
+    for (out, words) in [
+        ("nodir/x.txt", "nodir"),
+        ("folder", "is a directory"),
+        ("folder/", "names a directory"),
+        ("plain/x.txt", "plain is not a directory"),
+    ] {
+        let res = partner.run(&["get", &link, "-o", out]);
+        assert_fails(&res, EXIT_USAGE, &[words, "-o DIR/NAME"]);
+        assert!(
+            alice.share_row(&share).contains("0/3"),
+            "-o {out} counted a download"
+        );
+    }
+    // A default name taken by a directory is refused the same way.
+    fs::create_dir(partner.file("memo.txt")).unwrap();
+    let res = partner.run(&["get", &link]);
+    assert_fails(&res, EXIT_USAGE, &["memo.txt is a directory"]);
+    assert!(alice.share_row(&share).contains("0/3"));
+    assert_eq!(partner.entries(), ["folder", "memo.txt", "plain"]);
+    partner.ok(&["get", &link, "-o", "folder/memo.txt"]);
+    assert_eq!(partner.read("folder/memo.txt"), b"memo");
+    assert!(alice.share_row(&share).contains("1/3"));
+}
+
+/// A TCP relay on 127.0.0.1 in front of `target` that forwards each answer only up to
+/// `stall_after` bytes, then sends nothing more while keeping the connection open: a
+/// download that hangs half-way. Returns its `http://` base URL.
+fn stalling_relay(target: &str, stall_after: usize) -> String {
+    use std::io::Read;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+
+    let target = target.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&target) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut s_read, mut c_write) = (server, client);
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut sent = 0;
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let keep = n.min(stall_after.saturating_sub(sent));
+                    if c_write.write_all(&buf[..keep]).is_err() {
+                        return;
+                    }
+                    sent += keep;
+                }
+                if sent < stall_after {
+                    let _ = c_write.shutdown(Shutdown::Write);
+                    return;
+                }
+                // Stalled: hold the connection open, silent, until the client goes away.
+                let mut c_read = c_write;
+                let _ = c_read.read(&mut buf);
+            });
+        }
+    });
+    url
+}
+
+/// `kinko get` ended by SIGTERM, SIGINT or SIGHUP in the middle of a download deletes its
+/// temporary file (partial plaintext) and exits with the shell's code for the signal, for a
+/// plain share and for one opened while it downloads (`-i`).
+#[test]
+fn an_interrupted_get_leaves_no_temporary_file() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    let partner_key = partner.keygen("partner.key");
+    let content = data(3 * 1024 * 1024, 4);
+    alice.write("big.bin", &content);
+    let plain = alice.share("big.bin", &[]);
+    let bound = alice.share("big.bin", &["--to", &partner_key]);
+    let before = partner.entries();
+    for (link, args, signal, code) in [
+        (&plain, &[][..], "TERM", 143),
+        (&plain, &[][..], "INT", 130),
+        (&plain, &[][..], "HUP", 129),
+        (&bound, &["-i", "partner.key"][..], "INT", 130),
+    ] {
+        let relay = stalling_relay(&srv.url, 1024 * 1024);
+        let relayed = link.replacen(&srv.url, &relay, 1);
+        let mut child = partner
+            .kinko()
+            .args(["get", &relayed, "-o", "out.bin"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_temp_output(partner.path(), &mut child);
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "SIG{signal}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            partner.entries(),
+            before,
+            "SIG{signal} {args:?}: left behind"
+        );
+    }
+}
+
+/// Waits (at most 30 s) until `dir` holds a `.kinko-*` temporary file with data in it.
+#[track_caller]
+fn wait_for_temp_output(dir: &Path, child: &mut std::process::Child) {
+    use std::io::Read;
+    for _ in 0..3000 {
+        let has_data = fs::read_dir(dir).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with(".kinko-")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if has_data {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("kinko ended before it wrote anything ({status}): {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no temporary output appeared");
+}

@@ -17,6 +17,7 @@ use kinko_client::{ClientError, NetworkErrorKind, UrlError};
 use kinko_core::envelope::{OpenError, SealError};
 use kinko_core::keys::KeyError;
 
+use super::interrupt::{EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM};
 use super::passphrase::SecretKind;
 
 /// Exit code: success (also a closed pipe on stdout, e.g. `kinko open … | head`).
@@ -144,13 +145,25 @@ pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
         EXIT_SERVER,
         "the server failed, is unavailable, or answered unexpectedly",
     ),
+    (
+        EXIT_SIGHUP,
+        "ended by SIGHUP (a temporary output file in progress is deleted first)",
+    ),
+    (
+        EXIT_SIGINT,
+        "ended by SIGINT, e.g. Ctrl-C (a temporary output file in progress is deleted first)",
+    ),
+    (
+        EXIT_SIGTERM,
+        "ended by SIGTERM (a temporary output file in progress is deleted first)",
+    ),
 ];
 
 /// The "Exit codes:" section of `kinko --help`, built from [`EXIT_CODES`].
 pub(crate) fn exit_codes_help() -> String {
     let mut help = String::from("Exit codes:\n");
     for (code, meaning) in EXIT_CODES {
-        help.push_str(&format!("  {code:>2}  {meaning}\n"));
+        help.push_str(&format!("  {code:>3}  {meaning}\n"));
     }
     help
 }
@@ -756,7 +769,7 @@ mod tests {
         }
         let help = exit_codes_help();
         for (code, meaning) in EXIT_CODES {
-            assert!(help.contains(&format!("{code:>2}  {meaning}")));
+            assert!(help.contains(&format!("{code:>3}  {meaning}")));
         }
     }
 

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use super::error::CliError;
 use super::human::{printable, size};
+use super::interrupt;
 use super::io::{Output, OutputArg};
 use super::open::{OpenKeys, open_stream, read_identity_file};
 use super::passphrase::{PassphraseSource, SHARE_PASSWORD};
@@ -33,8 +34,10 @@ history.
 
 The file is saved under the name the sender chose, in the current directory (made safe: no
 directories, no leading dots), or in OUT with -o. An existing file is never replaced without
---force. The download goes to a temporary file first and is renamed only once complete, so a
-failure leaves nothing behind. -o - writes to stdout. If the connection breaks, the download
+--force. -o OUT is checked before anything is downloaded or counted: its directory must
+exist, and OUT must not be a directory. The download goes to a temporary file first and is
+renamed only once complete, so a failure (or Ctrl-C, SIGTERM, SIGHUP) leaves nothing behind.
+-o - writes to stdout. If the connection breaks, the download
 resumes where it stopped (up to three times; it still counts as one download), a share bound
 to a key too (the server gives every request for it the same envelope).
 
@@ -138,7 +141,12 @@ impl GetArgs {
         let destination = match self.output {
             None => Destination::Default,
             Some(p) if p.as_os_str() == "-" => Destination::Stdout,
-            Some(p) => Destination::File(p),
+            Some(p) => {
+                // Before any request: a download counts once its ticket is issued, and an
+                // output that cannot be written would waste it.
+                check_writable_output(&p)?;
+                Destination::File(p)
+            }
         };
         let password = (self.password || self.password_file.is_some())
             .then(|| PassphraseSource::choose_for(self.password_file, &SHARE_PASSWORD));
@@ -194,6 +202,77 @@ pub(crate) fn safe_file_name(name: &str) -> String {
 /// symbolic link (devices such as /dev/null are written in place).
 fn occupied(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
+}
+
+/// Refuses an output file kinko could not create, before any request counts a download: a
+/// name that is (or ends like) a directory, a directory that does not exist or is not one, or
+/// one where kinko may not create its temporary file. An existing device (`/dev/null`) is
+/// written in place and passes.
+///
+/// # Errors
+///
+/// A usage error naming the problem.
+pub(crate) fn check_writable_output(path: &Path) -> Result<(), CliError> {
+    let shown = path.display();
+    let dir_hint = "Give a file name to save to, e.g. -o DIR/NAME (the directory must exist).";
+    let text = path.as_os_str().to_string_lossy();
+    if text.ends_with('/')
+        || text.ends_with(std::path::MAIN_SEPARATOR)
+        || path.file_name().is_none()
+    {
+        return Err(CliError::usage(
+            format!("{shown} names a directory, not a file"),
+            dir_hint,
+        ));
+    }
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(CliError::usage(format!("{shown} is a directory"), dir_hint));
+        }
+        Ok(meta) if !meta.is_file() => return Ok(()),
+        _ => {}
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(CliError::usage(
+                format!(
+                    "cannot save to {shown}: {} is not a directory",
+                    dir.display()
+                ),
+                dir_hint,
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::usage(
+                format!("cannot save to {shown}: directory {}: {e}", dir.display()),
+                dir_hint,
+            ));
+        }
+    }
+    // The download goes to a temporary file in that directory first: try making one.
+    tempfile::Builder::new()
+        .prefix(".kinko-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map(|probe| {
+            let registration = interrupt::register(probe.path());
+            drop(probe);
+            drop(registration);
+        })
+        .map_err(|e| {
+            CliError::usage(
+                format!(
+                    "cannot save to {shown}: cannot create a file in {}: {e}",
+                    dir.display()
+                ),
+                "Choose a directory you may write to with -o DIR/NAME.",
+            )
+        })
 }
 
 /// Downloads the share.
@@ -336,6 +415,10 @@ fn output_arg(config: &GetConfig, info: &LinkInfo) -> Result<OutputArg, CliError
             format!("{} already exists", path.display()),
             "Pass --force to replace it, or -o OTHER to save elsewhere.",
         ));
+    }
+    if config.destination == Destination::Default {
+        // -o OUT was checked before the first request; the default name only now.
+        check_writable_output(&path)?;
     }
     Ok(OutputArg::File(path))
 }

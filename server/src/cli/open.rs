@@ -21,7 +21,8 @@ const MAX_IDENTITY_FILE: u64 = 1024 * 1024;
 const AFTER_HELP: &str = "\
 Every chunk is authenticated before any of its plaintext is released. With -o OUT the
 plaintext goes to a temporary file beside OUT, renamed over OUT only once the whole envelope
-has verified: a failed open leaves no partial plaintext and an existing OUT untouched.
+has verified: a failed or interrupted (Ctrl-C, SIGTERM, SIGHUP) open leaves no partial
+plaintext and an existing OUT untouched.
 
 Written to stdout, the output is a stream: a failure in the middle of the file (a damaged or
 truncated envelope) can leave the verified chunks before it on stdout. Check the exit code

@@ -332,9 +332,13 @@ impl ClientConfig {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(write_err)?;
+        // It holds the token: a signal must not leave it behind.
+        let registration = super::interrupt::register(temp.path());
         temp.write_all(text.as_bytes()).map_err(write_err)?;
         temp.as_file().sync_all().map_err(write_err)?;
-        temp.persist(path).map_err(|e| write_err(e.error))?;
+        registration
+            .finish(|| temp.persist(path))
+            .map_err(|e| write_err(e.error))?;
         Ok(())
     }
 }
