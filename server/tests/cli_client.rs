@@ -433,3 +433,61 @@ fn logout_without_login_is_not_an_error() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Not logged in"));
 }
+
+/// Plain `http://` to another machine is refused before anything is sent (the address is a
+/// documentation one nobody answers at: a connection attempt would hang or fail with another
+/// code), with why and how to opt in; this machine and the opt-in are allowed.
+#[test]
+fn plain_http_to_another_host_is_refused_before_connecting() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let remote = "http://192.0.2.1:9";
+    write(d, "tok", fake_token().as_bytes());
+    let refusals = [
+        run(kinko(d).args(["login", "--server", remote, "--token-file", "tok"])),
+        run(kinko(d)
+            .arg("files")
+            .env("KINKO_SERVER", remote)
+            .env("KINKO_TOKEN", fake_token())),
+        run(kinko(d).args(["get", &link(remote)])),
+        run(kinko(d)
+            .args(["get", &link(remote)])
+            .env("KINKO_ALLOW_HTTP", "0")),
+    ];
+    for out in &refusals {
+        assert_fails(
+            out,
+            EXIT_USAGE,
+            &[
+                "over plain http://",
+                "192.0.2.1",
+                "KINKO_ALLOW_HTTP=1",
+                "https://",
+            ],
+        );
+        let err = stderr(out);
+        assert!(
+            !err.contains(&LINK_SECRET[..40]) && !err.contains("cdcdcdcd"),
+            "{err}"
+        );
+    }
+    assert!(stderr(&refusals[0]).contains("the API token"));
+    assert!(stderr(&refusals[2]).contains("the link's secret"));
+    assert!(!d.join("client.toml").exists());
+
+    // This machine, by name or address: allowed (nothing listens there, so unreachable).
+    let local = closed_port_url();
+    for base in [local.clone(), local.replace("127.0.0.1", "localhost")] {
+        let out = run(kinko(d).args(["get", &link(&base)]));
+        assert_fails(&out, EXIT_UNREACHABLE, &["cannot reach"]);
+    }
+    // The opt-in lets kinko try another host (this name never resolves).
+    let out = run(kinko(d)
+        .args(["get", &link("http://kinko-test.invalid:9")])
+        .env("KINKO_ALLOW_HTTP", "1"));
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["cannot reach", "kinko-test.invalid"],
+    );
+}

@@ -32,6 +32,9 @@ of the #. Its secret goes to the server only in a request header. With - for LIN
 read from standard input instead, so it shows neither in the process list nor in the shell's
 history.
 
+A link to plain http:// is refused unless its host is this machine (localhost, 127.0.0.1,
+::1) or KINKO_ALLOW_HTTP=1 is set: its secret and the file would cross the network in clear.
+
 The file is saved under the name the sender chose, in the current directory (made safe: no
 directories, no leading dots), or in OUT with -o. An existing file is never replaced without
 --force. -o OUT is checked before anything is downloaded or counted: its directory must

@@ -22,6 +22,10 @@ $XDG_CONFIG_HOME/kinko/client.toml, else ~/.config/kinko/client.toml, created wi
 Every client command then uses them, unless --server / KINKO_SERVER or KINKO_TOKEN say
 otherwise. The saved token is only ever sent to the saved server.
 
+The token is never sent over plain http:// to another machine: http:// works only for this
+machine (localhost, 127.0.0.1, ::1, e.g. kinko serve --dev), unless KINKO_ALLOW_HTTP=1 is
+set for a network you trust.
+
 Examples:
   kinko login --server https://files.example.com      asks for the token
   kinko login --server http://127.0.0.1:8750 --token-file admin.token
