@@ -491,3 +491,52 @@ fn plain_http_to_another_host_is_refused_before_connecting() {
         &["cannot reach", "kinko-test.invalid"],
     );
 }
+
+/// An id argument that is really a link or an API token (pasted in the wrong place) is
+/// refused without repeating it: the refusal says what it looks like, never its secret.
+#[test]
+fn id_refusals_never_echo_a_link_or_a_token() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let the_link = link("https://files.example.com");
+    let token = fake_token();
+    for (input, looks) in [
+        (the_link.as_str(), "looks like a link"),
+        (token.as_str(), "looks like an API token"),
+    ] {
+        for (args, words) in [
+            (vec!["rm", input], "not a file id"),
+            (vec!["revoke", "--file", input], "not a file id"),
+            (vec!["share", "--file-id", input], "not a file id"),
+            (vec!["admin", "disable", input], "not a user id"),
+            (vec!["admin", "enable", input], "not a user id"),
+            (vec!["admin", "token", input], "not a user id"),
+        ] {
+            let out = run(kinko(d)
+                .args(&args)
+                .env("KINKO_SERVER", closed_port_url())
+                .env("KINKO_TOKEN", fake_token()));
+            assert_fails(&out, EXIT_USAGE, &[words, looks]);
+            let err = stderr(&out);
+            assert!(
+                !err.contains(LINK_SECRET) && !err.contains(&LINK_SECRET[..16]),
+                "{args:?}: {err}"
+            );
+            assert!(
+                !err.contains("cdcdcdcd") && !err.contains("abababab"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    // A link's share id works for revoke; a link whose id is mangled is not echoed either.
+    let mangled = format!(
+        "https://files.example.com/s/{}#{LINK_SECRET}",
+        &SHARE_ID[..20]
+    );
+    let out = run(kinko(d)
+        .args(["revoke", &mangled])
+        .env("KINKO_SERVER", closed_port_url())
+        .env("KINKO_TOKEN", fake_token()));
+    assert_fails(&out, EXIT_USAGE, &["not a share id or link"]);
+    assert!(!stderr(&out).contains(&LINK_SECRET[..16]));
+}

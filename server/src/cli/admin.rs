@@ -179,12 +179,11 @@ pub(crate) struct AdminConfig {
 }
 
 fn parse_user(text: &str) -> Result<UserId, CliError> {
-    text.trim().parse().map_err(|_| {
-        CliError::usage(
-            format!("{:?} is not a user id", printable(text)),
-            "A user id is 32 hex digits: kinko admin users lists them.",
-        )
-    })
+    super::manage::parse_id(
+        text,
+        "user id",
+        "A user id is 32 hex digits: kinko admin users lists them.",
+    )
 }
 
 impl AdminArgs {
