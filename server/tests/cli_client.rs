@@ -305,6 +305,12 @@ fn share_arguments_are_checked_before_anything_is_sent() {
             "invalid duration for --expires",
         ),
         (vec!["plan.pdf", "--expires", "0"], "longer than zero"),
+        // The server's maximum share lifetime, checked before the upload (a closed port
+        // would answer 15).
+        (
+            vec!["plan.pdf", "--expires", "91d"],
+            "longer than a share may live (90d)",
+        ),
         (vec!["plan.pdf", "--retention", "soon"], "--retention"),
         (vec!["folder"], "is a directory"),
         (vec!["-"], "needs a name"),

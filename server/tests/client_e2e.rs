@@ -1108,3 +1108,26 @@ fn wait_for_temp_output(dir: &Path, child: &mut std::process::Child) {
     }
     panic!("no temporary output appeared");
 }
+
+/// A share asked to outlive its file ends with the file: the summary gives the real lifetime
+/// and a note says why, instead of the lifetime asked for.
+#[test]
+fn share_reports_a_lifetime_cut_short_by_retention() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("memo.txt", b"memo");
+    let out = alice.run(&["share", "memo.txt", "--retention", "2d", "--expires", "7d"]);
+    assert_ok(&out, &["share"]);
+    let err = stderr(&out);
+    assert!(err.contains("(2d)") && !err.contains("(7d)"), "{err}");
+    assert!(
+        err.contains("note: the link ends before the 7d asked") && err.contains("retention"),
+        "{err}"
+    );
+    // Within the retention: the lifetime asked, no note.
+    let out = alice.run(&["share", "memo.txt", "--retention", "2d", "--expires", "1d"]);
+    assert_ok(&out, &["share"]);
+    let err = stderr(&out);
+    assert!(err.contains("(1d)") && !err.contains("note:"), "{err}");
+}

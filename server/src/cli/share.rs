@@ -39,11 +39,15 @@ Examples:
   kinko share --file-id 9c1e… --expires 1d           share an uploaded file again
   tar c docs | kinko share - --name docs.tar --expires 12h";
 
+/// The longest share lifetime the server accepts, seconds (docs/API.md, `expires_in`: the
+/// deployment's maximum share lifetime, 90 days).
+const MAX_SHARE_LIFETIME: u64 = 90 * 24 * 60 * 60;
+
 /// Raw arguments of `kinko share`.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ShareArgs {
-    /// How long the link works.
+    /// How long the link works (at most 90d, and never past the file's retention).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     expires: String,
 
@@ -142,6 +146,20 @@ impl ShareArgs {
     /// Bad durations, recipients or names, an unreadable FILE, not logged in.
     pub(crate) fn validate(self, quiet: bool) -> Result<ShareConfig, CliError> {
         let expires_in = parse_duration(&self.expires, "--expires")?;
+        // Checked here so that a long upload is not wasted on a lifetime the server refuses.
+        if expires_in > MAX_SHARE_LIFETIME {
+            return Err(CliError::usage(
+                format!(
+                    "--expires {} is longer than a share may live ({})",
+                    duration(expires_in),
+                    duration(MAX_SHARE_LIFETIME)
+                ),
+                format!(
+                    "Pass --expires {} or less; share again later for longer.",
+                    duration(MAX_SHARE_LIFETIME)
+                ),
+            ));
+        }
         let retention = self
             .retention
             .as_deref()
@@ -290,10 +308,22 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
             source,
         })?;
     if !config.quiet {
+        // The server ends a share with its file: --expires past the file's retention gives a
+        // shorter link than asked.
+        let cut_short = match file.retain_until {
+            Some(end) if end == share.expires => remote
+                .client
+                .file_shares(&file.id)
+                .ok()
+                .and_then(|shares| shares.into_iter().find(|s| s.id == share.id))
+                .map(|s| share.expires.saturating_sub(s.created))
+                .filter(|lifetime| *lifetime < config.expires_in),
+            _ => None,
+        };
         let mut terms = vec![format!(
             "until {} ({})",
             time(share.expires),
-            duration(config.expires_in)
+            duration(cut_short.unwrap_or(config.expires_in))
         )];
         if let Some(n) = config.max_downloads {
             terms.push(format!("{n} download{}", if n == 1 { "" } else { "s" }));
@@ -311,6 +341,14 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
             terms.join(", "),
             share.id
         );
+        if cut_short.is_some() {
+            eprintln!(
+                "kinko: note: the link ends before the {} asked: the file is kept only until {} \
+                 (its retention), and no share outlives its file.",
+                duration(config.expires_in),
+                time(share.expires)
+            );
+        }
     }
     Ok(())
 }
