@@ -838,15 +838,21 @@ fn get_resumes_a_broken_recipient_bound_download() {
 /// exceeds `cut_after` bytes at that point (both directions closed), then relays faithfully.
 /// Returns its `http://` base URL. It stands in for a network that drops a long transfer.
 fn cutting_relay(target: &str, cut_after: usize) -> String {
+    cutting_relay_n(target, cut_after, 1)
+}
+
+/// [`cutting_relay`] cutting the first `cuts` long answers (each at `cut_after` bytes).
+fn cutting_relay_n(target: &str, cut_after: usize, cuts: usize) -> String {
     use std::io::Read;
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering;
 
     let target = target.trim_start_matches("http://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let cut_done = Arc::new(AtomicBool::new(false));
+    let cuts_left = Arc::new(AtomicUsize::new(cuts));
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
@@ -859,7 +865,7 @@ fn cutting_relay(target: &str, cut_after: usize) -> String {
                 let _ = std::io::copy(&mut c_read, &mut s_write);
                 let _ = s_write.shutdown(Shutdown::Write);
             });
-            let cut_done = cut_done.clone();
+            let cuts_left = cuts_left.clone();
             std::thread::spawn(move || {
                 let (mut s_read, mut c_write) = (server, client);
                 let mut buf = vec![0u8; 16 * 1024];
@@ -869,10 +875,13 @@ fn cutting_relay(target: &str, cut_after: usize) -> String {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    if !cut_done.load(Ordering::SeqCst) && sent + n > cut_after {
+                    if sent + n > cut_after
+                        && cuts_left
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                    {
                         let keep = cut_after - sent;
                         let _ = c_write.write_all(&buf[..keep]);
-                        cut_done.store(true, Ordering::SeqCst);
                         let _ = c_write.shutdown(Shutdown::Both);
                         let _ = s_read.shutdown(Shutdown::Both);
                         return;
@@ -1130,4 +1139,106 @@ fn share_reports_a_lifetime_cut_short_by_retention() {
     assert_ok(&out, &["share"]);
     let err = stderr(&out);
     assert!(err.contains("(1d)") && !err.contains("note:"), "{err}");
+}
+
+/// Without a terminal, a password share needs the password given another way: the refusal
+/// is the documented "needs a password" (exit code 20), says how, and counts nothing.
+#[test]
+fn a_password_share_without_a_terminal_exits_20() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("pw.txt", b"hunter2 hunter2\n");
+    alice.write("memo.txt", b"memo");
+    let link = alice.share(
+        "memo.txt",
+        &[
+            "--password",
+            "--password-file",
+            "pw.txt",
+            "--max-downloads",
+            "2",
+        ],
+    );
+    let (share, _) = split_link(&link);
+    // setsid: no controlling terminal to ask on.
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-w").arg(KINKO);
+    support::isolate(&mut cmd, partner.path());
+    let out = cmd
+        .args(["get", &link])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_fails(
+        &out,
+        EXIT_PASSWORD,
+        &[
+            "needs a password",
+            "KINKO_SHARE_PASSWORD",
+            "--password-file",
+        ],
+    );
+    assert!(alice.share_row(&share).contains("0/2"));
+    assert!(partner.entries().is_empty());
+}
+
+/// --sealed on a share that is not bound to a key saves what comes (plaintext): a note says
+/// so, as -i's does.
+#[test]
+fn get_sealed_on_a_plain_share_says_it_arrives_unencrypted() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("memo.txt", b"memo");
+    let link = alice.share("memo.txt", &[]);
+    let out = partner.run(&["get", &link, "--sealed"]);
+    assert_ok(&out, &["get --sealed"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("note: this share is not bound to a key, so it arrives unencrypted"),
+        "{err}"
+    );
+    assert_eq!(partner.read("memo.txt"), b"memo");
+    // -q silences notes.
+    let out = partner.run(&["get", &link, "--sealed", "-q", "-o", "again.txt"]);
+    assert_ok(&out, &["get --sealed -q"]);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+/// A download that keeps breaking gives up (exit 15), and the hint says it was counted: a
+/// retry counts another download.
+#[test]
+fn a_download_that_gives_up_says_a_retry_counts_again() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("big.bin", &data(3 * 1024 * 1024, 6));
+    let link = alice.share("big.bin", &["--max-downloads", "3"]);
+    let (share, _) = split_link(&link);
+    let relay = cutting_relay_n(&srv.url, 256 * 1024, usize::MAX);
+    let relayed = link.replacen(&srv.url, &relay, 1);
+    let out = partner.run(&["get", &relayed]);
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["connection lost", "already counted", "counts another"],
+    );
+    assert!(alice.share_row(&share).contains("1/3"));
+    assert!(partner.entries().is_empty(), "{:?}", partner.entries());
+    // A refusal before the ticket says nothing of the kind.
+    let out = partner.run(&["get", &link.replacen(&srv.url, &relay_closed(), 1)]);
+    assert_fails(&out, EXIT_UNREACHABLE, &["not answering"]);
+    assert!(!stderr(&out).contains("already counted"));
+}
+
+/// A loopback URL where nothing listens.
+fn relay_closed() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
 }

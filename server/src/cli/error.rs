@@ -333,9 +333,21 @@ pub(crate) enum CliError {
         server: String,
         /// What the client reported.
         source: ClientError,
-        /// Whether the call was a partner's link call (changes the advice).
-        link: bool,
+        /// Which kind of call failed (changes the advice).
+        call: Call,
     },
+}
+
+/// Which kind of call to the server failed: the advice differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// An API call with a token.
+    Api,
+    /// A partner's link call before the download was counted.
+    Link,
+    /// A link download after its ticket counted it: running `kinko get` again counts
+    /// another.
+    CountedDownload,
 }
 
 fn not_logged_in_text(server: Option<&str>) -> String {
@@ -483,8 +495,8 @@ impl CliError {
             CliError::Remote {
                 server,
                 source,
-                link,
-            } => remote_hint(server, source, *link),
+                call,
+            } => remote_hint(server, source, *call),
         }
     }
 
@@ -536,8 +548,16 @@ fn remote_exit_code(err: &ClientError) -> u8 {
     }
 }
 
-fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
+fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
+    let link = call != Call::Api;
     match err {
+        ClientError::Network { .. } | ClientError::Timeout if call == Call::CountedDownload => {
+            format!(
+                "{} The download was already counted: running kinko get again counts another \
+                 one (and is refused if the share has no downloads left).",
+                remote_hint(server, err, Call::Link)
+            )
+        }
         ClientError::Network { kind, .. } => match kind {
             NetworkErrorKind::ConnectionRefused if link => {
                 "The server in the link is not answering: try again later, or ask the sender."

@@ -21,7 +21,7 @@ use super::interrupt;
 use super::io::{Output, OutputArg};
 use super::open::{OpenKeys, open_stream, read_identity_file};
 use super::passphrase::{PassphraseSource, SHARE_PASSWORD};
-use super::remote::{CaArgs, TransferBar, link_err};
+use super::remote::{CaArgs, TransferBar, counted_download_err, link_err};
 
 /// Longest default output name, in bytes (file systems allow 255).
 const MAX_NAME: usize = 200;
@@ -303,13 +303,19 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
     if !info.recipient_bound && !config.identities.is_empty() && !config.quiet {
         eprintln!("kinko: note: this share is not bound to a key; -i is not needed");
     }
+    if !info.recipient_bound && config.sealed && !config.quiet {
+        eprintln!(
+            "kinko: note: this share is not bound to a key, so it arrives unencrypted; \
+             --sealed changes nothing"
+        );
+    }
 
     let output = output_arg(&config, &info)?;
 
     // The password: asked up front, or now that the server says the share has one.
     let mut password = match &config.password {
         Some(source) => Some(source.read_secret(&SHARE_PASSWORD, false)?),
-        None if info.password_required => Some(ask_password()?),
+        None if info.password_required => Some(ask_password(link)?),
         None => None,
     };
     // Opening here: name our keys, so that a share sent to other keys refuses before it
@@ -321,7 +327,7 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
     };
     let ticket = match client.link_ticket_for(link, password.as_ref(), &keys) {
         Err(ClientError::PasswordRequired) if password.is_none() => {
-            password = Some(ask_password()?);
+            password = Some(ask_password(link)?);
             client.link_ticket_for(link, password.as_ref(), &keys)
         }
         other => other,
@@ -426,8 +432,16 @@ fn output_arg(config: &GetConfig, info: &LinkInfo) -> Result<OutputArg, CliError
     Ok(OutputArg::File(path))
 }
 
-fn ask_password() -> Result<SecretString, CliError> {
-    PassphraseSource::choose_for(None, &SHARE_PASSWORD).read_secret(&SHARE_PASSWORD, false)
+/// Asks for the share's password (KINKO_SHARE_PASSWORD, else the terminal). Without a
+/// terminal to ask on, the error is the server's "needs a password" (exit code 20), whose
+/// hint says how to give it without one.
+fn ask_password(link: &Link) -> Result<SecretString, CliError> {
+    PassphraseSource::choose_for(None, &SHARE_PASSWORD)
+        .read_secret(&SHARE_PASSWORD, false)
+        .map_err(|e| match e {
+            CliError::NoTerminal(_) => link_err(link, ClientError::PasswordRequired),
+            other => other,
+        })
 }
 
 /// The answer is not what the link's details announced (an envelope where plaintext was
@@ -462,7 +476,7 @@ fn download_as_is(
     bar.finish();
     let download = result.map_err(|e| match e {
         ClientError::Io(source) => CliError::Write { path, source },
-        other => link_err(link, other),
+        other => counted_download_err(link, other),
     })?;
     if download.recipient_bound != bound {
         // Dropped without a commit: the temporary file goes, the target is untouched.
@@ -511,7 +525,7 @@ fn download_and_open(
             Err(open_err)
         }
         // A broken download explains a truncated envelope better than "truncated" does.
-        (Err(e), _) => Err(link_err(link, e)),
+        (Err(e), _) => Err(counted_download_err(link, e)),
         (Ok(_), Err(open_err)) => Err(open_err),
     }
 }

@@ -8,7 +8,7 @@ use kinko_client::BaseUrl;
 use kinko_core::vault::ApiToken;
 use secrecy::ExposeSecret;
 
-use super::error::CliError;
+use super::error::{Call, CliError};
 use super::passphrase::{API_TOKEN, PassphraseSource};
 use super::remote::{CaArgs, ClientConfig, RemoteArgs, config_path};
 
@@ -113,7 +113,7 @@ pub(crate) fn login(config: LoginConfig) -> Result<(), CliError> {
     let me = client.me().map_err(|source| CliError::Remote {
         server: config.server.to_string(),
         source,
-        link: false,
+        call: Call::Api,
     })?;
     ClientConfig::save(&config.config, &config.server, Some(&saved))?;
     eprintln!(
@@ -184,7 +184,7 @@ pub(crate) fn logout(config: LogoutConfig) -> Result<(), CliError> {
                 return Err(CliError::Remote {
                     server: server.to_string(),
                     source,
-                    link: false,
+                    call: Call::Api,
                 });
             }
         }

@@ -25,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::error::CliError;
+use super::error::{Call, CliError};
 use super::io::progress_bar;
 use super::passphrase::API_TOKEN;
 
@@ -171,7 +171,7 @@ impl Remote {
         CliError::Remote {
             server: self.client.base_url().to_string(),
             source,
-            link: false,
+            call: Call::Api,
         }
     }
 }
@@ -181,7 +181,16 @@ pub(crate) fn link_err(link: &Link, source: ClientError) -> CliError {
     CliError::Remote {
         server: link.base_url().to_string(),
         source,
-        link: true,
+        call: Call::Link,
+    }
+}
+
+/// Wraps an error of a link download that its ticket already counted.
+pub(crate) fn counted_download_err(link: &Link, source: ClientError) -> CliError {
+    CliError::Remote {
+        server: link.base_url().to_string(),
+        source,
+        call: Call::CountedDownload,
     }
 }
 
