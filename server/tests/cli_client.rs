@@ -314,6 +314,7 @@ fn share_arguments_are_checked_before_anything_is_sent() {
         (vec!["plan.pdf", "--retention", "soon"], "--retention"),
         (vec!["folder"], "is a directory"),
         (vec!["-"], "needs a name"),
+        (vec!["plan.pdf", "--name", ""], "the name is empty"),
     ] {
         assert_fails(&share(&args), EXIT_USAGE, &[words]);
     }

@@ -1242,3 +1242,87 @@ fn relay_closed() -> String {
     drop(l);
     url
 }
+
+/// Messages that must match what happened: enabling a user who was never disabled changes
+/// nothing (their tokens still work), and a member deleting someone else's file is told it is
+/// not theirs, not that they lack a role.
+#[test]
+fn enable_and_rm_messages_match_what_happened() {
+    let srv = TestServer::start();
+    let admin = Machine::new();
+    let bob = Machine::new();
+    admin.login(&srv, &srv.admin_token);
+    let (bob_id, bob_token) = srv.member("bob");
+    let (_, carol_token) = srv.member("carol");
+
+    let out = admin.run(&["admin", "enable", &bob_id]);
+    assert_ok(&out, &["admin enable"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not disabled") && !err.contains("stay dead"),
+        "{err}"
+    );
+    let env = [
+        ("KINKO_SERVER", srv.url.as_str()),
+        ("KINKO_TOKEN", bob_token.as_str()),
+    ];
+    assert_ok(&bob.run_with(&["files"], &env, b""), &["bob's token works"]);
+
+    // Carol's file and share, in bob's hands: the server refuses (403), and the message
+    // says whose they are rather than blaming bob's role.
+    let carols = srv.upload(&carol_token, "carol.txt", b"carol's");
+    let (carols_share, _, _) = srv.share(
+        &carol_token,
+        &carols,
+        serde_json::json!({"expires_in": 3600}),
+    );
+    for args in [
+        vec!["rm", carols.as_str()],
+        vec!["revoke", "--file", carols.as_str()],
+        vec!["revoke", carols_share.as_str()],
+    ] {
+        let out = bob.run_with(&args, &env, b"");
+        assert_fails(
+            &out,
+            EXIT_FORBIDDEN,
+            &["only its owner or an admin", "belongs to another user"],
+        );
+        assert!(
+            !stderr(&out).contains("another role"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // An admin's own role problem keeps the role hint.
+    let out = bob.run_with(&["admin", "users"], &env, b"");
+    assert_fails(&out, EXIT_FORBIDDEN, &["another role"]);
+
+    // Disabled, then enabled: the old tokens stay dead, and the message says so.
+    admin.ok(&["admin", "disable", &bob_id]);
+    let out = admin.run(&["admin", "enable", &bob_id]);
+    assert_ok(&out, &["admin enable"]);
+    assert!(
+        stderr(&out).contains("the old ones stay dead"),
+        "{}",
+        stderr(&out)
+    );
+    let out = bob.run_with(&["files"], &env, b"");
+    assert_fails(&out, EXIT_UNAUTHENTICATED, &[]);
+}
+
+/// https:// to a server that speaks plain HTTP fails the TLS handshake on a non-TLS answer:
+/// the hint says the server may speak plain HTTP, not that its certificate is untrusted.
+#[test]
+fn https_to_a_plain_http_server_says_it_may_speak_http() {
+    let srv = TestServer::start();
+    let partner = Machine::new();
+    let base = srv.url.replacen("http://", "https://", 1);
+    let link = format!("{base}/s/{}#{}", "ab".repeat(16), "cd".repeat(32));
+    let out = partner.run(&["get", &link]);
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["TLS", "may speak plain HTTP", "http://"],
+    );
+    assert!(!stderr(&out).contains("certificate"), "{}", stderr(&out));
+}

@@ -312,6 +312,16 @@ pub(crate) fn run(config: AdminConfig) -> Result<(), CliError> {
             Ok(())
         }
         Action::Enable(user) => {
+            // "The old tokens stay dead" is only true of a user who was disabled: say so
+            // when there was nothing to enable (the list is an admin call, as enabling is).
+            let listed = client.users().map_err(err)?;
+            if listed.iter().any(|u| u.id == user && !u.disabled) {
+                eprintln!(
+                    "User {user} is not disabled: nothing changed (their tokens and shares work \
+                     as before)."
+                );
+                return Ok(());
+            }
             client.enable_user(&user).map_err(err)?;
             eprintln!("Enabled user {user}. Issue a new token: the old ones stay dead.");
             Ok(())

@@ -327,7 +327,7 @@ pub(crate) enum CliError {
         problem: String,
     },
     /// A call to the server failed.
-    #[error("{}", remote_text(server, source))]
+    #[error("{}", remote_text(server, source, *call))]
     Remote {
         /// The server (no secrets: a base URL or a link without its secret).
         server: String,
@@ -343,6 +343,9 @@ pub(crate) enum CliError {
 pub(crate) enum Call {
     /// An API call with a token.
     Api,
+    /// An API call on a file or share that only its owner (or an admin) may act on: a
+    /// refusal means "not yours" more than "wrong role".
+    Owned,
     /// A partner's link call before the download was counted.
     Link,
     /// A link download after its ticket counted it: running `kinko get` again counts
@@ -357,9 +360,15 @@ fn not_logged_in_text(server: Option<&str>) -> String {
     }
 }
 
-fn remote_text(server: &str, err: &ClientError) -> String {
+fn remote_text(server: &str, err: &ClientError, call: Call) -> String {
     match err {
         ClientError::Network { .. } => format!("cannot reach {server}: {err}"),
+        // The server answers a member's call on another user's file or share with its
+        // generic "your role does not allow this".
+        ClientError::Forbidden { message } if call == Call::Owned => format!(
+            "{server}: not allowed: only its owner or an admin may do this (the server says: \
+             {message})"
+        ),
         _ => format!("{server}: {err}"),
     }
 }
@@ -549,7 +558,7 @@ fn remote_exit_code(err: &ClientError) -> u8 {
 }
 
 fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
-    let link = call != Call::Api;
+    let link = matches!(call, Call::Link | Call::CountedDownload);
     match err {
         ClientError::Network { .. } | ClientError::Timeout if call == Call::CountedDownload => {
             format!(
@@ -558,7 +567,7 @@ fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
                 remote_hint(server, err, Call::Link)
             )
         }
-        ClientError::Network { kind, .. } => match kind {
+        ClientError::Network { kind, detail } => match kind {
             NetworkErrorKind::ConnectionRefused if link => {
                 "The server in the link is not answering: try again later, or ask the sender."
                     .into()
@@ -569,6 +578,13 @@ fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
             NetworkErrorKind::Dns => {
                 format!("Check the host name in {server}, and the network connection.")
             }
+            // rustls's error for a first answer that is not a TLS record at all: a server
+            // speaking plain HTTP on that port.
+            NetworkErrorKind::Tls if not_tls(detail) => format!(
+                "The server did not answer in TLS: it may speak plain HTTP (kinko serve --dev \
+                 does). Check the URL ({server}): a server on this machine may be reached with \
+                 http://; for another machine, ask its admin for the https:// address."
+            ),
             NetworkErrorKind::Tls => format!(
                 "The server's certificate is not trusted for this name: check the URL \
                  ({server}). If a company CA issued the certificate, pass the CA's certificate \
@@ -580,6 +596,11 @@ fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
             "Run kinko login --server {server} with a valid token: this one may be wrong, \
              expired or revoked, or its user disabled."
         ),
+        ClientError::Forbidden { .. } if call == Call::Owned => {
+            "Check the id: it belongs to another user (kinko files and kinko shares list \
+             yours). Ask them, or an admin, to do it."
+                .into()
+        }
         ClientError::Forbidden { .. } => {
             "This needs another role (admin, or auditor for the audit log): ask an admin.".into()
         }
@@ -628,6 +649,12 @@ fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
             "Is {server} the address of a Kinko server, and are kinko and the server up to date?"
         ),
     }
+}
+
+/// Whether a TLS failure's description says the peer's first bytes were not a TLS record
+/// (rustls: "received corrupt message of type InvalidContentType").
+fn not_tls(detail: &str) -> bool {
+    detail.contains("InvalidContentType")
 }
 
 fn open_exit_code(err: &OpenError) -> u8 {

@@ -299,14 +299,17 @@ pub(crate) fn revoke(config: RevokeConfig) -> Result<(), CliError> {
     let remote = &config.remote;
     match config.target {
         RevokeTarget::Share(id) => {
-            remote.client.revoke_share(&id).map_err(|e| remote.err(e))?;
+            remote
+                .client
+                .revoke_share(&id)
+                .map_err(|e| remote.owned_err(e))?;
             eprintln!("Revoked share {id}.");
         }
         RevokeTarget::File(id) => {
             let n = remote
                 .client
                 .revoke_file_shares(&id)
-                .map_err(|e| remote.err(e))?;
+                .map_err(|e| remote.owned_err(e))?;
             eprintln!(
                 "Revoked {n} share{} of file {id}.",
                 if n == 1 { "" } else { "s" }
@@ -366,7 +369,7 @@ pub(crate) fn rm(config: RmConfig) -> Result<(), CliError> {
     remote
         .client
         .delete_file(&config.file)
-        .map_err(|e| remote.err(e))?;
+        .map_err(|e| remote.owned_err(e))?;
     eprintln!(
         "Deleted file {}: its key is destroyed and its shares are gone.",
         config.file

@@ -174,6 +174,16 @@ impl Remote {
             call: Call::Api,
         }
     }
+
+    /// Wraps an error of a call on a file or share that only its owner (or an admin) may
+    /// make: a refusal is about whose it is.
+    pub(crate) fn owned_err(&self, source: ClientError) -> CliError {
+        CliError::Remote {
+            server: self.client.base_url().to_string(),
+            source,
+            call: Call::Owned,
+        }
+    }
 }
 
 /// Wraps an error of a link call (the server is the link's; its secret is not shown).

@@ -210,7 +210,13 @@ fn upload_source(file: PathBuf, name: Option<String>) -> Result<Source, CliError
             ));
         }
     };
-    if name.is_empty() || name.len() > 4096 {
+    if name.is_empty() {
+        return Err(CliError::usage(
+            "the name is empty",
+            "Give the name the partner should see with --name NAME.",
+        ));
+    }
+    if name.len() > 4096 {
         return Err(CliError::usage(
             "the name must be 1 to 4096 bytes",
             "Pass a shorter --name.",
@@ -280,7 +286,10 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
     let remote = &config.remote;
     let (file, uploaded) = match &config.source {
         Source::Upload { input, name } => (upload(&config, input, name)?, true),
-        Source::Existing(id) => (remote.client.file(id).map_err(|e| remote.err(e))?, false),
+        Source::Existing(id) => (
+            remote.client.file(id).map_err(|e| remote.owned_err(e))?,
+            false,
+        ),
     };
 
     let mut options = ShareOptions::new(config.expires_in);
@@ -294,7 +303,7 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
             if uploaded {
                 let _ = remote.client.delete_file(&file.id);
             }
-            return Err(remote.err(e));
+            return Err(remote.owned_err(e));
         }
     };
     drop(options);
