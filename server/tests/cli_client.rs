@@ -118,6 +118,24 @@ fn help_lists_the_client_commands_and_the_new_exit_codes() {
     }
 }
 
+/// Output files are created with mode 0600 whatever the umask (they hold documents), and
+/// every command that writes one says so in its help.
+#[test]
+fn help_says_output_files_are_private() {
+    let dir = TempDir::new().unwrap();
+    for args in [
+        vec!["get", "--help"],
+        vec!["open", "--help"],
+        vec!["seal", "--help"],
+        vec!["admin", "audit", "export", "--help"],
+    ] {
+        let out = run(kinko(dir.path()).args(&args));
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("mode 0600"), "{args:?}: {text}");
+    }
+}
+
 #[test]
 fn tokens_and_passwords_are_never_command_line_values() {
     let dir = TempDir::new().unwrap();

@@ -985,6 +985,15 @@ fn get_refuses_an_unwritable_output_before_counting() {
     assert_eq!(partner.entries(), ["folder", "memo.txt", "plain"]);
     partner.ok(&["get", &link, "-o", "folder/memo.txt"]);
     assert_eq!(partner.read("folder/memo.txt"), b"memo");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(partner.file("folder/memo.txt"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "as its help says");
+    }
     assert!(alice.share_row(&share).contains("1/3"));
 }
 

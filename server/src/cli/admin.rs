@@ -132,7 +132,8 @@ pub(crate) enum AuditCommand {
     Verify,
     /// Export the audit log as JSON lines (records, then signed checkpoints).
     Export {
-        /// Write to OUT (written completely, then renamed into place). Default: stdout.
+        /// Write to OUT (written completely, then renamed into place; mode 0600). Default:
+        /// stdout.
         #[arg(short, long, value_name = "OUT", value_hint = ValueHint::FilePath)]
         output: Option<PathBuf>,
     },

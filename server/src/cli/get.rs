@@ -40,7 +40,8 @@ directories, no leading dots), or in OUT with -o. An existing file is never repl
 --force. -o OUT is checked before anything is downloaded or counted: its directory must
 exist, and OUT must not be a directory. The download goes to a temporary file first and is
 renamed only once complete, so a failure (or Ctrl-C, SIGTERM, SIGHUP) leaves nothing behind.
--o - writes to stdout. If the connection breaks, the download
+-o - writes to stdout. A saved file is created with mode 0600 (readable by you only, whatever
+the umask: it holds a document someone shared with you); chmod it to share it further. If the connection breaks, the download
 resumes where it stopped (up to three times; it still counts as one download), a share bound
 to a key too (the server gives every request for it the same envelope).
 
@@ -68,6 +69,7 @@ pub(crate) struct GetArgs {
     identities: Vec<PathBuf>,
 
     /// Save to OUT ("-" for stdout). Default: the file's name, in the current directory.
+    /// Created with mode 0600 (only you can read it, whatever the umask).
     #[arg(short, long, value_name = "OUT", value_hint = ValueHint::FilePath)]
     output: Option<PathBuf>,
 
