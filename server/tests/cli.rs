@@ -718,3 +718,85 @@ fn output_to_a_fifo_writes_through_and_keeps_the_fifo() {
         "the FIFO was replaced"
     );
 }
+
+/// Sends `signal` ("INT", "TERM", "HUP") to a process.
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Waits (at most 30 s) until `dir` holds a `.kinko-*` temporary file with data in it.
+#[track_caller]
+fn wait_for_temp_output(dir: &Path, child: &mut std::process::Child) {
+    for _ in 0..3000 {
+        let has_data = fs::read_dir(dir).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with(".kinko-")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if has_data {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("kinko ended before it wrote anything ({status}): {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no temporary output appeared");
+}
+
+/// `kinko open` and `kinko seal` ended by a signal half-way through their input delete their
+/// temporary output (no partial plaintext left behind) and exit with the shell's code for the
+/// signal: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
+#[test]
+fn a_signal_mid_write_leaves_no_temporary_output() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let plain = data(64 * 4096);
+    let (id, sealed) = sealed_4k(d, &plain);
+    let (_, public) = keygen(d, "other.txt");
+    let before = dir_entries(d);
+    let id = id.to_str().unwrap().to_owned();
+    let open: &[&str] = &["open", "-i", &id, "-o", "out.bin"];
+    let seal: &[&str] = &[
+        "seal",
+        "-r",
+        &public,
+        "--chunk-size",
+        "4096",
+        "-o",
+        "out.bin",
+    ];
+    for (args, input, signal, code) in [
+        (open, &sealed, "INT", 130),
+        (open, &sealed, "TERM", 143),
+        (open, &sealed, "HUP", 129),
+        (seal, &plain, "TERM", 143),
+    ] {
+        let mut child = kinko(d)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Half the input, and the pipe stays open: the command waits for the rest.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&input[..input.len() / 2]).unwrap();
+        wait_for_temp_output(d, &mut child);
+        send_signal(child.id(), signal);
+        let status = child.wait().unwrap();
+        drop(stdin);
+        assert_eq!(status.code(), Some(code), "{args:?} SIG{signal}");
+        assert_eq!(dir_entries(d), before, "{args:?} SIG{signal}: left behind");
+    }
+}

@@ -118,6 +118,24 @@ fn help_lists_the_client_commands_and_the_new_exit_codes() {
     }
 }
 
+/// Output files are created with mode 0600 whatever the umask (they hold documents), and
+/// every command that writes one says so in its help.
+#[test]
+fn help_says_output_files_are_private() {
+    let dir = TempDir::new().unwrap();
+    for args in [
+        vec!["get", "--help"],
+        vec!["open", "--help"],
+        vec!["seal", "--help"],
+        vec!["admin", "audit", "export", "--help"],
+    ] {
+        let out = run(kinko(dir.path()).args(&args));
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("mode 0600"), "{args:?}: {text}");
+    }
+}
+
 #[test]
 fn tokens_and_passwords_are_never_command_line_values() {
     let dir = TempDir::new().unwrap();
@@ -305,9 +323,16 @@ fn share_arguments_are_checked_before_anything_is_sent() {
             "invalid duration for --expires",
         ),
         (vec!["plan.pdf", "--expires", "0"], "longer than zero"),
+        // The server's maximum share lifetime, checked before the upload (a closed port
+        // would answer 15).
+        (
+            vec!["plan.pdf", "--expires", "91d"],
+            "longer than a share may live (90d)",
+        ),
         (vec!["plan.pdf", "--retention", "soon"], "--retention"),
         (vec!["folder"], "is a directory"),
         (vec!["-"], "needs a name"),
+        (vec!["plan.pdf", "--name", ""], "the name is empty"),
     ] {
         assert_fails(&share(&args), EXIT_USAGE, &[words]);
     }
@@ -432,4 +457,111 @@ fn logout_without_login_is_not_an_error() {
     let out = run(kinko(dir.path()).arg("logout"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Not logged in"));
+}
+
+/// Plain `http://` to another machine is refused before anything is sent (the address is a
+/// documentation one nobody answers at: a connection attempt would hang or fail with another
+/// code), with why and how to opt in; this machine and the opt-in are allowed.
+#[test]
+fn plain_http_to_another_host_is_refused_before_connecting() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let remote = "http://192.0.2.1:9";
+    write(d, "tok", fake_token().as_bytes());
+    let refusals = [
+        run(kinko(d).args(["login", "--server", remote, "--token-file", "tok"])),
+        run(kinko(d)
+            .arg("files")
+            .env("KINKO_SERVER", remote)
+            .env("KINKO_TOKEN", fake_token())),
+        run(kinko(d).args(["get", &link(remote)])),
+        run(kinko(d)
+            .args(["get", &link(remote)])
+            .env("KINKO_ALLOW_HTTP", "0")),
+    ];
+    for out in &refusals {
+        assert_fails(
+            out,
+            EXIT_USAGE,
+            &[
+                "over plain http://",
+                "192.0.2.1",
+                "KINKO_ALLOW_HTTP=1",
+                "https://",
+            ],
+        );
+        let err = stderr(out);
+        assert!(
+            !err.contains(&LINK_SECRET[..40]) && !err.contains("cdcdcdcd"),
+            "{err}"
+        );
+    }
+    assert!(stderr(&refusals[0]).contains("the API token"));
+    assert!(stderr(&refusals[2]).contains("the link's secret"));
+    assert!(!d.join("client.toml").exists());
+
+    // This machine, by name or address: allowed (nothing listens there, so unreachable).
+    let local = closed_port_url();
+    for base in [local.clone(), local.replace("127.0.0.1", "localhost")] {
+        let out = run(kinko(d).args(["get", &link(&base)]));
+        assert_fails(&out, EXIT_UNREACHABLE, &["cannot reach"]);
+    }
+    // The opt-in lets kinko try another host (this name never resolves).
+    let out = run(kinko(d)
+        .args(["get", &link("http://kinko-test.invalid:9")])
+        .env("KINKO_ALLOW_HTTP", "1"));
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["cannot reach", "kinko-test.invalid"],
+    );
+}
+
+/// An id argument that is really a link or an API token (pasted in the wrong place) is
+/// refused without repeating it: the refusal says what it looks like, never its secret.
+#[test]
+fn id_refusals_never_echo_a_link_or_a_token() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let the_link = link("https://files.example.com");
+    let token = fake_token();
+    for (input, looks) in [
+        (the_link.as_str(), "looks like a link"),
+        (token.as_str(), "looks like an API token"),
+    ] {
+        for (args, words) in [
+            (vec!["rm", input], "not a file id"),
+            (vec!["revoke", "--file", input], "not a file id"),
+            (vec!["share", "--file-id", input], "not a file id"),
+            (vec!["admin", "disable", input], "not a user id"),
+            (vec!["admin", "enable", input], "not a user id"),
+            (vec!["admin", "token", input], "not a user id"),
+        ] {
+            let out = run(kinko(d)
+                .args(&args)
+                .env("KINKO_SERVER", closed_port_url())
+                .env("KINKO_TOKEN", fake_token()));
+            assert_fails(&out, EXIT_USAGE, &[words, looks]);
+            let err = stderr(&out);
+            assert!(
+                !err.contains(LINK_SECRET) && !err.contains(&LINK_SECRET[..16]),
+                "{args:?}: {err}"
+            );
+            assert!(
+                !err.contains("cdcdcdcd") && !err.contains("abababab"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    // A link's share id works for revoke; a link whose id is mangled is not echoed either.
+    let mangled = format!(
+        "https://files.example.com/s/{}#{LINK_SECRET}",
+        &SHARE_ID[..20]
+    );
+    let out = run(kinko(d)
+        .args(["revoke", &mangled])
+        .env("KINKO_SERVER", closed_port_url())
+        .env("KINKO_TOKEN", fake_token()));
+    assert_fails(&out, EXIT_USAGE, &["not a share id or link"]);
+    assert!(!stderr(&out).contains(&LINK_SECRET[..16]));
 }

@@ -838,15 +838,21 @@ fn get_resumes_a_broken_recipient_bound_download() {
 /// exceeds `cut_after` bytes at that point (both directions closed), then relays faithfully.
 /// Returns its `http://` base URL. It stands in for a network that drops a long transfer.
 fn cutting_relay(target: &str, cut_after: usize) -> String {
+    cutting_relay_n(target, cut_after, 1)
+}
+
+/// [`cutting_relay`] cutting the first `cuts` long answers (each at `cut_after` bytes).
+fn cutting_relay_n(target: &str, cut_after: usize, cuts: usize) -> String {
     use std::io::Read;
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering;
 
     let target = target.trim_start_matches("http://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let cut_done = Arc::new(AtomicBool::new(false));
+    let cuts_left = Arc::new(AtomicUsize::new(cuts));
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
@@ -859,7 +865,7 @@ fn cutting_relay(target: &str, cut_after: usize) -> String {
                 let _ = std::io::copy(&mut c_read, &mut s_write);
                 let _ = s_write.shutdown(Shutdown::Write);
             });
-            let cut_done = cut_done.clone();
+            let cuts_left = cuts_left.clone();
             std::thread::spawn(move || {
                 let (mut s_read, mut c_write) = (server, client);
                 let mut buf = vec![0u8; 16 * 1024];
@@ -869,10 +875,13 @@ fn cutting_relay(target: &str, cut_after: usize) -> String {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    if !cut_done.load(Ordering::SeqCst) && sent + n > cut_after {
+                    if sent + n > cut_after
+                        && cuts_left
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                    {
                         let keep = cut_after - sent;
                         let _ = c_write.write_all(&buf[..keep]);
-                        cut_done.store(true, Ordering::SeqCst);
                         let _ = c_write.shutdown(Shutdown::Both);
                         let _ = s_read.shutdown(Shutdown::Both);
                         return;
@@ -939,4 +948,390 @@ fn get_resumes_a_broken_download_and_it_counts_once() {
         "the rest came as a range: {metrics}"
     );
     srv.assert_no_server_errors();
+}
+
+/// An output `kinko get` could not write is refused before the ticket counts a download: a
+/// missing directory, a directory given as OUT (with or without a trailing slash), a file
+/// used as a directory. The refusal names the problem, and the share's count is unchanged.
+#[test]
+fn get_refuses_an_unwritable_output_before_counting() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("memo.txt", b"memo");
+    let link = alice.share("memo.txt", &["--max-downloads", "3"]);
+    let (share, _) = split_link(&link);
+    fs::create_dir(partner.file("folder")).unwrap();
+    partner.write("plain", b"x");
+    for (out, words) in [
+        ("nodir/x.txt", "nodir"),
+        ("folder", "is a directory"),
+        ("folder/", "names a directory"),
+        ("plain/x.txt", "plain is not a directory"),
+    ] {
+        let res = partner.run(&["get", &link, "-o", out]);
+        assert_fails(&res, EXIT_USAGE, &[words, "-o DIR/NAME"]);
+        assert!(
+            alice.share_row(&share).contains("0/3"),
+            "-o {out} counted a download"
+        );
+    }
+    // A default name taken by a directory is refused the same way.
+    fs::create_dir(partner.file("memo.txt")).unwrap();
+    let res = partner.run(&["get", &link]);
+    assert_fails(&res, EXIT_USAGE, &["memo.txt is a directory"]);
+    assert!(alice.share_row(&share).contains("0/3"));
+    assert_eq!(partner.entries(), ["folder", "memo.txt", "plain"]);
+    partner.ok(&["get", &link, "-o", "folder/memo.txt"]);
+    assert_eq!(partner.read("folder/memo.txt"), b"memo");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(partner.file("folder/memo.txt"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "as its help says");
+    }
+    assert!(alice.share_row(&share).contains("1/3"));
+}
+
+/// A TCP relay on 127.0.0.1 in front of `target` that forwards each answer only up to
+/// `stall_after` bytes, then sends nothing more while keeping the connection open: a
+/// download that hangs half-way. Returns its `http://` base URL.
+fn stalling_relay(target: &str, stall_after: usize) -> String {
+    use std::io::Read;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+
+    let target = target.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&target) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let _ = s_write.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut s_read, mut c_write) = (server, client);
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut sent = 0;
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let keep = n.min(stall_after.saturating_sub(sent));
+                    if c_write.write_all(&buf[..keep]).is_err() {
+                        return;
+                    }
+                    sent += keep;
+                }
+                if sent < stall_after {
+                    let _ = c_write.shutdown(Shutdown::Write);
+                    return;
+                }
+                // Stalled: hold the connection open, silent, until the client goes away.
+                let mut c_read = c_write;
+                let _ = c_read.read(&mut buf);
+            });
+        }
+    });
+    url
+}
+
+/// `kinko get` ended by SIGTERM, SIGINT or SIGHUP in the middle of a download deletes its
+/// temporary file (partial plaintext) and exits with the shell's code for the signal, for a
+/// plain share and for one opened while it downloads (`-i`).
+#[test]
+fn an_interrupted_get_leaves_no_temporary_file() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    let partner_key = partner.keygen("partner.key");
+    let content = data(3 * 1024 * 1024, 4);
+    alice.write("big.bin", &content);
+    let plain = alice.share("big.bin", &[]);
+    let bound = alice.share("big.bin", &["--to", &partner_key]);
+    let before = partner.entries();
+    for (link, args, signal, code) in [
+        (&plain, &[][..], "TERM", 143),
+        (&plain, &[][..], "INT", 130),
+        (&plain, &[][..], "HUP", 129),
+        (&bound, &["-i", "partner.key"][..], "INT", 130),
+    ] {
+        let relay = stalling_relay(&srv.url, 1024 * 1024);
+        let relayed = link.replacen(&srv.url, &relay, 1);
+        let mut child = partner
+            .kinko()
+            .args(["get", &relayed, "-o", "out.bin"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_temp_output(partner.path(), &mut child);
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "SIG{signal}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            partner.entries(),
+            before,
+            "SIG{signal} {args:?}: left behind"
+        );
+    }
+}
+
+/// Waits (at most 30 s) until `dir` holds a `.kinko-*` temporary file with data in it.
+#[track_caller]
+fn wait_for_temp_output(dir: &Path, child: &mut std::process::Child) {
+    use std::io::Read;
+    for _ in 0..3000 {
+        let has_data = fs::read_dir(dir).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with(".kinko-")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if has_data {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("kinko ended before it wrote anything ({status}): {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no temporary output appeared");
+}
+
+/// A share asked to outlive its file ends with the file: the summary gives the real lifetime
+/// and a note says why, instead of the lifetime asked for.
+#[test]
+fn share_reports_a_lifetime_cut_short_by_retention() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("memo.txt", b"memo");
+    let out = alice.run(&["share", "memo.txt", "--retention", "2d", "--expires", "7d"]);
+    assert_ok(&out, &["share"]);
+    let err = stderr(&out);
+    assert!(err.contains("(2d)") && !err.contains("(7d)"), "{err}");
+    assert!(
+        err.contains("note: the link ends before the 7d asked") && err.contains("retention"),
+        "{err}"
+    );
+    // Within the retention: the lifetime asked, no note.
+    let out = alice.run(&["share", "memo.txt", "--retention", "2d", "--expires", "1d"]);
+    assert_ok(&out, &["share"]);
+    let err = stderr(&out);
+    assert!(err.contains("(1d)") && !err.contains("note:"), "{err}");
+}
+
+/// Without a terminal, a password share needs the password given another way: the refusal
+/// is the documented "needs a password" (exit code 20), says how, and counts nothing.
+#[test]
+fn a_password_share_without_a_terminal_exits_20() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("pw.txt", b"hunter2 hunter2\n");
+    alice.write("memo.txt", b"memo");
+    let link = alice.share(
+        "memo.txt",
+        &[
+            "--password",
+            "--password-file",
+            "pw.txt",
+            "--max-downloads",
+            "2",
+        ],
+    );
+    let (share, _) = split_link(&link);
+    // setsid: no controlling terminal to ask on.
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-w").arg(KINKO);
+    support::isolate(&mut cmd, partner.path());
+    let out = cmd
+        .args(["get", &link])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_fails(
+        &out,
+        EXIT_PASSWORD,
+        &[
+            "needs a password",
+            "KINKO_SHARE_PASSWORD",
+            "--password-file",
+        ],
+    );
+    assert!(alice.share_row(&share).contains("0/2"));
+    assert!(partner.entries().is_empty());
+}
+
+/// --sealed on a share that is not bound to a key saves what comes (plaintext): a note says
+/// so, as -i's does.
+#[test]
+fn get_sealed_on_a_plain_share_says_it_arrives_unencrypted() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("memo.txt", b"memo");
+    let link = alice.share("memo.txt", &[]);
+    let out = partner.run(&["get", &link, "--sealed"]);
+    assert_ok(&out, &["get --sealed"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("note: this share is not bound to a key, so it arrives unencrypted"),
+        "{err}"
+    );
+    assert_eq!(partner.read("memo.txt"), b"memo");
+    // -q silences notes.
+    let out = partner.run(&["get", &link, "--sealed", "-q", "-o", "again.txt"]);
+    assert_ok(&out, &["get --sealed -q"]);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+/// A download that keeps breaking gives up (exit 15), and the hint says it was counted: a
+/// retry counts another download.
+#[test]
+fn a_download_that_gives_up_says_a_retry_counts_again() {
+    let srv = TestServer::start();
+    let alice = Machine::new();
+    let partner = Machine::new();
+    alice.login(&srv, &srv.admin_token);
+    alice.write("big.bin", &data(3 * 1024 * 1024, 6));
+    let link = alice.share("big.bin", &["--max-downloads", "3"]);
+    let (share, _) = split_link(&link);
+    let relay = cutting_relay_n(&srv.url, 256 * 1024, usize::MAX);
+    let relayed = link.replacen(&srv.url, &relay, 1);
+    let out = partner.run(&["get", &relayed]);
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["connection lost", "already counted", "counts another"],
+    );
+    assert!(alice.share_row(&share).contains("1/3"));
+    assert!(partner.entries().is_empty(), "{:?}", partner.entries());
+    // A refusal before the ticket says nothing of the kind.
+    let out = partner.run(&["get", &link.replacen(&srv.url, &relay_closed(), 1)]);
+    assert_fails(&out, EXIT_UNREACHABLE, &["not answering"]);
+    assert!(!stderr(&out).contains("already counted"));
+}
+
+/// A loopback URL where nothing listens.
+fn relay_closed() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+/// Messages that must match what happened: enabling a user who was never disabled changes
+/// nothing (their tokens still work), and a member deleting someone else's file is told it is
+/// not theirs, not that they lack a role.
+#[test]
+fn enable_and_rm_messages_match_what_happened() {
+    let srv = TestServer::start();
+    let admin = Machine::new();
+    let bob = Machine::new();
+    admin.login(&srv, &srv.admin_token);
+    let (bob_id, bob_token) = srv.member("bob");
+    let (_, carol_token) = srv.member("carol");
+
+    let out = admin.run(&["admin", "enable", &bob_id]);
+    assert_ok(&out, &["admin enable"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not disabled") && !err.contains("stay dead"),
+        "{err}"
+    );
+    let env = [
+        ("KINKO_SERVER", srv.url.as_str()),
+        ("KINKO_TOKEN", bob_token.as_str()),
+    ];
+    assert_ok(&bob.run_with(&["files"], &env, b""), &["bob's token works"]);
+
+    // Carol's file and share, in bob's hands: the server refuses (403), and the message
+    // says whose they are rather than blaming bob's role.
+    let carols = srv.upload(&carol_token, "carol.txt", b"carol's");
+    let (carols_share, _, _) = srv.share(
+        &carol_token,
+        &carols,
+        serde_json::json!({"expires_in": 3600}),
+    );
+    for args in [
+        vec!["rm", carols.as_str()],
+        vec!["revoke", "--file", carols.as_str()],
+        vec!["revoke", carols_share.as_str()],
+    ] {
+        let out = bob.run_with(&args, &env, b"");
+        assert_fails(
+            &out,
+            EXIT_FORBIDDEN,
+            &["only its owner or an admin", "belongs to another user"],
+        );
+        assert!(
+            !stderr(&out).contains("another role"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // An admin's own role problem keeps the role hint.
+    let out = bob.run_with(&["admin", "users"], &env, b"");
+    assert_fails(&out, EXIT_FORBIDDEN, &["another role"]);
+
+    // Disabled, then enabled: the old tokens stay dead, and the message says so.
+    admin.ok(&["admin", "disable", &bob_id]);
+    let out = admin.run(&["admin", "enable", &bob_id]);
+    assert_ok(&out, &["admin enable"]);
+    assert!(
+        stderr(&out).contains("the old ones stay dead"),
+        "{}",
+        stderr(&out)
+    );
+    let out = bob.run_with(&["files"], &env, b"");
+    assert_fails(&out, EXIT_UNAUTHENTICATED, &[]);
+}
+
+/// https:// to a server that speaks plain HTTP fails the TLS handshake on a non-TLS answer:
+/// the hint says the server may speak plain HTTP, not that its certificate is untrusted.
+#[test]
+fn https_to_a_plain_http_server_says_it_may_speak_http() {
+    let srv = TestServer::start();
+    let partner = Machine::new();
+    let base = srv.url.replacen("http://", "https://", 1);
+    let link = format!("{base}/s/{}#{}", "ab".repeat(16), "cd".repeat(32));
+    let out = partner.run(&["get", &link]);
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["TLS", "may speak plain HTTP", "http://"],
+    );
+    assert!(!stderr(&out).contains("certificate"), "{}", stderr(&out));
 }

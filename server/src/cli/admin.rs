@@ -132,7 +132,8 @@ pub(crate) enum AuditCommand {
     Verify,
     /// Export the audit log as JSON lines (records, then signed checkpoints).
     Export {
-        /// Write to OUT (written completely, then renamed into place). Default: stdout.
+        /// Write to OUT (written completely, then renamed into place; mode 0600). Default:
+        /// stdout.
         #[arg(short, long, value_name = "OUT", value_hint = ValueHint::FilePath)]
         output: Option<PathBuf>,
     },
@@ -179,12 +180,11 @@ pub(crate) struct AdminConfig {
 }
 
 fn parse_user(text: &str) -> Result<UserId, CliError> {
-    text.trim().parse().map_err(|_| {
-        CliError::usage(
-            format!("{:?} is not a user id", printable(text)),
-            "A user id is 32 hex digits: kinko admin users lists them.",
-        )
-    })
+    super::manage::parse_id(
+        text,
+        "user id",
+        "A user id is 32 hex digits: kinko admin users lists them.",
+    )
 }
 
 impl AdminArgs {
@@ -313,6 +313,16 @@ pub(crate) fn run(config: AdminConfig) -> Result<(), CliError> {
             Ok(())
         }
         Action::Enable(user) => {
+            // "The old tokens stay dead" is only true of a user who was disabled: say so
+            // when there was nothing to enable (the list is an admin call, as enabling is).
+            let listed = client.users().map_err(err)?;
+            if listed.iter().any(|u| u.id == user && !u.disabled) {
+                eprintln!(
+                    "User {user} is not disabled: nothing changed (their tokens and shares work \
+                     as before)."
+                );
+                return Ok(());
+            }
             client.enable_user(&user).map_err(err)?;
             eprintln!("Enabled user {user}. Issue a new token: the old ones stay dead.");
             Ok(())

@@ -17,6 +17,7 @@ use kinko_client::{ClientError, NetworkErrorKind, UrlError};
 use kinko_core::envelope::{OpenError, SealError};
 use kinko_core::keys::KeyError;
 
+use super::interrupt::{EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM};
 use super::passphrase::SecretKind;
 
 /// Exit code: success (also a closed pipe on stdout, e.g. `kinko open … | head`).
@@ -144,13 +145,25 @@ pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
         EXIT_SERVER,
         "the server failed, is unavailable, or answered unexpectedly",
     ),
+    (
+        EXIT_SIGHUP,
+        "ended by SIGHUP (a temporary output file in progress is deleted first)",
+    ),
+    (
+        EXIT_SIGINT,
+        "ended by SIGINT, e.g. Ctrl-C (a temporary output file in progress is deleted first)",
+    ),
+    (
+        EXIT_SIGTERM,
+        "ended by SIGTERM (a temporary output file in progress is deleted first)",
+    ),
 ];
 
 /// The "Exit codes:" section of `kinko --help`, built from [`EXIT_CODES`].
 pub(crate) fn exit_codes_help() -> String {
     let mut help = String::from("Exit codes:\n");
     for (code, meaning) in EXIT_CODES {
-        help.push_str(&format!("  {code:>2}  {meaning}\n"));
+        help.push_str(&format!("  {code:>3}  {meaning}\n"));
     }
     help
 }
@@ -314,15 +327,30 @@ pub(crate) enum CliError {
         problem: String,
     },
     /// A call to the server failed.
-    #[error("{}", remote_text(server, source))]
+    #[error("{}", remote_text(server, source, *call))]
     Remote {
         /// The server (no secrets: a base URL or a link without its secret).
         server: String,
         /// What the client reported.
         source: ClientError,
-        /// Whether the call was a partner's link call (changes the advice).
-        link: bool,
+        /// Which kind of call failed (changes the advice).
+        call: Call,
     },
+}
+
+/// Which kind of call to the server failed: the advice differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// An API call with a token.
+    Api,
+    /// An API call on a file or share that only its owner (or an admin) may act on: a
+    /// refusal means "not yours" more than "wrong role".
+    Owned,
+    /// A partner's link call before the download was counted.
+    Link,
+    /// A link download after its ticket counted it: running `kinko get` again counts
+    /// another.
+    CountedDownload,
 }
 
 fn not_logged_in_text(server: Option<&str>) -> String {
@@ -332,9 +360,15 @@ fn not_logged_in_text(server: Option<&str>) -> String {
     }
 }
 
-fn remote_text(server: &str, err: &ClientError) -> String {
+fn remote_text(server: &str, err: &ClientError, call: Call) -> String {
     match err {
         ClientError::Network { .. } => format!("cannot reach {server}: {err}"),
+        // The server answers a member's call on another user's file or share with its
+        // generic "your role does not allow this".
+        ClientError::Forbidden { message } if call == Call::Owned => format!(
+            "{server}: not allowed: only its owner or an admin may do this (the server says: \
+             {message})"
+        ),
         _ => format!("{server}: {err}"),
     }
 }
@@ -470,8 +504,8 @@ impl CliError {
             CliError::Remote {
                 server,
                 source,
-                link,
-            } => remote_hint(server, source, *link),
+                call,
+            } => remote_hint(server, source, *call),
         }
     }
 
@@ -523,9 +557,17 @@ fn remote_exit_code(err: &ClientError) -> u8 {
     }
 }
 
-fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
+fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
+    let link = matches!(call, Call::Link | Call::CountedDownload);
     match err {
-        ClientError::Network { kind, .. } => match kind {
+        ClientError::Network { .. } | ClientError::Timeout if call == Call::CountedDownload => {
+            format!(
+                "{} The download was already counted: running kinko get again counts another \
+                 one (and is refused if the share has no downloads left).",
+                remote_hint(server, err, Call::Link)
+            )
+        }
+        ClientError::Network { kind, detail } => match kind {
             NetworkErrorKind::ConnectionRefused if link => {
                 "The server in the link is not answering: try again later, or ask the sender."
                     .into()
@@ -536,6 +578,13 @@ fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
             NetworkErrorKind::Dns => {
                 format!("Check the host name in {server}, and the network connection.")
             }
+            // rustls's error for a first answer that is not a TLS record at all: a server
+            // speaking plain HTTP on that port.
+            NetworkErrorKind::Tls if not_tls(detail) => format!(
+                "The server did not answer in TLS: it may speak plain HTTP (kinko serve --dev \
+                 does). Check the URL ({server}): a server on this machine may be reached with \
+                 http://; for another machine, ask its admin for the https:// address."
+            ),
             NetworkErrorKind::Tls => format!(
                 "The server's certificate is not trusted for this name: check the URL \
                  ({server}). If a company CA issued the certificate, pass the CA's certificate \
@@ -547,6 +596,11 @@ fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
             "Run kinko login --server {server} with a valid token: this one may be wrong, \
              expired or revoked, or its user disabled."
         ),
+        ClientError::Forbidden { .. } if call == Call::Owned => {
+            "Check the id: it belongs to another user (kinko files and kinko shares list \
+             yours). Ask them, or an admin, to do it."
+                .into()
+        }
         ClientError::Forbidden { .. } => {
             "This needs another role (admin, or auditor for the audit log): ask an admin.".into()
         }
@@ -595,6 +649,12 @@ fn remote_hint(server: &str, err: &ClientError, link: bool) -> String {
             "Is {server} the address of a Kinko server, and are kinko and the server up to date?"
         ),
     }
+}
+
+/// Whether a TLS failure's description says the peer's first bytes were not a TLS record
+/// (rustls: "received corrupt message of type InvalidContentType").
+fn not_tls(detail: &str) -> bool {
+    detail.contains("InvalidContentType")
 }
 
 fn open_exit_code(err: &OpenError) -> u8 {
@@ -756,7 +816,7 @@ mod tests {
         }
         let help = exit_codes_help();
         for (code, meaning) in EXIT_CODES {
-            assert!(help.contains(&format!("{code:>2}  {meaning}")));
+            assert!(help.contains(&format!("{code:>3}  {meaning}")));
         }
     }
 

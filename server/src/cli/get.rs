@@ -17,10 +17,11 @@ use zeroize::Zeroizing;
 
 use super::error::CliError;
 use super::human::{printable, size};
+use super::interrupt;
 use super::io::{Output, OutputArg};
 use super::open::{OpenKeys, open_stream, read_identity_file};
 use super::passphrase::{PassphraseSource, SHARE_PASSWORD};
-use super::remote::{CaArgs, TransferBar, link_err};
+use super::remote::{CaArgs, TransferBar, counted_download_err, link_err};
 
 /// Longest default output name, in bytes (file systems allow 255).
 const MAX_NAME: usize = 200;
@@ -31,10 +32,16 @@ of the #. Its secret goes to the server only in a request header. With - for LIN
 read from standard input instead, so it shows neither in the process list nor in the shell's
 history.
 
+A link to plain http:// is refused unless its host is this machine (localhost, 127.0.0.1,
+::1) or KINKO_ALLOW_HTTP=1 is set: its secret and the file would cross the network in clear.
+
 The file is saved under the name the sender chose, in the current directory (made safe: no
 directories, no leading dots), or in OUT with -o. An existing file is never replaced without
---force. The download goes to a temporary file first and is renamed only once complete, so a
-failure leaves nothing behind. -o - writes to stdout. If the connection breaks, the download
+--force. -o OUT is checked before anything is downloaded or counted: its directory must
+exist, and OUT must not be a directory. The download goes to a temporary file first and is
+renamed only once complete, so a failure (or Ctrl-C, SIGTERM, SIGHUP) leaves nothing behind.
+-o - writes to stdout. A saved file is created with mode 0600 (readable by you only, whatever
+the umask: it holds a document someone shared with you); chmod it to share it further. If the connection breaks, the download
 resumes where it stopped (up to three times; it still counts as one download), a share bound
 to a key too (the server gives every request for it the same envelope).
 
@@ -62,6 +69,7 @@ pub(crate) struct GetArgs {
     identities: Vec<PathBuf>,
 
     /// Save to OUT ("-" for stdout). Default: the file's name, in the current directory.
+    /// Created with mode 0600 (only you can read it, whatever the umask).
     #[arg(short, long, value_name = "OUT", value_hint = ValueHint::FilePath)]
     output: Option<PathBuf>,
 
@@ -138,7 +146,12 @@ impl GetArgs {
         let destination = match self.output {
             None => Destination::Default,
             Some(p) if p.as_os_str() == "-" => Destination::Stdout,
-            Some(p) => Destination::File(p),
+            Some(p) => {
+                // Before any request: a download counts once its ticket is issued, and an
+                // output that cannot be written would waste it.
+                check_writable_output(&p)?;
+                Destination::File(p)
+            }
         };
         let password = (self.password || self.password_file.is_some())
             .then(|| PassphraseSource::choose_for(self.password_file, &SHARE_PASSWORD));
@@ -196,6 +209,77 @@ fn occupied(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
 }
 
+/// Refuses an output file kinko could not create, before any request counts a download: a
+/// name that is (or ends like) a directory, a directory that does not exist or is not one, or
+/// one where kinko may not create its temporary file. An existing device (`/dev/null`) is
+/// written in place and passes.
+///
+/// # Errors
+///
+/// A usage error naming the problem.
+pub(crate) fn check_writable_output(path: &Path) -> Result<(), CliError> {
+    let shown = path.display();
+    let dir_hint = "Give a file name to save to, e.g. -o DIR/NAME (the directory must exist).";
+    let text = path.as_os_str().to_string_lossy();
+    if text.ends_with('/')
+        || text.ends_with(std::path::MAIN_SEPARATOR)
+        || path.file_name().is_none()
+    {
+        return Err(CliError::usage(
+            format!("{shown} names a directory, not a file"),
+            dir_hint,
+        ));
+    }
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(CliError::usage(format!("{shown} is a directory"), dir_hint));
+        }
+        Ok(meta) if !meta.is_file() => return Ok(()),
+        _ => {}
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(CliError::usage(
+                format!(
+                    "cannot save to {shown}: {} is not a directory",
+                    dir.display()
+                ),
+                dir_hint,
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::usage(
+                format!("cannot save to {shown}: directory {}: {e}", dir.display()),
+                dir_hint,
+            ));
+        }
+    }
+    // The download goes to a temporary file in that directory first: try making one.
+    tempfile::Builder::new()
+        .prefix(".kinko-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map(|probe| {
+            let registration = interrupt::register(probe.path());
+            drop(probe);
+            drop(registration);
+        })
+        .map_err(|e| {
+            CliError::usage(
+                format!(
+                    "cannot save to {shown}: cannot create a file in {}: {e}",
+                    dir.display()
+                ),
+                "Choose a directory you may write to with -o DIR/NAME.",
+            )
+        })
+}
+
 /// Downloads the share.
 ///
 /// # Errors
@@ -221,13 +305,19 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
     if !info.recipient_bound && !config.identities.is_empty() && !config.quiet {
         eprintln!("kinko: note: this share is not bound to a key; -i is not needed");
     }
+    if !info.recipient_bound && config.sealed && !config.quiet {
+        eprintln!(
+            "kinko: note: this share is not bound to a key, so it arrives unencrypted; \
+             --sealed changes nothing"
+        );
+    }
 
     let output = output_arg(&config, &info)?;
 
     // The password: asked up front, or now that the server says the share has one.
     let mut password = match &config.password {
         Some(source) => Some(source.read_secret(&SHARE_PASSWORD, false)?),
-        None if info.password_required => Some(ask_password()?),
+        None if info.password_required => Some(ask_password(link)?),
         None => None,
     };
     // Opening here: name our keys, so that a share sent to other keys refuses before it
@@ -239,7 +329,7 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
     };
     let ticket = match client.link_ticket_for(link, password.as_ref(), &keys) {
         Err(ClientError::PasswordRequired) if password.is_none() => {
-            password = Some(ask_password()?);
+            password = Some(ask_password(link)?);
             client.link_ticket_for(link, password.as_ref(), &keys)
         }
         other => other,
@@ -337,11 +427,23 @@ fn output_arg(config: &GetConfig, info: &LinkInfo) -> Result<OutputArg, CliError
             "Pass --force to replace it, or -o OTHER to save elsewhere.",
         ));
     }
+    if config.destination == Destination::Default {
+        // -o OUT was checked before the first request; the default name only now.
+        check_writable_output(&path)?;
+    }
     Ok(OutputArg::File(path))
 }
 
-fn ask_password() -> Result<SecretString, CliError> {
-    PassphraseSource::choose_for(None, &SHARE_PASSWORD).read_secret(&SHARE_PASSWORD, false)
+/// Asks for the share's password (KINKO_SHARE_PASSWORD, else the terminal). Without a
+/// terminal to ask on, the error is the server's "needs a password" (exit code 20), whose
+/// hint says how to give it without one.
+fn ask_password(link: &Link) -> Result<SecretString, CliError> {
+    PassphraseSource::choose_for(None, &SHARE_PASSWORD)
+        .read_secret(&SHARE_PASSWORD, false)
+        .map_err(|e| match e {
+            CliError::NoTerminal(_) => link_err(link, ClientError::PasswordRequired),
+            other => other,
+        })
 }
 
 /// The answer is not what the link's details announced (an envelope where plaintext was
@@ -376,7 +478,7 @@ fn download_as_is(
     bar.finish();
     let download = result.map_err(|e| match e {
         ClientError::Io(source) => CliError::Write { path, source },
-        other => link_err(link, other),
+        other => counted_download_err(link, other),
     })?;
     if download.recipient_bound != bound {
         // Dropped without a commit: the temporary file goes, the target is untouched.
@@ -425,7 +527,7 @@ fn download_and_open(
             Err(open_err)
         }
         // A broken download explains a truncated envelope better than "truncated" does.
-        (Err(e), _) => Err(link_err(link, e)),
+        (Err(e), _) => Err(counted_download_err(link, e)),
         (Ok(_), Err(open_err)) => Err(open_err),
     }
 }

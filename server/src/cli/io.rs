@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::error::CliError;
+use super::interrupt;
 
 /// Inputs larger than this get a progress bar (when stderr is a terminal).
 pub(crate) const PROGRESS_MIN_BYTES: u64 = 4 * 1024 * 1024;
@@ -223,11 +224,14 @@ impl Write for Output {
 
 /// A temporary file in the target's directory (created with mode 0600), renamed over the
 /// target by [`AtomicOutput::commit`]. Dropped without a commit, it is deleted: the target
-/// is never touched by a failed command.
+/// is never touched by a failed command. A signal that ends the process deletes it too
+/// ([`interrupt`]).
 #[derive(Debug)]
 pub(crate) struct AtomicOutput {
+    /// Declared before `registration`: a failed command deletes the file, then unregisters it.
     temp: tempfile::NamedTempFile,
     target: PathBuf,
+    registration: interrupt::Registration,
 }
 
 impl AtomicOutput {
@@ -249,17 +253,27 @@ impl AtomicOutput {
                 path: target.to_path_buf(),
                 source,
             })?;
+        // Deleted by the signal watcher if Ctrl-C (or SIGTERM, SIGHUP) ends the process.
+        let registration = interrupt::register(temp.path());
         Ok(AtomicOutput {
             temp,
             target: target.to_path_buf(),
+            registration,
         })
     }
 
-    fn commit(mut self) -> io::Result<()> {
-        self.temp.flush()?;
-        self.temp.as_file().sync_all()?;
-        self.temp.persist(&self.target).map_err(|e| e.error)?;
-        Ok(())
+    fn commit(self) -> io::Result<()> {
+        let AtomicOutput {
+            mut temp,
+            target,
+            registration,
+        } = self;
+        temp.flush()?;
+        temp.as_file().sync_all()?;
+        registration
+            .finish(|| temp.persist(&target))
+            .map(drop)
+            .map_err(|e| e.error)
     }
 }
 

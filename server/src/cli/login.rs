@@ -8,7 +8,7 @@ use kinko_client::BaseUrl;
 use kinko_core::vault::ApiToken;
 use secrecy::ExposeSecret;
 
-use super::error::CliError;
+use super::error::{Call, CliError};
 use super::passphrase::{API_TOKEN, PassphraseSource};
 use super::remote::{CaArgs, ClientConfig, RemoteArgs, config_path};
 
@@ -21,6 +21,10 @@ Server and token go to the client configuration file: $KINKO_CONFIG, else
 $XDG_CONFIG_HOME/kinko/client.toml, else ~/.config/kinko/client.toml, created with mode 0600.
 Every client command then uses them, unless --server / KINKO_SERVER or KINKO_TOKEN say
 otherwise. The saved token is only ever sent to the saved server.
+
+The token is never sent over plain http:// to another machine: http:// works only for this
+machine (localhost, 127.0.0.1, ::1, e.g. kinko serve --dev), unless KINKO_ALLOW_HTTP=1 is
+set for a network you trust.
 
 Examples:
   kinko login --server https://files.example.com      asks for the token
@@ -109,7 +113,7 @@ pub(crate) fn login(config: LoginConfig) -> Result<(), CliError> {
     let me = client.me().map_err(|source| CliError::Remote {
         server: config.server.to_string(),
         source,
-        link: false,
+        call: Call::Api,
     })?;
     ClientConfig::save(&config.config, &config.server, Some(&saved))?;
     eprintln!(
@@ -180,7 +184,7 @@ pub(crate) fn logout(config: LogoutConfig) -> Result<(), CliError> {
                 return Err(CliError::Remote {
                     server: server.to_string(),
                     source,
-                    link: false,
+                    call: Call::Api,
                 });
             }
         }

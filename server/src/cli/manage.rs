@@ -30,14 +30,40 @@ fn print(text: &str) -> Result<(), CliError> {
         })
 }
 
-/// Parses a file id argument.
-pub(crate) fn parse_file_id(text: &str) -> Result<FileId, CliError> {
+/// Parses an id argument (a file, share or user id: 32 hex digits). The refusal never repeats
+/// the text: what was pasted in place of an id may be a whole link (with its secret) or an API
+/// token. It only says what the text looks like, so the user sees the mix-up.
+///
+/// `what` names the id ("file id"), `hint` says where to find one.
+///
+/// # Errors
+///
+/// A usage error.
+pub(crate) fn parse_id<T: std::str::FromStr>(
+    text: &str,
+    what: &str,
+    hint: &str,
+) -> Result<T, CliError> {
     text.trim().parse().map_err(|_| {
-        CliError::usage(
-            format!("{:?} is not a file id", printable(text)),
-            "A file id is 32 hex digits: kinko files lists yours.",
-        )
+        let t = text.trim();
+        let looks_like = if t.starts_with("kinko_") {
+            " (it looks like an API token: keep that one secret)"
+        } else if t.contains("://") || t.contains('#') {
+            " (it looks like a link: links carry a secret, so this one is not repeated here)"
+        } else {
+            ""
+        };
+        CliError::usage(format!("not a {what}{looks_like}"), hint)
     })
+}
+
+/// Parses a file id argument (see [`parse_id`]).
+pub(crate) fn parse_file_id(text: &str) -> Result<FileId, CliError> {
+    parse_id(
+        text,
+        "file id",
+        "A file id is 32 hex digits: kinko files lists yours.",
+    )
 }
 
 /// Parses a share id, or takes it from a whole link (`…/s/<id>#…`; the secret is not used).
@@ -50,12 +76,11 @@ pub(crate) fn parse_share_ref(text: &str) -> Result<ShareId, CliError> {
         }
         None => t,
     };
-    id.parse().map_err(|_| {
-        CliError::usage(
-            "not a share id or link",
-            "A share id is 32 hex digits (kinko shares lists yours); a link works too.",
-        )
-    })
+    parse_id(
+        id,
+        "share id or link",
+        "A share id is 32 hex digits (kinko shares lists yours); a link works too.",
+    )
 }
 
 const FILES_AFTER_HELP: &str = "\
@@ -274,14 +299,17 @@ pub(crate) fn revoke(config: RevokeConfig) -> Result<(), CliError> {
     let remote = &config.remote;
     match config.target {
         RevokeTarget::Share(id) => {
-            remote.client.revoke_share(&id).map_err(|e| remote.err(e))?;
+            remote
+                .client
+                .revoke_share(&id)
+                .map_err(|e| remote.owned_err(e))?;
             eprintln!("Revoked share {id}.");
         }
         RevokeTarget::File(id) => {
             let n = remote
                 .client
                 .revoke_file_shares(&id)
-                .map_err(|e| remote.err(e))?;
+                .map_err(|e| remote.owned_err(e))?;
             eprintln!(
                 "Revoked {n} share{} of file {id}.",
                 if n == 1 { "" } else { "s" }
@@ -341,7 +369,7 @@ pub(crate) fn rm(config: RmConfig) -> Result<(), CliError> {
     remote
         .client
         .delete_file(&config.file)
-        .map_err(|e| remote.err(e))?;
+        .map_err(|e| remote.owned_err(e))?;
     eprintln!(
         "Deleted file {}: its key is destroyed and its shares are gone.",
         config.file

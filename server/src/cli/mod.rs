@@ -5,7 +5,8 @@
 //! One module per command: [`keygen`], [`seal`], [`open`], [`inspect`]; the sidecar's client
 //! commands [`login`] (and logout), [`share`], [`manage`] (files, shares, revoke, rm), [`get`]
 //! and [`admin`] (all over `kinko-client`). Shared pieces: [`io`] (inputs, outputs, terminal
-//! checks, progress bar), [`passphrase`] (where passphrases, passwords and tokens come from),
+//! checks, progress bar), [`interrupt`] (no temporary output left behind by Ctrl-C),
+//! [`passphrase`] (where passphrases, passwords and tokens come from),
 //! [`remote`] (server, token and the client configuration file), [`human`] (durations, times,
 //! tables) and [`error`].
 
@@ -14,6 +15,7 @@ pub(crate) mod error;
 pub(crate) mod get;
 pub(crate) mod human;
 pub(crate) mod inspect;
+pub(crate) mod interrupt;
 pub(crate) mod io;
 pub(crate) mod keygen;
 pub(crate) mod login;

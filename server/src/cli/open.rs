@@ -21,7 +21,9 @@ const MAX_IDENTITY_FILE: u64 = 1024 * 1024;
 const AFTER_HELP: &str = "\
 Every chunk is authenticated before any of its plaintext is released. With -o OUT the
 plaintext goes to a temporary file beside OUT, renamed over OUT only once the whole envelope
-has verified: a failed open leaves no partial plaintext and an existing OUT untouched.
+has verified: a failed or interrupted (Ctrl-C, SIGTERM, SIGHUP) open leaves no partial
+plaintext and an existing OUT untouched. OUT is created with mode 0600 (readable by you only,
+whatever the umask); chmod it to share it further.
 
 Written to stdout, the output is a stream: a failure in the middle of the file (a damaged or
 truncated envelope) can leave the verified chunks before it on stdout. Check the exit code
@@ -53,7 +55,8 @@ pub(crate) struct OpenArgs {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     passphrase_file: Option<PathBuf>,
 
-    /// Write the plaintext to OUT ("-" for stdout, even a terminal). Default: stdout.
+    /// Write the plaintext to OUT ("-" for stdout, even a terminal), created with mode 0600
+    /// (only you can read it, whatever the umask). Default: stdout.
     #[arg(short, long, value_name = "OUT", value_hint = ValueHint::FilePath)]
     output: Option<PathBuf>,
 

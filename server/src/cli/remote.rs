@@ -25,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::error::CliError;
+use super::error::{Call, CliError};
 use super::io::progress_bar;
 use super::passphrase::API_TOKEN;
 
@@ -45,6 +45,8 @@ const MAX_CA_FILE: u64 = 1024 * 1024;
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RemoteArgs {
     /// The Kinko server, e.g. `https://files.example.com`. Default: the one kinko login saved.
+    /// Plain http:// only to this machine (localhost, 127.0.0.1, ::1), or with
+    /// KINKO_ALLOW_HTTP=1.
     #[arg(long, value_name = "URL", env = SERVER_ENV, global = true)]
     pub(crate) server: Option<String>,
 
@@ -68,16 +70,25 @@ pub(crate) struct CaArgs {
 }
 
 impl CaArgs {
-    /// A client for `server` with `token`, trusting `--ca-file`'s roots if given.
+    /// A client for `server` with `token`, trusting `--ca-file`'s roots if given. Every
+    /// client command makes its client here, so this is also where plain `http://` to another
+    /// machine is refused ([`check_transport`]), before anything is sent.
     ///
     /// # Errors
     ///
-    /// An unreadable `--ca-file`, or one without a PEM certificate.
+    /// Plain HTTP to a host that is not this machine (without `KINKO_ALLOW_HTTP=1`); an
+    /// unreadable `--ca-file`, or one without a PEM certificate.
     pub(crate) fn client(
         &self,
         server: BaseUrl,
         token: Option<ApiToken>,
     ) -> Result<Client, CliError> {
+        let sent = if token.is_some() {
+            "the API token"
+        } else {
+            "the link's secret"
+        };
+        check_transport(&server, sent, std::env::var_os(ALLOW_HTTP_ENV).as_deref())?;
         let Some(path) = &self.ca_file else {
             return Ok(Client::with_base(server, token));
         };
@@ -99,6 +110,54 @@ impl CaArgs {
     }
 }
 
+/// The environment variable that allows plain `http://` to a host other than this machine.
+pub(crate) const ALLOW_HTTP_ENV: &str = "KINKO_ALLOW_HTTP";
+
+/// Refuses plain `http://` to `server` unless its host is this machine (`localhost`,
+/// 127.0.0.0/8, `::1`) or `allow` (the value of `KINKO_ALLOW_HTTP`) is `1`: over plain HTTP,
+/// `sent` (an API token, a link's secret and the file itself) crosses the network readable
+/// by anyone on the path.
+///
+/// # Errors
+///
+/// A usage error that says why and how to opt in.
+pub(crate) fn check_transport(
+    server: &BaseUrl,
+    sent: &str,
+    allow: Option<&std::ffi::OsStr>,
+) -> Result<(), CliError> {
+    if server.is_https() || is_loopback(server) || allow.is_some_and(|v| v == "1") {
+        return Ok(());
+    }
+    Err(CliError::usage(
+        format!(
+            "refusing to send {sent} to {server} over plain http://: anyone on the network \
+             between here and there could read it (and the file)"
+        ),
+        format!(
+            "Use the server's https:// address. If the network is trusted (or a test machine), \
+             set {ALLOW_HTTP_ENV}=1 to allow plain HTTP; it is always allowed to this machine \
+             (localhost, 127.0.0.1, ::1)."
+        ),
+    ))
+}
+
+/// Whether the URL's host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(server: &BaseUrl) -> bool {
+    let text = server.as_str();
+    let rest = text.split_once("://").map_or(text, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A server to call, with the client that calls it.
 #[derive(Debug)]
 pub(crate) struct Remote {
@@ -112,7 +171,17 @@ impl Remote {
         CliError::Remote {
             server: self.client.base_url().to_string(),
             source,
-            link: false,
+            call: Call::Api,
+        }
+    }
+
+    /// Wraps an error of a call on a file or share that only its owner (or an admin) may
+    /// make: a refusal is about whose it is.
+    pub(crate) fn owned_err(&self, source: ClientError) -> CliError {
+        CliError::Remote {
+            server: self.client.base_url().to_string(),
+            source,
+            call: Call::Owned,
         }
     }
 }
@@ -122,7 +191,16 @@ pub(crate) fn link_err(link: &Link, source: ClientError) -> CliError {
     CliError::Remote {
         server: link.base_url().to_string(),
         source,
-        link: true,
+        call: Call::Link,
+    }
+}
+
+/// Wraps an error of a link download that its ticket already counted.
+pub(crate) fn counted_download_err(link: &Link, source: ClientError) -> CliError {
+    CliError::Remote {
+        server: link.base_url().to_string(),
+        source,
+        call: Call::CountedDownload,
     }
 }
 
@@ -332,9 +410,13 @@ impl ClientConfig {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(write_err)?;
+        // It holds the token: a signal must not leave it behind.
+        let registration = super::interrupt::register(temp.path());
         temp.write_all(text.as_bytes()).map_err(write_err)?;
         temp.as_file().sync_all().map_err(write_err)?;
-        temp.persist(path).map_err(|e| write_err(e.error))?;
+        registration
+            .finish(|| temp.persist(path))
+            .map_err(|e| write_err(e.error))?;
         Ok(())
     }
 }
@@ -480,6 +562,36 @@ mod tests {
         let err = ClientConfig::load(&path).unwrap_err();
         assert!(matches!(err, CliError::BadToken { .. }));
         assert!(!format!("{err:?}").contains("short"));
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine_or_when_allowed() {
+        let check = |url: &str, allow: Option<&str>| {
+            let url = BaseUrl::parse(url).unwrap();
+            check_transport(&url, "x", allow.map(std::ffi::OsStr::new)).is_ok()
+        };
+        for ok in [
+            "https://files.example.com",
+            "https://192.0.2.1:9",
+            "http://127.0.0.1:8750",
+            "http://127.1.2.3",
+            "http://localhost:8750/prefix",
+            "http://LOCALHOST",
+            "http://[::1]:8750",
+        ] {
+            assert!(check(ok, None), "{ok}");
+        }
+        for refused in [
+            "http://192.0.2.1:9",
+            "http://files.example.com",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:80",
+            "http://10.0.0.1/127.0.0.1",
+        ] {
+            assert!(!check(refused, None), "{refused}");
+            assert!(!check(refused, Some("0")), "{refused}");
+            assert!(check(refused, Some("1")), "{refused}");
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ variable KINKO_PASSPHRASE or the first line of --passphrase-file FILE. It is nev
 the command line, where other users could see it.
 
 Binary output is not written to a terminal unless -o - is given explicitly. With -o FILE the
-envelope is written to a temporary file beside FILE and renamed into place once complete.
+envelope is written to a temporary file beside FILE and renamed into place once complete (a
+failure or Ctrl-C leaves nothing behind). FILE is created with mode 0600, whatever the umask.
 
 Examples:
   kinko seal -r age1… report.pdf -o report.pdf.kinko
@@ -85,7 +86,8 @@ pub(crate) struct SealArgs {
     #[arg(long, value_name = "BYTES")]
     chunk_size: Option<String>,
 
-    /// Write the envelope to OUT ("-" for stdout, even a terminal). Default: stdout.
+    /// Write the envelope to OUT ("-" for stdout, even a terminal), created with mode 0600
+    /// (only you can read it). Default: stdout.
     #[arg(short, long, value_name = "OUT", value_hint = ValueHint::FilePath)]
     output: Option<PathBuf>,
 

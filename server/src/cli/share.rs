@@ -39,11 +39,15 @@ Examples:
   kinko share --file-id 9c1e… --expires 1d           share an uploaded file again
   tar c docs | kinko share - --name docs.tar --expires 12h";
 
+/// The longest share lifetime the server accepts, seconds (docs/API.md, `expires_in`: the
+/// deployment's maximum share lifetime, 90 days).
+const MAX_SHARE_LIFETIME: u64 = 90 * 24 * 60 * 60;
+
 /// Raw arguments of `kinko share`.
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ShareArgs {
-    /// How long the link works.
+    /// How long the link works (at most 90d, and never past the file's retention).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     expires: String,
 
@@ -142,6 +146,20 @@ impl ShareArgs {
     /// Bad durations, recipients or names, an unreadable FILE, not logged in.
     pub(crate) fn validate(self, quiet: bool) -> Result<ShareConfig, CliError> {
         let expires_in = parse_duration(&self.expires, "--expires")?;
+        // Checked here so that a long upload is not wasted on a lifetime the server refuses.
+        if expires_in > MAX_SHARE_LIFETIME {
+            return Err(CliError::usage(
+                format!(
+                    "--expires {} is longer than a share may live ({})",
+                    duration(expires_in),
+                    duration(MAX_SHARE_LIFETIME)
+                ),
+                format!(
+                    "Pass --expires {} or less; share again later for longer.",
+                    duration(MAX_SHARE_LIFETIME)
+                ),
+            ));
+        }
         let retention = self
             .retention
             .as_deref()
@@ -192,7 +210,13 @@ fn upload_source(file: PathBuf, name: Option<String>) -> Result<Source, CliError
             ));
         }
     };
-    if name.is_empty() || name.len() > 4096 {
+    if name.is_empty() {
+        return Err(CliError::usage(
+            "the name is empty",
+            "Give the name the partner should see with --name NAME.",
+        ));
+    }
+    if name.len() > 4096 {
         return Err(CliError::usage(
             "the name must be 1 to 4096 bytes",
             "Pass a shorter --name.",
@@ -262,7 +286,10 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
     let remote = &config.remote;
     let (file, uploaded) = match &config.source {
         Source::Upload { input, name } => (upload(&config, input, name)?, true),
-        Source::Existing(id) => (remote.client.file(id).map_err(|e| remote.err(e))?, false),
+        Source::Existing(id) => (
+            remote.client.file(id).map_err(|e| remote.owned_err(e))?,
+            false,
+        ),
     };
 
     let mut options = ShareOptions::new(config.expires_in);
@@ -276,7 +303,7 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
             if uploaded {
                 let _ = remote.client.delete_file(&file.id);
             }
-            return Err(remote.err(e));
+            return Err(remote.owned_err(e));
         }
     };
     drop(options);
@@ -290,10 +317,22 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
             source,
         })?;
     if !config.quiet {
+        // The server ends a share with its file: --expires past the file's retention gives a
+        // shorter link than asked.
+        let cut_short = match file.retain_until {
+            Some(end) if end == share.expires => remote
+                .client
+                .file_shares(&file.id)
+                .ok()
+                .and_then(|shares| shares.into_iter().find(|s| s.id == share.id))
+                .map(|s| share.expires.saturating_sub(s.created))
+                .filter(|lifetime| *lifetime < config.expires_in),
+            _ => None,
+        };
         let mut terms = vec![format!(
             "until {} ({})",
             time(share.expires),
-            duration(config.expires_in)
+            duration(cut_short.unwrap_or(config.expires_in))
         )];
         if let Some(n) = config.max_downloads {
             terms.push(format!("{n} download{}", if n == 1 { "" } else { "s" }));
@@ -311,6 +350,14 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
             terms.join(", "),
             share.id
         );
+        if cut_short.is_some() {
+            eprintln!(
+                "kinko: note: the link ends before the {} asked: the file is kept only until {} \
+                 (its retention), and no share outlives its file.",
+                duration(config.expires_in),
+                time(share.expires)
+            );
+        }
     }
     Ok(())
 }

@@ -1,0 +1,155 @@
+//! An interrupted command leaves no temporary output behind.
+//!
+//! Outputs are written to a temporary file first ([`super::io::AtomicOutput`]), and a failed
+//! command deletes it when it unwinds. A signal does not unwind: by default SIGINT, SIGTERM and
+//! SIGHUP end the process at once, and a half-written `.kinko-XXXXXX.tmp` (a download's or an
+//! opened envelope's plaintext) would stay next to the target forever.
+//!
+//! So every temporary output is [`register`]ed while it exists. The first registration starts
+//! a watcher thread that waits for those signals (through tokio's handler, which only wakes
+//! the thread: nothing but a write to a pipe runs in the signal handler itself). On a signal
+//! the watcher takes the registry's lock, deletes every registered file, and exits with the
+//! shell's code for the signal: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP. It never
+//! releases the lock, so a commit racing with it either finished before (its file is no
+//! longer registered) or never happens.
+//!
+//! A signal the process inherited as ignored (SIGHUP under `nohup`, SIGINT in a background
+//! job of a script) stays ignored: the watcher does not listen for it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, Once};
+
+/// The temporary files being written.
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Starts the watcher once.
+static WATCHER: Once = Once::new();
+
+/// The exit code for a command ended by SIGHUP (128 + 1).
+pub(crate) const EXIT_SIGHUP: u8 = 129;
+/// The exit code for a command ended by SIGINT (128 + 2), e.g. Ctrl-C.
+pub(crate) const EXIT_SIGINT: u8 = 130;
+/// The exit code for a command ended by SIGTERM (128 + 15).
+pub(crate) const EXIT_SIGTERM: u8 = 143;
+
+fn registry() -> MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while holding the lock leaves a plain list behind: still usable.
+    IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A temporary file that the signal watcher deletes if a signal ends the process, until this
+/// is dropped or [`Registration::finish`]ed.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    path: Option<PathBuf>,
+}
+
+/// Registers `path` (see [`Registration`]).
+pub(crate) fn register(path: &Path) -> Registration {
+    WATCHER.call_once(start_watcher);
+    registry().push(path.to_path_buf());
+    Registration {
+        path: Some(path.to_path_buf()),
+    }
+}
+
+fn forget(paths: &mut Vec<PathBuf>, path: &Path) {
+    if let Some(i) = paths.iter().rposition(|p| p == path) {
+        paths.swap_remove(i);
+    }
+}
+
+impl Registration {
+    /// Runs `publish` (which renames the file) with the registry locked, then forgets the
+    /// file: a signal handled meanwhile waits, so the file is either published and forgotten,
+    /// or deleted before it could be published.
+    pub(crate) fn finish<T>(mut self, publish: impl FnOnce() -> T) -> T {
+        let mut paths = registry();
+        let result = publish();
+        if let Some(path) = self.path.take() {
+            forget(&mut paths, &path);
+        }
+        result
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            forget(&mut registry(), &path);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn start_watcher() {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!(
+                "kinko: warning: cannot watch for signals ({e}): an interrupted command may \
+                 leave a .kinko-*.tmp file behind"
+            );
+            return;
+        }
+    };
+    let ignored = ignored_signals();
+    // Registered now, before the first temporary file exists, so that no signal can arrive
+    // between its creation and the handler's.
+    let listen = |kind: SignalKind, number: u32| -> Option<Signal> {
+        let _context = runtime.enter();
+        (ignored & (1 << (number - 1)) == 0)
+            .then(|| signal(kind).ok())
+            .flatten()
+    };
+    let interrupt = listen(SignalKind::interrupt(), 2);
+    let terminate = listen(SignalKind::terminate(), 15);
+    let hangup = listen(SignalKind::hangup(), 1);
+    std::thread::spawn(move || {
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        let code = runtime.block_on(async move {
+            tokio::select! {
+                () = received(interrupt) => EXIT_SIGINT,
+                () = received(terminate) => EXIT_SIGTERM,
+                () = received(hangup) => EXIT_SIGHUP,
+            }
+        });
+        let paths = registry();
+        for path in paths.iter() {
+            let _ = std::fs::remove_file(path);
+        }
+        // The lock stays held until the process is gone: nothing is published after this.
+        std::process::exit(i32::from(code));
+    });
+}
+
+#[cfg(not(unix))]
+fn start_watcher() {}
+
+/// The signals this process inherited as ignored, as the kernel's bit mask (bit n-1 for
+/// signal n), from `/proc/self/status`. Where that cannot be read, SIGHUP counts as ignored
+/// (it is under `nohup`, and must stay so), SIGINT and SIGTERM as not.
+#[cfg(unix)]
+fn ignored_signals() -> u64 {
+    const SIGHUP_BIT: u64 = 1;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(SIGHUP_BIT)
+}
