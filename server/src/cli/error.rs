@@ -364,7 +364,7 @@ fn remote_text(server: &str, err: &ClientError, call: Call) -> String {
     match err {
         ClientError::Network { .. } => format!("cannot reach {server}: {err}"),
         // The server answers a member's call on another user's file or share with its
-        // generic "your role does not allow this".
+        // generic "needs another role, or it is someone else's": here it is the second.
         ClientError::Forbidden { message } if call == Call::Owned => format!(
             "{server}: not allowed: only its owner or an admin may do this (the server says: \
              {message})"
