@@ -21,6 +21,7 @@ const EXIT_NOT_FOUND: i32 = 18;
 const EXIT_LINK_REFUSED: i32 = 19;
 const EXIT_PASSWORD: i32 = 20;
 const EXIT_REFUSED: i32 = 22;
+const EXIT_AUDIT_BROKEN: i32 = 23;
 
 /// 64 KiB chunks: 17 full chunks and a partial one.
 const MULTI_CHUNK: usize = 17 * 65536 + 1234;
@@ -549,6 +550,27 @@ fn audit_log_and_retention_through_the_admin_commands() {
     );
     let to_stdout = admin.ok(&["admin", "audit", "export"]);
     assert!(to_stdout.starts_with(export.lines().next().unwrap()));
+
+    // Anyone with the export and the key verifies it offline: no server, no token.
+    let third_party = Machine::new();
+    third_party.write("audit.ndjson", export.as_bytes());
+    let ok = third_party.ok(&["verify-audit", "audit.ndjson", "--key", key]);
+    assert!(
+        ok.starts_with("ok: ") && ok.contains("signed checkpoints"),
+        "{ok}"
+    );
+    let edited = export.replacen("\"client\":\"127.0.0.1\"", "\"client\":\"10.9.9.9\"", 1);
+    assert_ne!(edited, export);
+    third_party.write("edited.ndjson", edited.as_bytes());
+    let out = third_party.run(&["verify-audit", "edited.ndjson", "--key", key]);
+    assert_fails(&out, EXIT_AUDIT_BROKEN, &["was modified"]);
+    let other = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let out = third_party.run(&["verify-audit", "audit.ndjson", "--key", other]);
+    assert_fails(&out, EXIT_AUDIT_BROKEN, &["bad signature"]);
+    let out = third_party.run(&["verify-audit", "audit.ndjson", "--key", "not-a-key"]);
+    assert_fails(&out, EXIT_USAGE, &["not an audit public key"]);
+    let out = third_party.run(&["verify-audit", "missing.ndjson", "--key", key]);
+    assert_fails(&out, 2, &["missing.ndjson"]);
 
     let policy = admin.ok(&["admin", "retention", "--default", "10d"]);
     assert!(

@@ -19,7 +19,9 @@ use std::fmt;
 use std::io::{BufRead, Write};
 use std::sync::Mutex;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+/// The Ed25519 public key that verifies checkpoints.
+pub use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde_json::{Value, json};
 
 use super::codec::{self, CodecError, Dec, Enc, from_hex, to_hex};
@@ -693,6 +695,12 @@ pub(crate) fn export(
         }
     }
     Ok(lines)
+}
+
+/// The audit public key from its hex form (64 digits, as `Vault::audit_public_key` is shown,
+/// e.g. by `kinko admin audit key`). `None` if it is not a valid Ed25519 public key.
+pub fn parse_public_key(text: &str) -> Option<VerifyingKey> {
+    VerifyingKey::from_bytes(&from_hex::<32>(text.trim())?).ok()
 }
 
 /// Verifies a JSON Lines export with nothing but the audit public key: the chain must be

@@ -326,6 +326,14 @@ pub(crate) enum CliError {
         /// What is wrong (never a token).
         problem: String,
     },
+    /// An exported audit log does not verify (or cannot be read).
+    #[error("{input}: {source}")]
+    AuditExport {
+        /// The export file, or `<stdin>`.
+        input: String,
+        /// What verification found.
+        source: kinko_core::vault::AuditError,
+    },
     /// A call to the server failed.
     #[error("{}", remote_text(server, source, *call))]
     Remote {
@@ -408,6 +416,11 @@ impl CliError {
             | CliError::PassphraseNotUtf8 { .. } => EXIT_BAD_KEY,
             CliError::Read { .. } | CliError::Write { .. } | CliError::Prompt { .. } => EXIT_IO,
             CliError::Open { source, .. } => open_exit_code(source),
+            CliError::AuditExport {
+                source: kinko_core::vault::AuditError::Read(_),
+                ..
+            } => EXIT_IO,
+            CliError::AuditExport { .. } => EXIT_AUDIT_BROKEN,
             CliError::Seal { source } => seal_exit_code(source),
         }
     }
@@ -480,6 +493,12 @@ impl CliError {
             }
             CliError::Open { source, .. } => open_hint(source),
             CliError::Seal { source } => seal_hint(source),
+            CliError::AuditExport {
+                source: kinko_core::vault::AuditError::Read(_),
+                ..
+            } => "Check the file name, and that it is the export itself.".into(),
+            CliError::AuditExport { .. } => "The export was changed after it was signed, cut                  short, or signed by another key. Check the key with the operator, and ask for                  a fresh export."
+                .into(),
             CliError::NotLoggedIn { server: Some(s) } => {
                 format!("Run kinko login --server {s} (or set KINKO_TOKEN for scripts).")
             }

@@ -2,9 +2,9 @@
 //! own into a config before any work starts (ripgrep's low-level/high-level split), then runs.
 //! Errors become exit codes in one place ([`error::CliError::exit_code`]).
 //!
-//! One module per command: [`keygen`], [`seal`], [`open`], [`inspect`]; the sidecar's client
-//! commands [`login`] (and logout), [`share`], [`manage`] (files, shares, revoke, rm), [`get`]
-//! and [`admin`] (all over `kinko-client`). Shared pieces: [`io`] (inputs, outputs, terminal
+//! One module per command: [`keygen`], [`seal`], [`open`], [`inspect`], [`verify_audit`]; the
+//! sidecar's client commands [`login`] (and logout), [`share`], [`manage`] (files, shares,
+//! revoke, rm), [`get`] and [`admin`] (all over `kinko-client`). Shared pieces: [`io`] (inputs, outputs, terminal
 //! checks, progress bar), [`interrupt`] (no temporary output left behind by Ctrl-C),
 //! [`passphrase`] (where passphrases, passwords and tokens come from),
 //! [`remote`] (server, token and the client configuration file), [`human`] (durations, times,
@@ -25,6 +25,7 @@ pub(crate) mod passphrase;
 pub(crate) mod remote;
 pub(crate) mod seal;
 pub(crate) mod share;
+pub(crate) mod verify_audit;
 
 use std::process::ExitCode;
 
@@ -85,6 +86,8 @@ enum Command {
     Open(open::OpenArgs),
     /// Show an envelope's header without decrypting anything.
     Inspect(inspect::InspectArgs),
+    /// Check an exported audit log offline, with the public key that signs it.
+    VerifyAudit(verify_audit::VerifyAuditArgs),
     /// Run the HTTP sidecar that shares files with partners (`kinko serve --dev` to try it).
     Serve(crate::serve::ServeArgs),
     /// Save a server and your API token for the commands below.
@@ -115,6 +118,7 @@ impl Cli {
             Command::Seal(args) => seal::run(args.validate(self.quiet)?),
             Command::Open(args) => open::run(args.validate(self.quiet)?),
             Command::Inspect(args) => inspect::run(args.validate()?),
+            Command::VerifyAudit(args) => verify_audit::run(args.validate()?),
             Command::Serve(args) => Ok(crate::serve::run(args)?),
             Command::Login(args) => login::login(args.validate()?),
             Command::Logout(args) => login::logout(args.validate()?),
