@@ -21,8 +21,8 @@ edited, deleted, reordered or appended line, or a signature by another key, fail
 `kinko admin audit key`), not from the same place as the export.
 
 Examples:
-  kinko verify-audit audit.ndjson --key 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29
-  kinko verify-audit - --key \"$(cat audit.key)\" < audit.ndjson";
+  kinko verify-audit audit.ndjson --key \"$(cat audit.key)\"    audit.key: the 64 hex digits
+  gunzip -c audit.ndjson.gz | kinko verify-audit - --key \"$KEY\"";
 
 /// Raw arguments of `kinko verify-audit`.
 #[derive(Debug, Args)]
