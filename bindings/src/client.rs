@@ -171,6 +171,8 @@ pub struct CreatedShare {
     pub link: Arc<Link>,
     /// When the share expires, seconds since the Unix epoch.
     pub expires: u64,
+    /// Whether the deployment is frozen: the link is refused until an admin unfreezes.
+    pub frozen: bool,
 }
 
 /// A share's state, evaluated at the server's current time.
@@ -186,6 +188,8 @@ pub enum ShareState {
     Exhausted,
     /// Locked by too many wrong passwords.
     Locked,
+    /// It would be active, but the deployment is frozen (refused until an admin unfreezes).
+    Frozen,
     /// A state this library does not know (a newer server).
     Unknown,
 }
@@ -236,6 +240,7 @@ impl From<kc::ShareInfo> for ShareInfo {
                 kc::ShareState::Revoked => ShareState::Revoked,
                 kc::ShareState::Exhausted => ShareState::Exhausted,
                 kc::ShareState::Locked => ShareState::Locked,
+                kc::ShareState::Frozen => ShareState::Frozen,
                 _ => ShareState::Unknown,
             },
         }
@@ -486,6 +491,7 @@ impl KinkoClient {
                 inner: created.link,
             }),
             expires: created.expires,
+            frozen: created.frozen,
         })
     }
 

@@ -2541,6 +2541,10 @@ public struct CreatedShare {
      * When the share expires, seconds since the Unix epoch.
      */
     public var expires: UInt64
+    /**
+     * Whether the deployment is frozen: the link is refused until an admin unfreezes.
+     */
+    public var frozen: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2556,11 +2560,15 @@ public struct CreatedShare {
          */link: Link, 
         /**
          * When the share expires, seconds since the Unix epoch.
-         */expires: UInt64) {
+         */expires: UInt64, 
+        /**
+         * Whether the deployment is frozen: the link is refused until an admin unfreezes.
+         */frozen: Bool) {
         self.id = id
         self.fileId = fileId
         self.link = link
         self.expires = expires
+        self.frozen = frozen
     }
 
     
@@ -2582,7 +2590,8 @@ public struct FfiConverterTypeCreatedShare: FfiConverterRustBuffer {
                 id: FfiConverterString.read(from: &buf), 
                 fileId: FfiConverterString.read(from: &buf), 
                 link: FfiConverterTypeLink.read(from: &buf), 
-                expires: FfiConverterUInt64.read(from: &buf)
+                expires: FfiConverterUInt64.read(from: &buf), 
+                frozen: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2591,6 +2600,7 @@ public struct FfiConverterTypeCreatedShare: FfiConverterRustBuffer {
         FfiConverterString.write(value.fileId, into: &buf)
         FfiConverterTypeLink.write(value.link, into: &buf)
         FfiConverterUInt64.write(value.expires, into: &buf)
+        FfiConverterBool.write(value.frozen, into: &buf)
     }
 }
 
@@ -4800,6 +4810,10 @@ public enum ShareState: Equatable, Hashable {
      */
     case locked
     /**
+     * It would be active, but the deployment is frozen (refused until an admin unfreezes).
+     */
+    case frozen
+    /**
      * A state this library does not know (a newer server).
      */
     case unknown
@@ -4834,7 +4848,9 @@ public struct FfiConverterTypeShareState: FfiConverterRustBuffer {
         
         case 5: return .locked
         
-        case 6: return .unknown
+        case 6: return .frozen
+        
+        case 7: return .unknown
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4864,8 +4880,12 @@ public struct FfiConverterTypeShareState: FfiConverterRustBuffer {
             writeInt(&buf, Int32(5))
         
         
-        case .unknown:
+        case .frozen:
             writeInt(&buf, Int32(6))
+        
+        
+        case .unknown:
+            writeInt(&buf, Int32(7))
         
         }
     }

@@ -100,6 +100,8 @@ pub struct CreatedShare {
     pub link: Link,
     /// When the share expires.
     pub expires: u64,
+    /// Whether the deployment is frozen: the link is refused until an admin unfreezes.
+    pub frozen: bool,
 }
 
 /// The wire form of [`CreatedShare`]; `link` is wiped once parsed.
@@ -111,6 +113,9 @@ pub(crate) struct CreatedShareWire {
     file: FileId,
     link: String,
     expires: u64,
+    /// Absent from servers older than the field.
+    #[serde(default)]
+    frozen: bool,
 }
 
 impl CreatedShareWire {
@@ -123,6 +128,7 @@ impl CreatedShareWire {
             file: self.file,
             link,
             expires: self.expires,
+            frozen: self.frozen,
         })
     }
 }
@@ -142,6 +148,8 @@ pub enum ShareState {
     Exhausted,
     /// Locked by too many wrong passwords.
     Locked,
+    /// It would be active, but the deployment is frozen (refused until an admin unfreezes).
+    Frozen,
     /// A state this client does not know (a newer server).
     #[serde(other)]
     Unknown,
@@ -156,6 +164,7 @@ impl ShareState {
             ShareState::Revoked => "revoked",
             ShareState::Exhausted => "exhausted",
             ShareState::Locked => "locked",
+            ShareState::Frozen => "frozen",
             ShareState::Unknown => "unknown",
         }
     }

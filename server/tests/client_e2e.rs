@@ -477,6 +477,14 @@ fn admin_manages_users_and_freezes_every_share() {
     );
     let out = partner.run(&["get", &link]);
     assert_fails(&out, EXIT_LINK_REFUSED, &[]);
+    // Those who share see it: a new link says so, and the listing shows its shares frozen.
+    let out = dave.run_with(&["share", "d.txt"], &env, b"");
+    assert_ok(&out, &["share while frozen"]);
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(note.contains("the deployment is frozen"), "{note}");
+    let listing = dave.run_with(&["shares"], &env, b"");
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert_eq!(listing.matches("frozen").count(), 2, "{listing}");
     admin.ok(&["admin", "unfreeze"]);
     assert!(
         admin

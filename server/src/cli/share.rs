@@ -350,6 +350,12 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
             terms.join(", "),
             share.id
         );
+        if share.frozen {
+            eprintln!(
+                "kinko: note: the deployment is frozen: the link is refused until an admin \
+                 unfreezes it (kinko admin unfreeze)."
+            );
+        }
         if cut_short.is_some() {
             eprintln!(
                 "kinko: note: the link ends before the {} asked: the file is kept only until {} \

@@ -38,8 +38,9 @@ pub(crate) fn file_json(f: &FileInfo) -> Value {
     })
 }
 
-/// The state of a share at `now`, as `kinko shares` shows it.
-fn share_state(s: &ShareRecord, now: Timestamp) -> &'static str {
+/// The state of a share at `now`, as `kinko shares` shows it: `frozen` for a share that would
+/// be active but for a freeze of the deployment.
+fn share_state(s: &ShareRecord, now: Timestamp, frozen: bool) -> &'static str {
     if s.revoked.is_some() {
         "revoked"
     } else if now >= s.expires {
@@ -48,12 +49,14 @@ fn share_state(s: &ShareRecord, now: Timestamp) -> &'static str {
         "locked"
     } else if s.max_downloads.is_some_and(|m| s.downloads >= m) {
         "exhausted"
+    } else if frozen {
+        "frozen"
     } else {
         "active"
     }
 }
 
-pub(crate) fn share_json(s: &ShareRecord, now: Timestamp) -> Value {
+fn share_json(s: &ShareRecord, now: Timestamp, frozen: bool) -> Value {
     json!({
         "id": s.id.to_string(),
         "file": s.file.to_string(),
@@ -65,8 +68,16 @@ pub(crate) fn share_json(s: &ShareRecord, now: Timestamp) -> Value {
         "recipients": s.recipients.len(),
         "locked": s.locked(),
         "revoked": s.revoked.map(|t| t.0),
-        "state": share_state(s, now),
+        "state": share_state(s, now, frozen),
     })
+}
+
+/// A share listing, and whether the deployment is frozen (every share refused meanwhile).
+fn shares_json(shares: &[ShareRecord], now: Timestamp, frozen: bool) -> Json<Value> {
+    Json(json!({
+        "shares": shares.iter().map(|s| share_json(s, now, frozen)).collect::<Vec<_>>(),
+        "frozen": frozen,
+    }))
 }
 
 /// `GET /api/v1/me`
@@ -374,8 +385,8 @@ pub(crate) async fn create_share(
         password: body.password,
         recipients,
     };
-    let new = state
-        .vault(move |v| v.create_share(&ctx, &id, opts))
+    let (new, frozen) = state
+        .vault(move |v| Ok::<_, VaultError>((v.create_share(&ctx, &id, opts)?, v.frozen()?)))
         .await??;
     let link = format!(
         "{}/s/{}#{}",
@@ -390,6 +401,7 @@ pub(crate) async fn create_share(
             "file": id.to_string(),
             "link": link,
             "expires": new.expires.0,
+            "frozen": frozen,
         })),
     )
         .into_response())
@@ -403,10 +415,10 @@ pub(crate) async fn file_shares(
 ) -> Result<Json<Value>, ApiError> {
     let id: FileId = parse_id(&file, "file")?;
     let now = ctx.now;
-    let shares = state.vault(move |v| v.shares_of_file(&ctx, &id)).await??;
-    Ok(Json(
-        json!({"shares": shares.iter().map(|s| share_json(s, now)).collect::<Vec<_>>()}),
-    ))
+    let (shares, frozen) = state
+        .vault(move |v| Ok::<_, VaultError>((v.shares_of_file(&ctx, &id)?, v.frozen()?)))
+        .await??;
+    Ok(shares_json(&shares, now, frozen))
 }
 
 /// `POST /api/v1/files/{file}/revoke`
@@ -428,11 +440,11 @@ pub(crate) async fn my_shares(
     Caller(ctx): Caller,
 ) -> Result<Json<Value>, ApiError> {
     let now = ctx.now;
-    let mut shares = state.vault(move |v| v.my_shares(&ctx)).await??;
+    let (mut shares, frozen) = state
+        .vault(move |v| Ok::<_, VaultError>((v.my_shares(&ctx)?, v.frozen()?)))
+        .await??;
     shares.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
-    Ok(Json(
-        json!({"shares": shares.iter().map(|s| share_json(s, now)).collect::<Vec<_>>()}),
-    ))
+    Ok(shares_json(&shares, now, frozen))
 }
 
 /// `DELETE /api/v1/shares/{share}`

@@ -4518,6 +4518,11 @@ data class CreatedShare (
      * When the share expires, seconds since the Unix epoch.
      */
     var `expires`: kotlin.ULong
+    , 
+    /**
+     * Whether the deployment is frozen: the link is refused until an admin unfreezes.
+     */
+    var `frozen`: kotlin.Boolean
     
 ): Disposable{
     
@@ -4532,7 +4537,8 @@ data class CreatedShare (
         this.`id`,
         this.`fileId`,
         this.`link`,
-        this.`expires`
+        this.`expires`,
+        this.`frozen`
     )
     }
     
@@ -4549,6 +4555,7 @@ public object FfiConverterTypeCreatedShare: FfiConverterRustBuffer<CreatedShare>
             FfiConverterString.read(buf),
             FfiConverterTypeLink.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -4556,7 +4563,8 @@ public object FfiConverterTypeCreatedShare: FfiConverterRustBuffer<CreatedShare>
             FfiConverterString.allocationSize(value.`id`) +
             FfiConverterString.allocationSize(value.`fileId`) +
             FfiConverterTypeLink.allocationSize(value.`link`) +
-            FfiConverterULong.allocationSize(value.`expires`)
+            FfiConverterULong.allocationSize(value.`expires`) +
+            FfiConverterBoolean.allocationSize(value.`frozen`)
     )
 
     override fun write(value: CreatedShare, buf: ByteBuffer) {
@@ -4564,6 +4572,7 @@ public object FfiConverterTypeCreatedShare: FfiConverterRustBuffer<CreatedShare>
             FfiConverterString.write(value.`fileId`, buf)
             FfiConverterTypeLink.write(value.`link`, buf)
             FfiConverterULong.write(value.`expires`, buf)
+            FfiConverterBoolean.write(value.`frozen`, buf)
     }
 }
 
@@ -6587,6 +6596,10 @@ enum class ShareState {
      * Locked by too many wrong passwords.
      */
     LOCKED,
+    /**
+     * It would be active, but the deployment is frozen (refused until an admin unfreezes).
+     */
+    FROZEN,
     /**
      * A state this library does not know (a newer server).
      */
