@@ -6,7 +6,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use support::{send_signal, wait_for_temp_output};
 use tempfile::TempDir;
+
+mod support;
 
 const KINKO: &str = env!("CARGO_BIN_EXE_kinko");
 
@@ -717,41 +720,6 @@ fn output_to_a_fifo_writes_through_and_keeps_the_fifo() {
         fs::metadata(&fifo).unwrap().file_type().is_fifo(),
         "the FIFO was replaced"
     );
-}
-
-/// Sends `signal` ("INT", "TERM", "HUP") to a process.
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal}");
-}
-
-/// Waits (at most 30 s) until `dir` holds a `.kinko-*` temporary file with data in it.
-#[track_caller]
-fn wait_for_temp_output(dir: &Path, child: &mut std::process::Child) {
-    for _ in 0..3000 {
-        let has_data = fs::read_dir(dir).unwrap().flatten().any(|e| {
-            e.file_name().to_string_lossy().starts_with(".kinko-")
-                && e.metadata().is_ok_and(|m| m.len() > 0)
-        });
-        if has_data {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("kinko ended before it wrote anything ({status}): {err}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("no temporary output appeared");
 }
 
 /// `kinko open` and `kinko seal` ended by a signal half-way through their input delete their

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::{KINKO, TestServer, data, terminate};
+use support::{KINKO, TestServer, data, send_signal, terminate, wait_for_temp_output};
 use tempfile::TempDir;
 
 // Exit codes, as documented in `kinko --help`.
@@ -864,25 +864,43 @@ fn get_resumes_a_broken_recipient_bound_download() {
     srv.assert_no_server_errors();
 }
 
-/// A TCP relay on 127.0.0.1 in front of `target` that cuts the first connection whose answer
-/// exceeds `cut_after` bytes at that point (both directions closed), then relays faithfully.
-/// Returns its `http://` base URL. It stands in for a network that drops a long transfer.
-fn cutting_relay(target: &str, cut_after: usize) -> String {
-    cutting_relay_n(target, cut_after, 1)
+/// What a test relay does to the answers it carries.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Cuts the first `times` answers longer than `after` bytes at that point (both directions
+    /// closed), then relays faithfully: a network that drops a long transfer.
+    Cut { after: usize, times: usize },
+    /// Forwards each answer up to `after` bytes, then sends nothing more while keeping the
+    /// connection open: a download that hangs half-way.
+    Stall { after: usize },
 }
 
-/// [`cutting_relay`] cutting the first `cuts` long answers (each at `cut_after` bytes).
-fn cutting_relay_n(target: &str, cut_after: usize, cuts: usize) -> String {
+/// A relay that cuts the first answer longer than `cut_after` bytes ([`Fault::Cut`]).
+fn cutting_relay(target: &str, cut_after: usize) -> String {
+    relay(
+        target,
+        Fault::Cut {
+            after: cut_after,
+            times: 1,
+        },
+    )
+}
+
+/// A TCP relay on 127.0.0.1 in front of `target` that applies `fault` to every answer.
+/// Returns its `http://` base URL.
+fn relay(target: &str, fault: Fault) -> String {
     use std::io::Read;
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     let target = target.trim_start_matches("http://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let cuts_left = Arc::new(AtomicUsize::new(cuts));
+    let cuts_left = Arc::new(AtomicUsize::new(match fault {
+        Fault::Cut { times, .. } => times,
+        Fault::Stall { .. } => 0,
+    }));
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
@@ -905,21 +923,35 @@ fn cutting_relay_n(target: &str, cut_after: usize, cuts: usize) -> String {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    if sent + n > cut_after
-                        && cuts_left
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                            .is_ok()
-                    {
-                        let keep = cut_after - sent;
-                        let _ = c_write.write_all(&buf[..keep]);
-                        let _ = c_write.shutdown(Shutdown::Both);
-                        let _ = s_read.shutdown(Shutdown::Both);
+                    let keep = match fault {
+                        Fault::Cut { after, .. }
+                            if sent + n > after
+                                && cuts_left
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                        n.checked_sub(1)
+                                    })
+                                    .is_ok() =>
+                        {
+                            let _ = c_write.write_all(&buf[..after - sent]);
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        Fault::Cut { .. } => n,
+                        Fault::Stall { after } => n.min(after.saturating_sub(sent)),
+                    };
+                    if c_write.write_all(&buf[..keep]).is_err() {
                         return;
                     }
-                    if c_write.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                    sent += n;
+                    sent += keep;
+                }
+                if let Fault::Stall { after } = fault
+                    && sent >= after
+                {
+                    // Stalled: hold the connection open, silent, until the client goes away.
+                    let mut c_read = c_write;
+                    let _ = c_read.read(&mut buf);
+                    return;
                 }
                 let _ = c_write.shutdown(Shutdown::Write);
             });
@@ -1027,56 +1059,6 @@ fn get_refuses_an_unwritable_output_before_counting() {
     assert!(alice.share_row(&share).contains("1/3"));
 }
 
-/// A TCP relay on 127.0.0.1 in front of `target` that forwards each answer only up to
-/// `stall_after` bytes, then sends nothing more while keeping the connection open: a
-/// download that hangs half-way. Returns its `http://` base URL.
-fn stalling_relay(target: &str, stall_after: usize) -> String {
-    use std::io::Read;
-    use std::net::{Shutdown, TcpListener, TcpStream};
-
-    let target = target.trim_start_matches("http://").to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect(&target) else {
-                return;
-            };
-            let (mut c_read, mut s_write) =
-                (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_read, &mut s_write);
-                let _ = s_write.shutdown(Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let (mut s_read, mut c_write) = (server, client);
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut sent = 0;
-                loop {
-                    let n = match s_read.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let keep = n.min(stall_after.saturating_sub(sent));
-                    if c_write.write_all(&buf[..keep]).is_err() {
-                        return;
-                    }
-                    sent += keep;
-                }
-                if sent < stall_after {
-                    let _ = c_write.shutdown(Shutdown::Write);
-                    return;
-                }
-                // Stalled: hold the connection open, silent, until the client goes away.
-                let mut c_read = c_write;
-                let _ = c_read.read(&mut buf);
-            });
-        }
-    });
-    url
-}
-
 /// `kinko get` ended by SIGTERM, SIGINT or SIGHUP in the middle of a download deletes its
 /// temporary file (partial plaintext) and exits with the shell's code for the signal, for a
 /// plain share and for one opened while it downloads (`-i`).
@@ -1098,7 +1080,7 @@ fn an_interrupted_get_leaves_no_temporary_file() {
         (&plain, &[][..], "HUP", 129),
         (&bound, &["-i", "partner.key"][..], "INT", 130),
     ] {
-        let relay = stalling_relay(&srv.url, 1024 * 1024);
+        let relay = relay(&srv.url, Fault::Stall { after: 1024 * 1024 });
         let relayed = link.replacen(&srv.url, &relay, 1);
         let mut child = partner
             .kinko()
@@ -1110,11 +1092,7 @@ fn an_interrupted_get_leaves_no_temporary_file() {
             .spawn()
             .unwrap();
         wait_for_temp_output(partner.path(), &mut child);
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        send_signal(child.id(), signal);
         let out = child.wait_with_output().unwrap();
         assert_eq!(
             out.status.code(),
@@ -1128,33 +1106,6 @@ fn an_interrupted_get_leaves_no_temporary_file() {
             "SIG{signal} {args:?}: left behind"
         );
     }
-}
-
-/// Waits (at most 30 s) until `dir` holds a `.kinko-*` temporary file with data in it.
-#[track_caller]
-fn wait_for_temp_output(dir: &Path, child: &mut std::process::Child) {
-    use std::io::Read;
-    for _ in 0..3000 {
-        let has_data = fs::read_dir(dir).unwrap().flatten().any(|e| {
-            e.file_name().to_string_lossy().starts_with(".kinko-")
-                && e.metadata().is_ok_and(|m| m.len() > 0)
-        });
-        if has_data {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("kinko ended before it wrote anything ({status}): {err}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("no temporary output appeared");
 }
 
 /// A share asked to outlive its file ends with the file: the summary gives the real lifetime
@@ -1258,7 +1209,13 @@ fn a_download_that_gives_up_says_a_retry_counts_again() {
     alice.write("big.bin", &data(3 * 1024 * 1024, 6));
     let link = alice.share("big.bin", &["--max-downloads", "3"]);
     let (share, _) = split_link(&link);
-    let relay = cutting_relay_n(&srv.url, 256 * 1024, usize::MAX);
+    let relay = relay(
+        &srv.url,
+        Fault::Cut {
+            after: 256 * 1024,
+            times: usize::MAX,
+        },
+    );
     let relayed = link.replacen(&srv.url, &relay, 1);
     let out = partner.run(&["get", &relayed]);
     assert_fails(

@@ -373,10 +373,9 @@ fn remote_text(server: &str, err: &ClientError, call: Call) -> String {
         ClientError::Network { .. } => format!("cannot reach {server}: {err}"),
         // The server answers a member's call on another user's file or share with its
         // generic "needs another role, or it is someone else's": here it is the second.
-        ClientError::Forbidden { message } if call == Call::Owned => format!(
-            "{server}: not allowed: only its owner or an admin may do this (the server says: \
-             {message})"
-        ),
+        ClientError::Forbidden { .. } if call == Call::Owned => {
+            format!("{server}: not allowed: only its owner or an admin may do this")
+        }
         _ => format!("{server}: {err}"),
     }
 }

@@ -340,6 +340,40 @@ pub fn terminate_pid(pid: u32) {
         .status();
 }
 
+/// Sends `signal` ("INT", "TERM", "HUP") to a process, which must be there to get it.
+#[track_caller]
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Waits (at most 30 s) until `dir` holds a `.kinko-*` temporary file with data in it; fails
+/// if `child` ends first.
+#[track_caller]
+pub fn wait_for_temp_output(dir: &Path, child: &mut Child) {
+    for _ in 0..3000 {
+        let has_data = fs::read_dir(dir).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with(".kinko-")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if has_data {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("kinko ended before it wrote anything ({status}): {err}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no temporary output appeared");
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
