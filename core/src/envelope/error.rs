@@ -9,7 +9,8 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// The input does not start with the Kinko magic bytes.
+    /// The input is empty, or one of its first bytes differs from the Kinko magic (a
+    /// non-empty prefix of the magic is a [`OpenError::TruncatedHeader`]).
     #[error("not a Kinko envelope (bad magic bytes)")]
     NotAnEnvelope,
     /// The envelope was written by a newer or unknown format version.
@@ -49,7 +50,8 @@ pub enum OpenError {
         /// The 0-based chunk index.
         index: u64,
     },
-    /// The payload ended before its final chunk.
+    /// The payload ended before its final chunk (or, for a random-access opener, is shorter
+    /// than the recorded size needs, or has a length no payload can have).
     #[error("the payload is truncated")]
     Truncated,
     /// Bytes follow the final chunk.

@@ -110,8 +110,9 @@ enum Layout {
 ///
 /// [`OpenError::Truncated`] if the payload is shorter than the size needs (or the size is
 /// too large for any payload, or the length is not one a payload can have),
-/// [`OpenError::TrailingData`] if it is longer: the names the streaming opener gives a
-/// payload cut at, or extended past, its final chunk.
+/// [`OpenError::TrailingData`] if it is longer. The streaming opener, which does not know the
+/// length up front, can name the same damage differently (a chunk failing authentication,
+/// or a size mismatch after the final chunk): docs/FORMAT.md, "Random access".
 fn known_plaintext_len(
     header: &Header,
     declared: Option<u64>,

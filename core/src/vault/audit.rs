@@ -12,7 +12,7 @@
 //!
 //! The chain hash has no key, so that an export verifies with the public key alone. In the
 //! store, each record also carries a tag, `BLAKE3-keyed(tag key, hash)` with a key derived
-//! from the vault seed ([`RecordTags`]): someone who can write the store but holds no master
+//! from the vault seed (`RecordTags`): someone who can write the store but holds no master
 //! key cannot rewrite or add records after the newest checkpoint, only drop them.
 
 use std::fmt;
