@@ -226,6 +226,23 @@ pub struct UserInfo {
     pub created: u64,
 }
 
+/// An API token as an admin lists it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct TokenInfo {
+    /// The token's id (the part of the token before its secret).
+    #[serde(deserialize_with = "from_str")]
+    pub id: TokenId,
+    /// The label it was issued with.
+    pub label: String,
+    /// Issue time.
+    pub created: u64,
+    /// Expiry time.
+    pub expires: u64,
+    /// Whether it has expired (at the server's current time).
+    pub expired: bool,
+}
+
 /// A new API token, shown once.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::api::{
     AuditReport, CreatedShare, CreatedShareWire, Download, DownloadAuth, FileInfo, IssuedToken,
     IssuedTokenWire, LinkInfo, Me, Progress, Retention, RotationReport, ShareInfo, ShareOptions,
-    SweepReport, Ticket, TicketWire, UploadOptions, UserInfo, valid_ticket,
+    SweepReport, Ticket, TicketWire, TokenInfo, UploadOptions, UserInfo, valid_ticket,
 };
 use crate::encode::{component, password_header};
 use crate::error::{ClientError, ErrorAnswer, from_answer, from_transport_io, from_ureq};
@@ -413,6 +413,22 @@ impl Client {
     pub fn create_user(&self, name: &str, role: Role) -> Result<UserInfo, ClientError> {
         let body = serde_json::json!({"name": name, "role": role.as_str()});
         self.post_json("/api/v1/admin/users", Some(&body))
+    }
+
+    /// `GET /api/v1/admin/users/{user}/tokens`: the user's tokens, oldest first (ids and
+    /// labels, never the tokens).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NotFound`], [`ClientError::Forbidden`]; network errors.
+    pub fn tokens(&self, user: &UserId) -> Result<Vec<TokenInfo>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Tokens {
+            tokens: Vec<TokenInfo>,
+        }
+        Ok(self
+            .get_json::<Tokens>(&format!("/api/v1/admin/users/{user}/tokens"))?
+            .tokens)
     }
 
     /// `POST /api/v1/admin/users/{user}/tokens`: issues an API token (shown once). `ttl` in

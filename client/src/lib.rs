@@ -60,7 +60,7 @@ mod link;
 pub use api::{
     AuditReport, CreatedShare, Download, DownloadAuth, FileInfo, IssuedToken, LinkInfo, Me,
     Progress, Retention, RotationReport, ShareInfo, ShareOptions, ShareState, SweepReport, Ticket,
-    UploadOptions, UserInfo,
+    TokenInfo, UploadOptions, UserInfo,
 };
 pub use client::{
     Client, LINK_SECRET_HEADER, PASSWORD_HEADER, RECIPIENT_BOUND_HEADER, RECIPIENT_HEADER,

@@ -468,6 +468,33 @@ fn admin_manages_users_and_freezes_every_share() {
     let out = dave.run_with(&["admin", "users"], &env, b"");
     assert_fails(&out, EXIT_FORBIDDEN, &["not allowed", "ask an admin"]);
 
+    // A lost device: its token is found by its label and revoked alone.
+    let phone = admin.ok(&["admin", "token", &id, "--label", "phone"]);
+    let phone = phone.trim().to_owned();
+    let tokens = admin.ok(&["admin", "tokens", &id]);
+    let rows: Vec<&str> = tokens.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{tokens}");
+    assert!(
+        !tokens.contains("kinko_"),
+        "a listing never shows a token: {tokens}"
+    );
+    // (Issued in the same second, the two may list in either order.)
+    assert!(rows.iter().any(|r| r.contains(" laptop ")), "{tokens}");
+    let phone_row = rows.iter().find(|r| r.contains(" phone ")).unwrap();
+    let phone_id = phone_row.split_whitespace().next().unwrap();
+    admin.ok(&["admin", "revoke-token", phone_id]);
+    let phone_env = [
+        ("KINKO_SERVER", srv.url.as_str()),
+        ("KINKO_TOKEN", phone.as_str()),
+    ];
+    let out = dave.run_with(&["shares"], &phone_env, b"");
+    assert_fails(&out, EXIT_UNAUTHENTICATED, &[]);
+    let out = dave.run_with(&["shares"], &env, b"");
+    assert_ok(&out, &["the laptop's token still works"]);
+    assert_eq!(admin.ok(&["admin", "tokens", &id]).lines().count(), 2);
+    let out = dave.run_with(&["admin", "tokens", &id], &env, b"");
+    assert_fails(&out, EXIT_FORBIDDEN, &[]);
+
     // Freeze: every share refused until lifted.
     admin.ok(&["admin", "freeze"]);
     assert!(

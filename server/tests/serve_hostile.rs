@@ -667,11 +667,13 @@ fn streamed_downloads_count_against_max_in_flight_until_they_end() {
     eventually("the closed downloads give their places back", || {
         srv.request("GET", "/openapi.json", &[], None).status == 200
     });
+    // Counted as refusals (the wait above may have met more than the one asked for).
     let metrics = srv.request("GET", "/metrics", &[], None).text();
-    assert!(
-        metrics.contains("kinko_refusals_total{reason=\"unavailable\"} 1"),
-        "{metrics}"
-    );
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kinko_refusals_total{reason=\"unavailable\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n >= 1), "{metrics}");
     // (No assert_no_server_errors: the 503s are this test's point.)
 }
 

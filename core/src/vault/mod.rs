@@ -1497,6 +1497,20 @@ impl Vault {
         Ok(self.meta.users()?)
     }
 
+    /// A user's API tokens, oldest first (admin only): to find the one to revoke when a
+    /// device is lost, without disabling the user. The records hold the tokens' keyed
+    /// hashes, never the tokens.
+    ///
+    /// # Errors
+    /// Forbidden, not found, or store errors.
+    pub fn tokens(&self, ctx: &Ctx, user: &UserId) -> Result<Vec<model::TokenRecord>, VaultError> {
+        self.require(ctx, Permission::Administer, "token.list", &user_obj(user))?;
+        self.meta.user(user)?.ok_or(VaultError::NotFound("user"))?;
+        let mut tokens = self.meta.tokens_of(user)?;
+        tokens.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(tokens)
+    }
+
     /// The shares of a file (owner or admin).
     ///
     /// # Errors

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum, ValueHint};
 use kinko_client::{ClientError, Retention};
-use kinko_core::vault::{Role, UserId};
+use kinko_core::vault::{Role, TokenId, UserId};
 use secrecy::ExposeSecret;
 
 use super::error::CliError;
@@ -23,6 +23,8 @@ Examples:
   kinko admin users
   kinko admin add-user alice --role member        prints the new user's id
   kinko admin token USER_ID --label laptop --ttl 30d   prints the token, once
+  kinko admin tokens USER_ID                      the user's tokens: id, label, expiry
+  kinko admin revoke-token TOKEN_ID               a lost laptop's token, nothing else
   kinko admin disable USER_ID                     kills the user's tokens and shares at once
   kinko admin freeze                              refuse every share until unfreeze
   kinko admin audit verify
@@ -85,6 +87,19 @@ pub(crate) enum AdminCommand {
         /// How long the token works (default: the server's, 90 days).
         #[arg(long, value_name = "DURATION")]
         ttl: Option<String>,
+    },
+    /// List a user's API tokens: id, label, issue and expiry times (never the tokens).
+    Tokens {
+        /// The user.
+        #[arg(value_name = "USER_ID")]
+        user: String,
+    },
+    /// Revoke one API token (a lost laptop's, say), leaving the user and their other tokens
+    /// and shares as they are.
+    RevokeToken {
+        /// The token's id: the first column of kinko admin tokens (not the token itself).
+        #[arg(value_name = "TOKEN_ID")]
+        token: String,
     },
     /// Disable a user: deletes their tokens and revokes every share they created.
     Disable {
@@ -154,6 +169,8 @@ enum Action {
         label: String,
         ttl: Option<u64>,
     },
+    Tokens(UserId),
+    RevokeToken(TokenId),
     Disable(UserId),
     Enable(UserId),
     Freeze {
@@ -210,6 +227,12 @@ impl AdminArgs {
                 label,
                 ttl: ttl.map(|t| parse_duration(&t, "--ttl")).transpose()?,
             },
+            AdminCommand::Tokens { user } => Action::Tokens(parse_user(&user)?),
+            AdminCommand::RevokeToken { token } => Action::RevokeToken(super::manage::parse_id(
+                &token,
+                "token id",
+                "A token id is 32 hex digits: kinko admin tokens USER_ID lists them.",
+            )?),
             AdminCommand::Disable { user } => Action::Disable(parse_user(&user)?),
             AdminCommand::Enable { user } => Action::Enable(parse_user(&user)?),
             AdminCommand::Freeze { status } => Action::Freeze { status },
@@ -306,6 +329,34 @@ pub(crate) fn run(config: AdminConfig) -> Result<(), CliError> {
             line.push_str(secret.expose_secret());
             line.push('\n');
             print(&line)
+        }
+        Action::Tokens(user) => {
+            let tokens = client.tokens(&user).map_err(err)?;
+            let mut rows = vec![vec![
+                "ID".into(),
+                "LABEL".into(),
+                "ISSUED".into(),
+                "EXPIRES".into(),
+            ]];
+            for t in &tokens {
+                let expires = if t.expired {
+                    format!("{} (expired)", time(t.expires))
+                } else {
+                    time(t.expires)
+                };
+                rows.push(vec![
+                    t.id.to_string(),
+                    printable(&t.label),
+                    time(t.created),
+                    expires,
+                ]);
+            }
+            print(&table(&rows))
+        }
+        Action::RevokeToken(token) => {
+            client.revoke_token(&token).map_err(err)?;
+            eprintln!("Revoked token {token}: it is refused from now on.");
+            Ok(())
         }
         Action::Disable(user) => {
             client.disable_user(&user).map_err(err)?;

@@ -121,6 +121,29 @@ pub(crate) async fn issue_token(
         .into_response())
 }
 
+/// `GET /api/v1/admin/users/{user}/tokens`: ids, labels and times, never a token.
+pub(crate) async fn tokens(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user: UserId = parse_id(&user, "user")?;
+    let now = ctx.now;
+    let tokens = state.vault(move |v| v.tokens(&ctx, &user)).await??;
+    Ok(Json(json!({
+        "tokens": tokens
+            .iter()
+            .map(|t| json!({
+                "id": t.id.to_string(),
+                "label": t.label,
+                "created": t.created.0,
+                "expires": t.expires.0,
+                "expired": t.expires <= now,
+            }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
 /// `POST /api/v1/admin/users/{user}/disable`
 pub(crate) async fn disable(
     State(state): State<AppState>,

@@ -370,7 +370,7 @@ fn api_routes() -> RouteTable {
         ),
         (
             "/api/v1/admin/users/{user}/tokens",
-            post(admin::issue_token),
+            get(admin::tokens).post(admin::issue_token),
         ),
         ("/api/v1/admin/users/{user}/disable", post(admin::disable)),
         ("/api/v1/admin/users/{user}/enable", post(admin::enable)),
