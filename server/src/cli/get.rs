@@ -41,9 +41,10 @@ directories, no leading dots), or in OUT with -o. An existing file is never repl
 exist, and OUT must not be a directory. The download goes to a temporary file first and is
 renamed only once complete, so a failure (or Ctrl-C, SIGTERM, SIGHUP) leaves nothing behind.
 -o - writes to stdout. A saved file is created with mode 0600 (readable by you only, whatever
-the umask: it holds a document someone shared with you); chmod it to share it further. If the connection breaks, the download
-resumes where it stopped (up to three times; it still counts as one download), a share bound
-to a key too (the server gives every request for it the same envelope).
+the umask: it holds a document someone shared with you); chmod it to share it further. If
+the connection breaks, the download resumes where it stopped (up to three times; it still
+counts as one download), a share bound to a key too (the server gives every request for it
+the same envelope).
 
 If the share has a password, kinko asks for it on the terminal (or reads KINKO_SHARE_PASSWORD
 or --password-file FILE). Wrong attempts count toward locking the share.
