@@ -170,13 +170,13 @@ impl GetArgs {
 }
 
 /// A file name from the server made safe to create in the current directory: path
-/// separators and control characters become `_`, leading dots and white space go (no hidden
+/// separators, control characters and bidirectional overrides become `_`, leading dots and white space go (no hidden
 /// files, no `.` or `..`), and long names are cut (keeping a short extension).
 pub(crate) fn safe_file_name(name: &str) -> String {
     let replaced: String = name
         .chars()
         .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
+            if c == '/' || c == '\\' || c.is_control() || super::human::reorders_text(c) {
                 '_'
             } else {
                 c
@@ -552,6 +552,7 @@ mod tests {
             ("a\\b", "a_b"),
             ("new\nline\u{1b}[2J", "new_line_[2J"),
             ("résumé.txt", "résumé.txt"),
+            ("invoice\u{202E}fdp.exe", "invoice_fdp.exe"),
         ] {
             let got = safe_file_name(name);
             assert_eq!(got, safe, "{name:?}");

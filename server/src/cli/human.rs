@@ -124,8 +124,21 @@ pub(crate) fn size(bytes: u64) -> String {
 /// Text from the server made safe for a terminal: control characters become `?`.
 pub(crate) fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || reorders_text(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
+}
+
+/// Whether `c` is a bidirectional embedding, override or isolate character (U+202A to
+/// U+202E, U+2066 to U+2069): in a file name it can make `invoice\u{202E}fdp.exe` show as
+/// `invoiceexe.pdf`. Right-to-left letters themselves are not.
+pub(crate) fn reorders_text(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Rows as left-aligned columns separated by two spaces; the first row is the header.

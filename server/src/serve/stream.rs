@@ -459,8 +459,21 @@ pub(crate) fn parse_range(value: Option<&str>, size: u64) -> RangeReq {
 }
 
 /// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`, safe for any name.
+/// Bidirectional embedding, override and isolate characters become `_` in the saved name:
+/// `invoice\u{202E}fdp.exe` would otherwise show as `invoiceexe.pdf` in a file manager while
+/// it stays an `.exe`.
 pub(crate) fn content_disposition(name: &str) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if crate::cli::human::reorders_text(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     let ascii: String = name
         .chars()
         .map(|c| {
@@ -478,7 +491,7 @@ pub(crate) fn content_disposition(name: &str) -> String {
     };
     format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        utf8_percent_encode(name, NON_ALPHANUMERIC)
+        utf8_percent_encode(&name, NON_ALPHANUMERIC)
     )
 }
 
@@ -596,6 +609,13 @@ mod tests {
         );
         assert!(!d.contains('\r') && !d.contains('\n'));
         assert!(content_disposition("").contains("filename=\"download\""));
+        // A right-to-left override cannot disguise an extension in the saved name.
+        let d = content_disposition("invoice\u{202E}fdp.exe");
+        assert!(d.ends_with("filename*=UTF-8''invoice%5Ffdp%2Eexe"), "{d}");
+        let d = content_disposition("\u{2067}x\u{2069}.txt");
+        assert!(d.ends_with("filename*=UTF-8''%5Fx%5F%2Etxt"), "{d}");
+        // Right-to-left text itself stays as it is.
+        assert!(content_disposition("שלום.txt").contains("%D7%A9%D7%9C%D7%95%D7%9D%2Etxt"));
     }
 
     #[test]
