@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use kinko_core::vault::store::Op;
 use kinko_core::vault::{
     AccessDurability, AccessError, AccessKind, Durability, FileId, KeyRing, MasterKey, Metadata,
-    NewShare, StoreError, Vault, VaultError,
+    NewShare, StoreError, UserId, Vault, VaultError,
 };
 use vault_common::hooked::{HookedStore, Hooks, is_shred};
 use vault_common::*;
@@ -284,6 +284,17 @@ fn a_share_updated_before_every_shred_attempt_does_not_stall_the_delete() {
     assert_deleted(&env, &file, &share);
 }
 
+/// Commits what `disable_user` writes for the user record, straight to the store (from a
+/// hook, so it lands between a vault operation's reads and its commit).
+fn disable_behind_the_back(store: &dyn kinko_core::vault::MetaStore, user: &UserId) {
+    let mut u = store.user(user).unwrap().unwrap();
+    u.disabled = true;
+    u.version += 1;
+    store
+        .commit(&[], vec![Op::PutUser(u)], Durability::Sync)
+        .unwrap();
+}
+
 /// A vault over a [`HookedStore`], with an admin and a member.
 fn hooked_env(dir: &std::path::Path, kek: u8) -> (Env, Arc<Hooks>) {
     let (meta, hooks) = HookedStore::open(&dir.join("meta"));
@@ -310,12 +321,7 @@ fn a_share_created_during_its_owners_disable_does_not_survive_it() {
         let creates_share = ops.iter().any(|op| matches!(op, Op::PutShare(_)));
         if creates_share && !staged.swap(true, SeqCst) {
             // What `disable_user` commits for the user record, landing first.
-            let mut u = store.user(&member).unwrap().unwrap();
-            u.disabled = true;
-            u.version += 1;
-            store
-                .commit(&[], vec![Op::PutUser(u)], Durability::Sync)
-                .unwrap();
+            disable_behind_the_back(store, &member);
         }
     }));
     let raced = env
@@ -422,12 +428,7 @@ fn two_admins_disabling_each_other_leave_one_enabled() {
             .any(|op| matches!(op, Op::RevokeSharesOfUser(..)));
         if disables && !staged.swap(true, SeqCst) {
             // What the other admin's disable commits for its target (this one's caller).
-            let mut u = store.user(&root).unwrap().unwrap();
-            u.disabled = true;
-            u.version += 1;
-            store
-                .commit(&[], vec![Op::PutUser(u)], Durability::Sync)
-                .unwrap();
+            disable_behind_the_back(store, &root);
         }
     }));
     let raced = env.vault.disable_user(&env.admin, &second);
