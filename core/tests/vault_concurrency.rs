@@ -316,14 +316,11 @@ fn a_share_created_during_its_owners_disable_does_not_survive_it() {
     let (env, hooks) = hooked_env(dir.path(), 51);
     let file = upload(&env);
     let member = env.member_id;
-    let staged = AtomicBool::new(false);
-    hooks.before_commit(Box::new(move |store, ops| {
-        let creates_share = ops.iter().any(|op| matches!(op, Op::PutShare(_)));
-        if creates_share && !staged.swap(true, SeqCst) {
-            // What `disable_user` commits for the user record, landing first.
-            disable_behind_the_back(store, &member);
-        }
-    }));
+    // What `disable_user` commits for the user record, landing first.
+    hooks.stage_once(
+        |op| matches!(op, Op::PutShare(_)),
+        move |store| disable_behind_the_back(store, &member),
+    );
     let raced = env
         .vault
         .create_share(&env.member, &file, day_options(None));
@@ -386,20 +383,17 @@ fn a_share_created_just_before_its_owners_disable_commits_is_revoked() {
     let listed = day_share(&env.vault, &env.member, &file, None);
     let template = env.vault.meta().share(&listed.id).unwrap().unwrap();
     let late = kinko_core::vault::ShareId([0x1a; 16]);
-    let staged = AtomicBool::new(false);
-    hooks.before_commit(Box::new(move |store, ops| {
-        let disables = ops
-            .iter()
-            .any(|op| matches!(op, Op::RevokeSharesOfUser(..)));
-        if disables && !staged.swap(true, SeqCst) {
-            // What `create_share` commits, landing first.
+    // What `create_share` commits, landing first.
+    hooks.stage_once(
+        |op| matches!(op, Op::RevokeSharesOfUser(..)),
+        move |store| {
             let mut s = template.clone();
             s.id = late;
             store
                 .commit(&[], vec![Op::PutShare(s)], Durability::Sync)
                 .unwrap();
-        }
-    }));
+        },
+    );
     env.vault.disable_user(&env.admin, &env.member_id).unwrap();
     let shares = env.vault.meta().shares_of_user(&env.member_id).unwrap();
     assert_eq!(shares.len(), 2);
@@ -421,16 +415,11 @@ fn two_admins_disabling_each_other_leave_one_enabled() {
         .vault
         .create_user(&env.admin, "second", kinko_core::vault::Role::Admin)
         .unwrap();
-    let staged = AtomicBool::new(false);
-    hooks.before_commit(Box::new(move |store, ops| {
-        let disables = ops
-            .iter()
-            .any(|op| matches!(op, Op::RevokeSharesOfUser(..)));
-        if disables && !staged.swap(true, SeqCst) {
-            // What the other admin's disable commits for its target (this one's caller).
-            disable_behind_the_back(store, &root);
-        }
-    }));
+    // What the other admin's disable commits for its target (this one's caller).
+    hooks.stage_once(
+        |op| matches!(op, Op::RevokeSharesOfUser(..)),
+        move |store| disable_behind_the_back(store, &root),
+    );
     let raced = env.vault.disable_user(&env.admin, &second);
     assert!(matches!(raced, Err(VaultError::Invalid(_))), "{raced:?}");
     let enabled: Vec<_> = env

@@ -34,6 +34,21 @@ impl Hooks {
         *self.before_commit.lock().unwrap() = Some(hook);
     }
 
+    /// Runs `stage` once, right before the first commit one of whose ops matches `trigger`:
+    /// a concurrent writer landing between a vault operation's reads and its commit.
+    pub fn stage_once(
+        &self,
+        trigger: fn(&Op) -> bool,
+        stage: impl Fn(&dyn MetaStore) + Send + Sync + 'static,
+    ) {
+        let staged = std::sync::atomic::AtomicBool::new(false);
+        self.before_commit(Box::new(move |store, ops| {
+            if ops.iter().any(trigger) && !staged.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                stage(store);
+            }
+        }));
+    }
+
     /// Runs `hook` once, right after the next listing of the checkpoints was read (to append
     /// to the log while it is being verified).
     pub fn after_checkpoints(&self, hook: Box<dyn FnOnce() + Send>) {
