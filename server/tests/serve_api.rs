@@ -78,6 +78,51 @@ fn upload_share_and_download_by_link_for_empty_small_and_multi_chunk_files() {
     srv.assert_log_free_of(&refs);
 }
 
+/// A name with characters that reorder text (`invoice\u{202E}fdp.exe` shows as
+/// `invoiceexe.pdf`) reaches the partner in its safe form: the link's details, which the
+/// partner page shows, name the file exactly as its download is saved, with `_` for each such
+/// character. The owner still sees the name as uploaded.
+#[test]
+fn the_partner_sees_a_name_that_reorders_text_as_it_is_saved() {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    for (name, shown) in [
+        ("invoice\u{202E}fdp.exe", "invoice_fdp.exe"),
+        ("\u{2067}x\u{2069} \u{202A}y\u{202C}.txt", "_x_ _y_.txt"),
+        ("שלום.txt", "שלום.txt"),
+    ] {
+        let encoded = utf8_percent_encode(name, NON_ALPHANUMERIC).to_string();
+        let file = srv.upload(&alice, &encoded, b"contents");
+        let own = srv.authed(&alice, "GET", &format!("/api/v1/files/{file}"), None);
+        assert_eq!(
+            own.json()["name"],
+            name,
+            "the stored name is the uploaded one"
+        );
+
+        let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 3600}));
+        let view = srv.request(
+            "POST",
+            &format!("/api/v1/links/{share}"),
+            &[("kinko-link-secret", &secret)],
+            None,
+        );
+        assert_eq!(view.status, 200, "{}", view.text());
+        assert_eq!(view.json()["name"], shown, "{name:?}");
+        let got = srv.link_download(&share, &secret, None);
+        assert_eq!(got.status, 200, "{}", got.text());
+        let saved = utf8_percent_encode(shown, NON_ALPHANUMERIC).to_string();
+        let disposition = got.header("content-disposition").unwrap();
+        assert!(
+            disposition.ends_with(&format!("filename*=UTF-8''{saved}")),
+            "{name:?} is saved otherwise than shown: {disposition}"
+        );
+    }
+    srv.assert_no_server_errors();
+}
+
 #[test]
 fn password_limit_and_lockout() {
     let srv = TestServer::start();

@@ -458,14 +458,12 @@ pub(crate) fn parse_range(value: Option<&str>, size: u64) -> RangeReq {
     RangeReq::Part { start, end }
 }
 
-/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`, safe for any name.
-/// Bidirectional embedding, override and isolate characters become `_` in the saved name:
-/// `invoice\u{202E}fdp.exe` would otherwise show as `invoiceexe.pdf` in a file manager while
-/// it stays an `.exe`.
-pub(crate) fn content_disposition(name: &str) -> String {
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    let name: String = name
-        .chars()
+/// A file name as a partner sees and saves it (on the partner page, in the link's details and
+/// in `Content-Disposition`): the characters that reorder text
+/// ([`reorders_text`](crate::cli::human::reorders_text)) become `_`, since
+/// `invoice\u{202E}fdp.exe` would otherwise show as `invoiceexe.pdf` while it stays an `.exe`.
+pub(crate) fn partner_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if crate::cli::human::reorders_text(c) {
                 '_'
@@ -473,7 +471,14 @@ pub(crate) fn content_disposition(name: &str) -> String {
                 c
             }
         })
-        .collect();
+        .collect()
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`, safe for any name, which
+/// is saved as its [`partner_name`].
+pub(crate) fn content_disposition(name: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let name = partner_name(name);
     let ascii: String = name
         .chars()
         .map(|c| {
