@@ -484,6 +484,7 @@ fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
     let srv = TestServer::start_with(Options {
         args: vec!["--max-upload".into(), "100000".into()],
         config: Some("[limits]\nheader_timeout_secs = 1\nidle_timeout_secs = 2\n".into()),
+        ..Options::default()
     });
     let (_, alice) = srv.member("alice");
     let auth = format!("Bearer {alice}");
