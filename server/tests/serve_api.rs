@@ -91,6 +91,10 @@ fn the_partner_sees_a_name_that_reorders_text_as_it_is_saved() {
     for (name, shown) in [
         ("invoice\u{202E}fdp.exe", "invoice_fdp.exe"),
         ("\u{2067}x\u{2069} \u{202A}y\u{202C}.txt", "_x_ _y_.txt"),
+        (
+            "2024\u{200F}-01\u{200E}-\u{061C}02.txt",
+            "2024_-01_-_02.txt",
+        ),
         ("שלום.txt", "שלום.txt"),
     ] {
         let encoded = utf8_percent_encode(name, NON_ALPHANUMERIC).to_string();

@@ -619,6 +619,9 @@ mod tests {
         assert!(d.ends_with("filename*=UTF-8''invoice%5Ffdp%2Eexe"), "{d}");
         let d = content_disposition("\u{2067}x\u{2069}.txt");
         assert!(d.ends_with("filename*=UTF-8''%5Fx%5F%2Etxt"), "{d}");
+        // So do the invisible directional marks (LRM, RLM, ALM).
+        let d = content_disposition("1\u{200F}2\u{200E}3\u{061C}.txt");
+        assert!(d.ends_with("filename*=UTF-8''1%5F2%5F3%5F%2Etxt"), "{d}");
         // Right-to-left text itself stays as it is.
         assert!(content_disposition("שלום.txt").contains("%D7%A9%D7%9C%D7%95%D7%9D%2Etxt"));
     }
