@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::{TestServer, data};
+use support::{Options, TestServer, data};
 
 /// 64 KiB chunks: this is 17 chunks and a partial one.
 const MULTI_CHUNK: usize = 17 * 65536 + 1234;
@@ -76,6 +76,55 @@ fn upload_share_and_download_by_link_for_empty_small_and_multi_chunk_files() {
     srv.assert_no_server_errors();
     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     srv.assert_log_free_of(&refs);
+}
+
+/// A name with characters that reorder text (`invoice\u{202E}fdp.exe` shows as
+/// `invoiceexe.pdf`) reaches the partner in its safe form: the link's details, which the
+/// partner page shows, name the file exactly as its download is saved, with `_` for each such
+/// character. The owner still sees the name as uploaded.
+#[test]
+fn the_partner_sees_a_name_that_reorders_text_as_it_is_saved() {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    for (name, shown) in [
+        ("invoice\u{202E}fdp.exe", "invoice_fdp.exe"),
+        ("\u{2067}x\u{2069} \u{202A}y\u{202C}.txt", "_x_ _y_.txt"),
+        (
+            "2024\u{200F}-01\u{200E}-\u{061C}02.txt",
+            "2024_-01_-_02.txt",
+        ),
+        ("שלום.txt", "שלום.txt"),
+    ] {
+        let encoded = utf8_percent_encode(name, NON_ALPHANUMERIC).to_string();
+        let file = srv.upload(&alice, &encoded, b"contents");
+        let own = srv.authed(&alice, "GET", &format!("/api/v1/files/{file}"), None);
+        assert_eq!(
+            own.json()["name"],
+            name,
+            "the stored name is the uploaded one"
+        );
+
+        let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 3600}));
+        let view = srv.request(
+            "POST",
+            &format!("/api/v1/links/{share}"),
+            &[("kinko-link-secret", &secret)],
+            None,
+        );
+        assert_eq!(view.status, 200, "{}", view.text());
+        assert_eq!(view.json()["name"], shown, "{name:?}");
+        let got = srv.link_download(&share, &secret, None);
+        assert_eq!(got.status, 200, "{}", got.text());
+        let saved = utf8_percent_encode(shown, NON_ALPHANUMERIC).to_string();
+        let disposition = got.header("content-disposition").unwrap();
+        assert!(
+            disposition.ends_with(&format!("filename*=UTF-8''{saved}")),
+            "{name:?} is saved otherwise than shown: {disposition}"
+        );
+    }
+    srv.assert_no_server_errors();
 }
 
 #[test]
@@ -842,4 +891,128 @@ fn recover_admin_gives_a_working_token_back() {
     let log = srv.admin("GET", "/api/v1/admin/audit/export", None).text();
     assert_eq!(log.matches("\"action\":\"user.recover\"").count(), 2);
     srv.assert_log_free_of(&[&token]);
+}
+
+/// `KINKO_LOG=trace`, the most a server logs, through every way a secret reaches it: bearer
+/// tokens (the admin's, a member's), an upload, the owner's download, link downloads with
+/// `Kinko-Link-Secret` (through a ticket, and counted directly), a wrong and the right
+/// `Kinko-Password`, and the page's form download (secret and ticket in the body). None of
+/// them, and none of the file's contents, appears on the server's stderr or stdout, except
+/// the admin token that `--dev` prints on stdout at start. (Other crates are capped below
+/// debug whatever `KINKO_LOG` says: docs/SERVER.md.)
+#[test]
+fn kinko_log_trace_puts_no_secret_on_stderr_or_stdout() {
+    let mut srv = TestServer::start_with(Options {
+        log: Some("trace".into()),
+        ..Options::default()
+    });
+    let (_, alice) = srv.member("alice");
+    let marker = "kinko-log-canary-5be0c6d2";
+    // Several chunks of it, so every chunk of the stream holds the marker.
+    let content = format!("{marker} ").repeat(MULTI_CHUNK / (marker.len() + 1));
+    let file = srv.upload(&alice, "canary.txt", content.as_bytes());
+    let own = srv.authed(
+        &alice,
+        "GET",
+        &format!("/api/v1/files/{file}/content"),
+        None,
+    );
+    assert!(own.body == content.as_bytes(), "the owner's download");
+
+    let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 3600}));
+    let t = srv.request(
+        "POST",
+        &format!("/api/v1/links/{share}/ticket"),
+        &[("kinko-link-secret", &secret)],
+        None,
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let ticket = t.json()["ticket"].as_str().unwrap().to_owned();
+    let got = srv.request(
+        "GET",
+        &format!("/api/v1/links/{share}/content"),
+        &[("kinko-link-secret", &secret), ("kinko-ticket", &ticket)],
+        None,
+    );
+    assert!(got.body == content.as_bytes(), "the link download");
+    let counted = srv.request(
+        "GET",
+        &format!("/api/v1/links/{share}/content"),
+        &[("kinko-link-secret", &secret), ("range", "bytes=0-99")],
+        None,
+    );
+    assert_eq!(counted.status, 206, "{}", counted.text());
+    let counted_ticket = counted.header("kinko-ticket").unwrap().to_owned();
+
+    let password = "trace-password-Zebra-4471";
+    let wrong = "trace-wrong-Walrus-9125";
+    let (pw_share, pw_secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 3600, "password": password}),
+    );
+    let refused = srv.link_download(&pw_share, &pw_secret, Some(wrong));
+    assert_eq!(refused.code(), "wrong_password", "{}", refused.text());
+    let t = srv.request(
+        "POST",
+        &format!("/api/v1/links/{pw_share}/ticket"),
+        &[
+            ("kinko-link-secret", &pw_secret),
+            ("kinko-password", password),
+        ],
+        None,
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let pw_ticket = t.json()["ticket"].as_str().unwrap().to_owned();
+    let form = format!("secret={pw_secret}&ticket={pw_ticket}");
+    let page_download = srv.request(
+        "POST",
+        &format!("/s/{pw_share}/download"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(form.as_bytes()),
+    );
+    assert!(
+        page_download.body == content.as_bytes(),
+        "the form download: {}",
+        page_download.status
+    );
+
+    assert!(srv.stop().success(), "stopped cleanly");
+    let (log, stdout) = (srv.log(), srv.stdout());
+    // It is the trace log, and it saw these requests.
+    for route in [
+        "route=/api/v1/files ",
+        "route=/api/v1/links/{share}/content ",
+        "route=/api/v1/links/{share}/ticket ",
+        "route=/s/{share}/download ",
+    ] {
+        assert!(log.contains(route), "no {route:?} line in the log:\n{log}");
+    }
+    let secrets = [
+        alice.as_str(),
+        &secret,
+        &pw_secret,
+        password,
+        wrong,
+        &ticket,
+        &counted_ticket,
+        &pw_ticket,
+        marker,
+    ];
+    for s in secrets {
+        assert!(!s.is_empty());
+        assert!(!log.contains(s), "{s:?} is on stderr:\n{log}");
+        assert!(!stdout.contains(s), "{s:?} is on stdout:\n{stdout}");
+    }
+    assert!(
+        !log.contains(&srv.admin_token),
+        "the admin token is on stderr"
+    );
+    for line in stdout.lines().filter(|l| l.contains(&srv.admin_token)) {
+        let line = line.trim();
+        assert!(
+            line.starts_with("Admin token:") || line.starts_with("export KINKO_SERVER="),
+            "the admin token on stdout outside the start banner: {line}"
+        );
+    }
 }

@@ -896,6 +896,21 @@ fn a_recipient_bound_share_on_the_partner_page() {
         .copy_to(&mut opened)
         .unwrap();
     assert!(opened == content, "the opened bytes differ from the upload");
-    srv.assert_log_free_of(&[&alice, &secret]);
+
+    // A name with a right-to-left override shows as it is saved, with `_` for the override:
+    // as stored it would read `invoiceexe.pdf`.
+    let disguised = upload(
+        &srv,
+        &alice,
+        "invoice\u{202E}fdp.exe",
+        "application/pdf",
+        b"MZ",
+    );
+    let (_, disguised_secret, disguised_link) =
+        srv.share(&alice, &disguised, json!({"expires_in": 3600}));
+    browser.open(&disguised_link);
+    browser.wait_text("#name", "invoice_fdp.exe");
+
+    srv.assert_log_free_of(&[&alice, &secret, &disguised_secret]);
     srv.assert_no_server_errors();
 }

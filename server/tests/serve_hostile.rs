@@ -163,6 +163,61 @@ fn malformed_requests_get_clear_4xx_answers() {
     srv.assert_no_server_errors();
 }
 
+/// An upload whose name is not UTF-8 once percent-decoded is refused with a `400 invalid` that
+/// says so, before its body is read: no file record, no blob. (Decoded lossily, `%FF%FEa.pdf`
+/// was stored as `\u{FFFD}\u{FFFD}a.pdf`, a name the uploader never chose.) Valid names decode
+/// as before, a real U+FFFD included.
+#[test]
+fn an_upload_name_that_is_not_utf8_is_refused_and_nothing_is_stored() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let auth = format!("Bearer {alice}");
+    let upload = |query: &str| {
+        srv.request(
+            "POST",
+            &format!("/api/v1/files?{query}"),
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            Some(b"never stored"),
+        )
+    };
+    for query in [
+        "name=%FF%FEa.pdf",
+        "name=a%C3.pdf",
+        "retention=60&name=%ED%A0%80.txt",
+    ] {
+        let r = upload(query);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "invalid"),
+            "{query}: {}",
+            r.text()
+        );
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("not valid UTF-8"), "{query}: {message}");
+    }
+    let r = upload("name=a.txt&name=b.txt");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "invalid"),
+        "{}",
+        r.text()
+    );
+    let files = srv.authed(&alice, "GET", "/api/v1/files", None).json();
+    assert_eq!(files["files"], json!([]), "a refused upload left a file");
+    assert_eq!(srv.blob_files(), Vec::<std::path::PathBuf>::new());
+
+    for (query, name) in [
+        ("name=%EF%BF%BDa.pdf", "\u{FFFD}a.pdf"),
+        ("name=a+b%2Bc.txt", "a b+c.txt"),
+        ("retention=60&name=%E9%87%91%E5%BA%AB.txt", "金庫.txt"),
+    ] {
+        let r = upload(query);
+        assert_eq!(r.status, 201, "{query}: {}", r.text());
+        assert_eq!(r.json()["name"], name, "{query}");
+    }
+    srv.assert_no_server_errors();
+}
+
 /// A method a path does not take is the JSON error every refusal is, with its `Allow` header;
 /// a HEAD of a link's content is refused rather than counted as a download (link checkers and
 /// download managers send one first).
@@ -429,6 +484,7 @@ fn oversized_slow_and_aborted_uploads_leave_nothing_behind() {
     let srv = TestServer::start_with(Options {
         args: vec!["--max-upload".into(), "100000".into()],
         config: Some("[limits]\nheader_timeout_secs = 1\nidle_timeout_secs = 2\n".into()),
+        ..Options::default()
     });
     let (_, alice) = srv.member("alice");
     let auth = format!("Bearer {alice}");

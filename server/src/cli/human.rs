@@ -134,11 +134,16 @@ pub(crate) fn printable(text: &str) -> String {
         .collect()
 }
 
-/// Whether `c` is a bidirectional embedding, override or isolate character (U+202A to
-/// U+202E, U+2066 to U+2069): in a file name it can make `invoice\u{202E}fdp.exe` show as
-/// `invoiceexe.pdf`. Right-to-left letters themselves are not.
+/// Whether `c` is a bidirectional formatting character: an embedding, override or isolate
+/// (U+202A to U+202E, U+2066 to U+2069), or an invisible directional mark (U+200E, U+200F,
+/// U+061C). In a file name an override can make `invoice\u{202E}fdp.exe` show as
+/// `invoiceexe.pdf`; a mark, invisible itself, moves the digits and punctuation around it.
+/// Right-to-left letters themselves are not.
 pub(crate) fn reorders_text(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
 }
 
 /// Rows as left-aligned columns separated by two spaces; the first row is the header.

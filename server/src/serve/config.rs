@@ -30,8 +30,9 @@ trusted_proxies and metrics_from; the limits, such as max_upload_bytes, go in it
 table: docs/SERVER.md) or through the environment variable named in its description. Flags win over the environment, which wins over the file. The master key is read from --kek-file or from KINKO_KEK (64 hex digits); it is
 never stored in the data directory.
 
-Logs go to stderr (level from KINKO_LOG: error, warn, info, debug; default info). No log line
-ever holds a token, link secret, password, key or file content.")]
+Logs go to stderr (level from KINKO_LOG: off, error, warn, info, debug, trace; default info;
+other crates log warnings and errors only, whatever the level). No log line ever holds a
+token, link secret, password, key or file content.")]
 pub(crate) struct ServeArgs {
     /// Development mode: no configuration needed. Creates the data folder, a development master
     /// key and an admin, and prints the URL and the admin token. Plain HTTP on loopback only

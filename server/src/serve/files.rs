@@ -4,7 +4,7 @@ use std::io::{Seek, SeekFrom};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kinko_core::envelope::OpenError;
@@ -99,10 +99,45 @@ pub(crate) async fn me(
     })))
 }
 
+/// The upload's query parameters but `name`, which [`upload_name`] decodes.
 #[derive(Debug, Deserialize)]
 pub(crate) struct UploadQuery {
-    name: Option<String>,
     retention: Option<u64>,
+}
+
+/// The upload's file name: the one `name` parameter of `query`, decoded as a form value (`+`
+/// is a space, `%XX` a byte) into UTF-8, strictly. `Query` decodes lossily (invalid UTF-8
+/// becomes U+FFFD), which would store `%FF%FEa.pdf` as `\u{FFFD}\u{FFFD}a.pdf`, a name nobody
+/// chose, without a word.
+fn upload_name(query: Option<&str>) -> Result<String, ApiError> {
+    let decode = |text: &str| -> Vec<u8> {
+        percent_encoding::percent_decode_str(&text.replace('+', " ")).collect()
+    };
+    let mut name = None;
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode(key) != b"name" {
+            continue;
+        }
+        if name.is_some() {
+            return Err(ApiError::invalid(
+                "the file name is given more than once: send one ?name=FILE_NAME",
+            ));
+        }
+        name = Some(String::from_utf8(decode(value)).map_err(|_| {
+            ApiError::invalid(
+                "the file name is not valid UTF-8: percent-encode its UTF-8 bytes \
+                 (%C3%A9 for é); nothing was stored",
+            )
+        })?);
+    }
+    let name = name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::invalid("the file name is required: ?name=FILE_NAME"))?;
+    if name.len() > kinko_core::envelope::MAX_METADATA_FIELD {
+        return Err(ApiError::invalid("the file name is longer than 4096 bytes"));
+    }
+    Ok(name)
 }
 
 /// `POST /api/v1/files?name=…[&retention=…]` with the file as the streamed body.
@@ -110,16 +145,12 @@ pub(crate) async fn upload(
     State(state): State<AppState>,
     Caller(ctx): Caller,
     Query(q): Query<UploadQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let name = q
-        .name
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::invalid("the file name is required: ?name=FILE_NAME"))?;
-    if name.len() > kinko_core::envelope::MAX_METADATA_FIELD {
-        return Err(ApiError::invalid("the file name is longer than 4096 bytes"));
-    }
+    // Checked before a byte of the body is read: a refused upload stores nothing.
+    let name = upload_name(query.as_deref())?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -175,7 +175,8 @@ pub(crate) async fn info(
     )
     .await?;
     Ok(Json(json!({
-        "name": meta.name,
+        // What the page shows is what the download will be saved as: no reordering.
+        "name": stream::partner_name(&meta.name),
         "content_type": meta.content_type,
         "size": grant.size,
         "expires": grant.expires.0,

@@ -33,6 +33,7 @@ use kinko_core::vault::{Vault, VaultConfig};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 pub(crate) use config::ServeArgs;
 
@@ -75,22 +76,64 @@ pub(crate) enum ServeError {
     Runtime(std::io::Error),
 }
 
+/// The levels `KINKO_LOG` accepts, quietest first.
+const LOG_LEVELS: [(&str, LevelFilter); 6] = [
+    ("off", LevelFilter::OFF),
+    ("error", LevelFilter::ERROR),
+    ("warn", LevelFilter::WARN),
+    ("info", LevelFilter::INFO),
+    ("debug", LevelFilter::DEBUG),
+    ("trace", LevelFilter::TRACE),
+];
+
+/// The most other crates may log, whatever `KINKO_LOG` says. Below `warn`, the HTTP, TLS and
+/// storage crates (hyper, h2, tower-http, rustls, sled, …) describe what passes through them:
+/// header values (a bearer token, `Kinko-Link-Secret`, `Kinko-Password`), frames, body bytes,
+/// stored records. Today none of the server's dependencies emits `tracing` events (axum's
+/// `tracing` feature is off, and `log` records, from rustls and sled, are not bridged), so
+/// this is what keeps it so when a dependency or a feature changes: no setting opens it.
+const OTHER_CRATES_MAX: LevelFilter = LevelFilter::WARN;
+
+/// `KINKO_LOG`'s level: one of [`LOG_LEVELS`] (any case, surrounding space ignored), `info`
+/// when unset or empty, `None` for anything else.
+fn log_level(setting: Option<&str>) -> Option<LevelFilter> {
+    let setting = setting.map(str::trim).unwrap_or_default();
+    if setting.is_empty() {
+        return Some(LevelFilter::INFO);
+    }
+    LOG_LEVELS
+        .iter()
+        .find(|(name, _)| setting.eq_ignore_ascii_case(name))
+        .map(|&(_, level)| level)
+}
+
+/// Kinko's own lines at `level`; every other crate's at no more than [`OTHER_CRATES_MAX`].
+/// (The `kinko` target prefix also covers `kinko_core` and `kinko_client`, which are ours.)
+fn log_filter(level: LevelFilter) -> Targets {
+    Targets::new()
+        .with_default(level.min(OTHER_CRATES_MAX))
+        .with_target(env!("CARGO_CRATE_NAME"), level)
+}
+
 fn init_logging() {
-    use tracing_subscriber::filter::LevelFilter;
-    let level = match std::env::var("KINKO_LOG").as_deref() {
-        Ok("error") => LevelFilter::ERROR,
-        Ok("warn") => LevelFilter::WARN,
-        Ok("debug") => LevelFilter::DEBUG,
-        Ok("trace") => LevelFilter::TRACE,
-        Ok("off") => LevelFilter::OFF,
-        _ => LevelFilter::INFO,
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let setting = std::env::var("KINKO_LOG").ok();
+    let level = log_level(setting.as_deref());
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
-        .try_init();
+        .with_filter(log_filter(level.unwrap_or(LevelFilter::INFO)));
+    let _ = tracing_subscriber::registry().with(output).try_init();
+    if level.is_none() {
+        // The value itself is not repeated: a log line holds nothing it was not meant to.
+        tracing::warn!(
+            "KINKO_LOG takes one of off, error, warn, info, debug, trace; logging at info"
+        );
+    }
 }
 
 /// How long the tokens of the first admin and of a recovered one are valid: a year.
@@ -406,6 +449,74 @@ impl From<ServeError> for crate::cli::error::CliError {
         crate::cli::error::CliError::Usage {
             message: e.to_string(),
             hint: hint.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    /// Targets of the crates that log what passes through them when asked for debug or trace.
+    const OTHERS: [&str; 8] = [
+        "hyper::proto::h1::io",
+        "h2::codec::framed_read",
+        "tower_http::trace::on_request",
+        "axum::rejection",
+        "rustls::server::hs",
+        "sled::pagecache",
+        "reqwest::connect",
+        "tokio::task",
+    ];
+    const LEVELS: [Level; 5] = [
+        Level::ERROR,
+        Level::WARN,
+        Level::INFO,
+        Level::DEBUG,
+        Level::TRACE,
+    ];
+
+    #[test]
+    fn kinko_log_takes_the_six_levels_and_defaults_to_info() {
+        for (name, level) in LOG_LEVELS {
+            assert_eq!(log_level(Some(name)), Some(level));
+            assert_eq!(
+                log_level(Some(&format!(" {} ", name.to_uppercase()))),
+                Some(level)
+            );
+        }
+        assert_eq!(log_level(None), Some(LevelFilter::INFO));
+        assert_eq!(log_level(Some("")), Some(LevelFilter::INFO));
+        for bad in ["verbose", "hyper=trace", "kinko=debug,info", "5"] {
+            assert_eq!(log_level(Some(bad)), None, "{bad}");
+        }
+    }
+
+    /// Whatever `KINKO_LOG` says, no other crate logs below `warn` (its debug and trace lines
+    /// would carry header values and body bytes), while Kinko's own lines follow the setting.
+    #[test]
+    fn no_kinko_log_setting_lets_other_crates_log_below_warn() {
+        let own = module_path!();
+        assert!(own.starts_with("kinko::"), "{own}");
+        for (name, level) in LOG_LEVELS {
+            let filter = log_filter(level);
+            for l in LEVELS {
+                assert_eq!(
+                    filter.would_enable(own, &l),
+                    l <= level,
+                    "{name}: {own} at {l}"
+                );
+                for other in OTHERS {
+                    let expected = l <= level && l <= Level::WARN;
+                    assert_eq!(
+                        filter.would_enable(other, &l),
+                        expected,
+                        "KINKO_LOG={name}: {other} at {l}"
+                    );
+                }
+            }
         }
     }
 }

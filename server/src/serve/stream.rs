@@ -458,14 +458,12 @@ pub(crate) fn parse_range(value: Option<&str>, size: u64) -> RangeReq {
     RangeReq::Part { start, end }
 }
 
-/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`, safe for any name.
-/// Bidirectional embedding, override and isolate characters become `_` in the saved name:
-/// `invoice\u{202E}fdp.exe` would otherwise show as `invoiceexe.pdf` in a file manager while
-/// it stays an `.exe`.
-pub(crate) fn content_disposition(name: &str) -> String {
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    let name: String = name
-        .chars()
+/// A file name as a partner sees and saves it (on the partner page, in the link's details and
+/// in `Content-Disposition`): the characters that reorder text
+/// ([`reorders_text`](crate::cli::human::reorders_text)) become `_`, since
+/// `invoice\u{202E}fdp.exe` would otherwise show as `invoiceexe.pdf` while it stays an `.exe`.
+pub(crate) fn partner_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if crate::cli::human::reorders_text(c) {
                 '_'
@@ -473,7 +471,14 @@ pub(crate) fn content_disposition(name: &str) -> String {
                 c
             }
         })
-        .collect();
+        .collect()
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`, safe for any name, which
+/// is saved as its [`partner_name`].
+pub(crate) fn content_disposition(name: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let name = partner_name(name);
     let ascii: String = name
         .chars()
         .map(|c| {
@@ -614,6 +619,9 @@ mod tests {
         assert!(d.ends_with("filename*=UTF-8''invoice%5Ffdp%2Eexe"), "{d}");
         let d = content_disposition("\u{2067}x\u{2069}.txt");
         assert!(d.ends_with("filename*=UTF-8''%5Fx%5F%2Etxt"), "{d}");
+        // So do the invisible directional marks (LRM, RLM, ALM).
+        let d = content_disposition("1\u{200F}2\u{200E}3\u{061C}.txt");
+        assert!(d.ends_with("filename*=UTF-8''1%5F2%5F3%5F%2Etxt"), "{d}");
         // Right-to-left text itself stays as it is.
         assert!(content_disposition("שלום.txt").contains("%D7%A9%D7%9C%D7%95%D7%9D%2Etxt"));
     }

@@ -2,13 +2,13 @@
 //! folder, a free port on 127.0.0.1, and plain HTTP requests over real TCP.
 //!
 //! Every server runs with `--test-clock`, so tests move time with [`TestServer::advance`]
-//! instead of sleeping. Its stderr (the log) is kept in a file, so tests can check that no
-//! secret ever reached a log line ([`TestServer::assert_log_free_of`]). Dropping the server
+//! instead of sleeping. Its stderr (the log) and stdout are kept in files, so tests can check
+//! that no secret ever reached a log line ([`TestServer::assert_log_free_of`]). Dropping the server
 //! stops it with SIGTERM; [`TestServer::stop`] does the same and checks that it exited well.
 #![allow(dead_code, unreachable_pub)]
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct TestServer {
     pub admin_token: String,
     pub dir: TempDir,
     child: Option<Child>,
+    /// Copies the server's stdout to `server.out` until the server closes it.
+    stdout_copier: Option<std::thread::JoinHandle<()>>,
     agent: ureq::Agent,
 }
 
@@ -65,6 +67,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// A TOML configuration file's contents.
     pub config: Option<String>,
+    /// `KINKO_LOG` for the server (`debug` when `None`).
+    pub log: Option<String>,
 }
 
 impl TestServer {
@@ -94,7 +98,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(dir.path().join("dev/data"))
             .args(&opts.args)
-            .env("KINKO_LOG", "debug")
+            .env("KINKO_LOG", opts.log.as_deref().unwrap_or("debug"))
             .env_remove("KINKO_SERVE_CONFIG")
             .env_remove("KINKO_KEK")
             .stdin(Stdio::null())
@@ -108,12 +112,14 @@ impl TestServer {
         let mut child = cmd.spawn().expect("kinko serve starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut out = fs::File::create(dir.path().join("server.out")).unwrap();
         let (mut url, mut token) = (None, None);
         while url.is_none() || token.is_none() {
             let Some(Ok(line)) = lines.next() else {
                 let log = fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
                 panic!("kinko serve exited before it was ready; log:\n{log}");
             };
+            writeln!(out, "{line}").unwrap();
             if let Some(u) = line.trim().strip_prefix("URL:") {
                 url = Some(u.trim().to_owned());
             }
@@ -122,7 +128,11 @@ impl TestServer {
             }
         }
         // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let stdout_copier = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(out, "{line}");
+            }
+        });
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -133,6 +143,7 @@ impl TestServer {
             admin_token: token.unwrap(),
             dir,
             child: Some(child),
+            stdout_copier: Some(stdout_copier),
             agent,
         }
     }
@@ -145,6 +156,11 @@ impl TestServer {
     /// The server's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap()
+    }
+
+    /// The server's stdout so far (all of it once [`TestServer::stop`] has returned).
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.out")).unwrap()
     }
 
     /// A request. `body` is sent as is (set `content-type` in `headers` for JSON).
@@ -319,7 +335,11 @@ impl TestServer {
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         terminate(&child);
-        child.wait().unwrap()
+        let status = child.wait().unwrap();
+        if let Some(copier) = self.stdout_copier.take() {
+            copier.join().expect("stdout copied");
+        }
+        status
     }
 
     /// The child's pid.
