@@ -288,6 +288,11 @@ pub struct Downloaded {
 /// Uploads and downloads stream from and to files by path: memory stays flat, a download is
 /// written to a temporary file renamed over the output on success, and the
 /// [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+///
+/// The API token and link secrets are never sent over plain `http://` to a host other than
+/// this machine (`localhost`, 127.0.0.0/8, `::1`): such a call raises
+/// [`KinkoError::PlainHttpRefused`] before it connects, unless the client was made with
+/// `allow_plain_http` set (for a trusted network or a test setup).
 #[derive(Debug, uniffi::Object)]
 pub struct KinkoClient {
     inner: kc::Client,
@@ -297,12 +302,19 @@ pub struct KinkoClient {
 impl KinkoClient {
     /// A client for the server at `base_url` (`https://host[:port][/prefix]`), calling with
     /// the API token `token` (`kinko_…`). Without a token only link calls work.
+    /// `allow_plain_http` lets calls send the token or a link's secret over plain `http://`
+    /// to another machine, where anyone on the network could read them: only for a trusted
+    /// network.
     ///
     /// # Errors
     ///
     /// [`KinkoError::InvalidArgument`] for a malformed URL or token.
-    #[uniffi::constructor(default(token = None))]
-    pub fn new(base_url: String, token: Option<Arc<Secret>>) -> Result<Arc<Self>, KinkoError> {
+    #[uniffi::constructor(default(token = None, allow_plain_http = false))]
+    pub fn new(
+        base_url: String,
+        token: Option<Arc<Secret>>,
+        allow_plain_http: bool,
+    ) -> Result<Arc<Self>, KinkoError> {
         let token = token
             .map(|t| {
                 ApiToken::parse(t.expose()).ok_or_else(|| {
@@ -310,15 +322,18 @@ impl KinkoClient {
                 })
             })
             .transpose()?;
-        let inner = kc::Client::new(&base_url, token).map_err(client_error)?;
+        let inner = kc::Client::new(&base_url, token)
+            .map_err(client_error)?
+            .allow_plain_http(allow_plain_http);
         Ok(Arc::new(KinkoClient { inner }))
     }
 
-    /// A client without a token for the server `link` points to.
-    #[uniffi::constructor]
-    pub fn for_link(link: Arc<Link>) -> Arc<Self> {
+    /// A client without a token for the server `link` points to. `allow_plain_http`: as for
+    /// [`KinkoClient::new`], for a link to `http://` on another machine.
+    #[uniffi::constructor(default(allow_plain_http = false))]
+    pub fn for_link(link: Arc<Link>, allow_plain_http: bool) -> Arc<Self> {
         Arc::new(KinkoClient {
-            inner: kc::Client::for_link(&link.inner),
+            inner: kc::Client::for_link(&link.inner).allow_plain_http(allow_plain_http),
         })
     }
 
@@ -789,6 +804,10 @@ fn client_error(err: ClientError) -> KinkoError {
         ClientError::InvalidUrl(e) => KinkoError::InvalidArgument {
             reason: format!("invalid server URL: {e}"),
         },
+        ClientError::PlainHttp { host, credential } => KinkoError::PlainHttpRefused {
+            host,
+            credential: credential.to_string(),
+        },
         ClientError::Internal {
             message,
             request_id,
@@ -862,6 +881,7 @@ mod tests {
         let client = KinkoClient::new(
             "https://files.example.com".into(),
             Some(Secret::new(token.clone())),
+            false,
         )
         .unwrap();
         let shown = format!("{client:?}");
@@ -882,6 +902,7 @@ mod tests {
         let err = KinkoClient::new(
             "https://files.example.com".into(),
             Some(Secret::new("kinko_short".into())),
+            false,
         )
         .unwrap_err();
         assert!(matches!(err, KinkoError::InvalidArgument { .. }));
@@ -890,5 +911,47 @@ mod tests {
             parse_file_id("xyz"),
             Err(KinkoError::InvalidArgument { .. })
         ));
+    }
+
+    /// Neither the token nor a link's secret goes over plain HTTP to another machine unless
+    /// the client allows it (`.invalid` never resolves: a call that got as far as the network
+    /// fails with a DNS error instead).
+    #[test]
+    fn plain_http_to_another_host_is_refused_unless_allowed() {
+        let remote = "http://kinko-test.invalid:8080";
+        let token = format!("kinko_{}{}", "0".repeat(32), "ab".repeat(32));
+        let link = Link::parse(format!(
+            "{remote}/s/00112233445566778899aabbccddeeff#{SECRET}"
+        ))
+        .unwrap();
+        let refused = |err: KinkoError, credential: &str| {
+            let shown = format!("{err} {err:?}");
+            assert!(
+                matches!(&err, KinkoError::PlainHttpRefused { host, credential: c }
+                    if host == "kinko-test.invalid:8080" && c == credential),
+                "{shown}"
+            );
+            assert!(shown.contains("allow_plain_http"), "{shown}");
+            assert!(
+                !shown.contains("abab") && !shown.contains(&SECRET[..16]),
+                "{shown}"
+            );
+        };
+        let client =
+            KinkoClient::new(remote.into(), Some(Secret::new(token.clone())), false).unwrap();
+        refused(client.me().unwrap_err(), "the API token");
+        let partner = KinkoClient::for_link(link.clone(), false);
+        refused(
+            partner.link_info(link.clone()).unwrap_err(),
+            "the link's secret",
+        );
+
+        // Allowed: the calls go out (and fail on the name).
+        let client = KinkoClient::new(remote.into(), Some(Secret::new(token)), true).unwrap();
+        let err = client.me().unwrap_err();
+        assert!(matches!(err, KinkoError::Network { .. }), "{err:?}");
+        let partner = KinkoClient::for_link(link.clone(), true);
+        let err = partner.link_info(link).unwrap_err();
+        assert!(matches!(err, KinkoError::Network { .. }), "{err:?}");
     }
 }

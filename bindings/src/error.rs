@@ -200,6 +200,21 @@ pub enum KinkoError {
         /// What the server said or what was unexpected.
         detail: String,
     },
+    /// The call would have sent `credential` (the API token, or a link's secret) over plain
+    /// `http://` to `host`, which is not this machine: anyone on the network could read it.
+    /// Nothing was sent. Use the server's `https://` address, or, on a trusted network only,
+    /// make the client with `allow_plain_http` set.
+    #[error(
+        "refusing to send {credential} to {host} over plain http://: anyone on the network \
+         could read it; use the server's https:// address, or allow_plain_http when making \
+         the KinkoClient if the network is trusted"
+    )]
+    PlainHttpRefused {
+        /// The host (and port), e.g. `files.example.com:8080`.
+        host: String,
+        /// What would have been sent: "the API token" or "the link's secret".
+        credential: String,
+    },
 }
 
 impl KinkoError {

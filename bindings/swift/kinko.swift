@@ -1042,6 +1042,11 @@ public func FfiConverterTypeIdentity_lower(_ value: Identity) -> UInt64 {
  * Uploads and downloads stream from and to files by path: memory stays flat, a download is
  * written to a temporary file renamed over the output on success, and the
  * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ *
+ * The API token and link secrets are never sent over plain `http://` to a host other than
+ * this machine (`localhost`, 127.0.0.0/8, `::1`): such a call raises
+ * [`KinkoError::PlainHttpRefused`] before it connects, unless the client was made with
+ * `allow_plain_http` set (for a trusted network or a test setup).
  */
 public protocol KinkoClientProtocol: AnyObject, Sendable {
     
@@ -1212,6 +1217,11 @@ public protocol KinkoClientProtocol: AnyObject, Sendable {
  * Uploads and downloads stream from and to files by path: memory stays flat, a download is
  * written to a temporary file renamed over the output on success, and the
  * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ *
+ * The API token and link secrets are never sent over plain `http://` to a host other than
+ * this machine (`localhost`, 127.0.0.0/8, `::1`): such a call raises
+ * [`KinkoError::PlainHttpRefused`] before it connects, unless the client was made with
+ * `allow_plain_http` set (for a trusted network or a test setup).
  */
 open class KinkoClient: KinkoClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1255,18 +1265,22 @@ open class KinkoClient: KinkoClientProtocol, @unchecked Sendable {
     /**
      * A client for the server at `base_url` (`https://host[:port][/prefix]`), calling with
      * the API token `token` (`kinko_…`). Without a token only link calls work.
+     * `allow_plain_http` lets calls send the token or a link's secret over plain `http://`
+     * to another machine, where anyone on the network could read them: only for a trusted
+     * network.
      *
      * # Errors
      *
      * [`KinkoError::InvalidArgument`] for a malformed URL or token.
      */
-public convenience init(baseUrl: String, token: Secret? = nil)throws  {
+public convenience init(baseUrl: String, token: Secret? = nil, allowPlainHttp: Bool = false)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeKinkoError_lift) {
         uniffiCallStatus in
     uniffi_kinko_ffi_fn_constructor_kinkoclient_new(
         FfiConverterString.lower(baseUrl),
-        FfiConverterOptionTypeSecret.lower(token),uniffiCallStatus
+        FfiConverterOptionTypeSecret.lower(token),
+        FfiConverterBool.lower(allowPlainHttp),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -1283,13 +1297,15 @@ public convenience init(baseUrl: String, token: Secret? = nil)throws  {
 
     
     /**
-     * A client without a token for the server `link` points to.
+     * A client without a token for the server `link` points to. `allow_plain_http`: as for
+     * [`KinkoClient::new`], for a link to `http://` on another machine.
      */
-public static func forLink(link: Link) -> KinkoClient  {
+public static func forLink(link: Link, allowPlainHttp: Bool = false) -> KinkoClient  {
     return try!  FfiConverterTypeKinkoClient_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(
-        FfiConverterTypeLink_lower(link),uniffiCallStatus
+        FfiConverterTypeLink_lower(link),
+        FfiConverterBool.lower(allowPlainHttp),uniffiCallStatus
     )
 })
 }
@@ -4289,6 +4305,20 @@ enum KinkoError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          * What the server said or what was unexpected.
          */detail: String
     )
+    /**
+     * The call would have sent `credential` (the API token, or a link's secret) over plain
+     * `http://` to `host`, which is not this machine: anyone on the network could read it.
+     * Nothing was sent. Use the server's `https://` address, or, on a trusted network only,
+     * make the client with `allow_plain_http` set.
+     */
+    case PlainHttpRefused(
+        /**
+         * The host (and port), e.g. `files.example.com:8080`.
+         */host: String, 
+        /**
+         * What would have been sent: "the API token" or "the link's secret".
+         */credential: String
+    )
 
     
 
@@ -4392,6 +4422,10 @@ public struct FfiConverterTypeKinkoError: FfiConverterRustBuffer {
             status: try FfiConverterUInt16.read(from: &buf), 
             code: try FfiConverterString.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
+            )
+        case 32: return .PlainHttpRefused(
+            host: try FfiConverterString.read(from: &buf), 
+            credential: try FfiConverterString.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -4552,6 +4586,12 @@ public struct FfiConverterTypeKinkoError: FfiConverterRustBuffer {
             FfiConverterUInt16.write(status, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .PlainHttpRefused(host,credential):
+            writeInt(&buf, Int32(32))
+            FfiConverterString.write(host, into: &buf)
+            FfiConverterString.write(credential, into: &buf)
             
         }
     }
@@ -5728,10 +5768,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_method_progresslistener_on_progress() != 38456) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link() != 57971) {
+    if (uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link() != 32910) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_constructor_kinkoclient_new() != 18303) {
+    if (uniffi_kinko_ffi_checksum_constructor_kinkoclient_new() != 4715) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_constructor_link_parse() != 57669) {

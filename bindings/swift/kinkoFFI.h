@@ -271,12 +271,12 @@ void uniffi_kinko_ffi_fn_free_kinkoclient(uint64_t handle, RustCallStatus *_Nonn
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_FOR_LINK
 #define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_FOR_LINK
-uint64_t uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(uint64_t link, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(uint64_t link, int8_t allow_plain_http, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_CONSTRUCTOR_KINKOCLIENT_NEW
-uint64_t uniffi_kinko_ffi_fn_constructor_kinkoclient_new(RustBuffer base_url, RustBuffer token, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_kinko_ffi_fn_constructor_kinkoclient_new(RustBuffer base_url, RustBuffer token, int8_t allow_plain_http, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOCLIENT_BASE_URL

@@ -19,7 +19,9 @@ use crate::api::{
     SweepReport, Ticket, TicketWire, TokenInfo, UploadOptions, UserInfo, valid_ticket,
 };
 use crate::encode::{component, password_header};
-use crate::error::{ClientError, ErrorAnswer, from_answer, from_transport_io, from_ureq};
+use crate::error::{
+    ClientError, Credential, ErrorAnswer, from_answer, from_transport_io, from_ureq,
+};
 use crate::link::{BaseUrl, Link};
 
 /// Header carrying the link secret.
@@ -51,11 +53,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// `Authorization: Bearer`. Link calls (`link_*`) go to the link's own server and never
 /// carry the API token. Secrets travel only in headers, never in a URL.
 ///
+/// Credentials are never sent over plain `http://` to a host other than this machine: such a
+/// call fails with [`ClientError::PlainHttp`] before it connects, unless
+/// [`Client::allow_plain_http`] says otherwise ([`check_transport`]).
+///
 /// Uploads and downloads stream: nothing holds a whole file in memory. Calls can be made from
 /// several threads at once; connections are pooled.
 pub struct Client {
     base: BaseUrl,
     token: Option<ApiToken>,
+    allow_plain_http: bool,
     agent: ureq::Agent,
 }
 
@@ -65,6 +72,7 @@ impl fmt::Debug for Client {
             .field("base", &self.base)
             // ApiToken's Debug prints only its id.
             .field("token", &self.token)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish_non_exhaustive()
     }
 }
@@ -144,8 +152,22 @@ impl Client {
         Client {
             base,
             token,
+            allow_plain_http: false,
             agent: config.new_agent(),
         }
+    }
+
+    /// Allows (`true`) or refuses (`false`, the default) sending the API token or a link's
+    /// secret over plain `http://` to a host that is not this machine.
+    ///
+    /// Over plain HTTP anyone on the network path can read the credential, and with it take
+    /// the user's access or the share's downloads, and read the file itself. Allow it only
+    /// on a network you trust, or for tests; `http://` to `localhost`, 127.0.0.0/8 and `::1`
+    /// needs no permission.
+    #[must_use]
+    pub fn allow_plain_http(mut self, allow: bool) -> Client {
+        self.allow_plain_http = allow;
+        self
     }
 
     /// A client for the server a link points to, without a token.
@@ -757,7 +779,8 @@ impl Client {
     // ---------------------------------------------------------------------------------------
     // Plumbing
 
-    /// A request for `path` on the right server, with the right credentials.
+    /// A request for `path` on the right server, with the right credentials; refused
+    /// ([`check_transport`]) if they would travel over plain HTTP to another machine.
     fn request(
         &self,
         method: Method,
@@ -769,6 +792,7 @@ impl Client {
             Auth::Token => {
                 let mut b = Request::builder();
                 if let Some(token) = &self.token {
+                    check_transport(&self.base, Credential::ApiToken, self.allow_plain_http)?;
                     let bearer = token.expose_secret();
                     let value = Zeroizing::new(format!("Bearer {}", bearer.expose_secret()));
                     b = b.header(http::header::AUTHORIZATION, secret_value(&value)?);
@@ -776,6 +800,11 @@ impl Client {
                 (self.base.join(path), b)
             }
             Auth::Link(link) => {
+                check_transport(
+                    link.base_url(),
+                    Credential::LinkSecret,
+                    self.allow_plain_http,
+                )?;
                 let hex = link.secret().expose_secret();
                 let b = Request::builder()
                     .header(LINK_SECRET_HEADER, secret_value(hex.expose_secret())?);
@@ -834,6 +863,28 @@ impl Client {
         // Read whatever there is so the connection can be reused.
         read_body(resp, MAX_ERROR_BODY).map(drop)
     }
+}
+
+/// Whether `credential` may be sent to `server`: always over `https://`; over plain `http://`
+/// only to this machine ([`BaseUrl::is_loopback`]) or with `allow_plain_http`. Every call of
+/// a [`Client`] that carries a credential is checked this way before it connects; a caller
+/// can check the same before it asks the user for a secret.
+///
+/// # Errors
+///
+/// [`ClientError::PlainHttp`], naming the host.
+pub fn check_transport(
+    server: &BaseUrl,
+    credential: Credential,
+    allow_plain_http: bool,
+) -> Result<(), ClientError> {
+    if server.is_https() || server.is_loopback() || allow_plain_http {
+        return Ok(());
+    }
+    Err(ClientError::PlainHttp {
+        host: server.authority().to_owned(),
+        credential,
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -1255,5 +1306,125 @@ mod tests {
         let auth = req.headers()[http::header::AUTHORIZATION].to_str().unwrap();
         assert!(auth.starts_with("Bearer kinko_abab"), "{auth}");
         assert!(req.headers()[http::header::AUTHORIZATION].is_sensitive());
+    }
+
+    fn test_token() -> ApiToken {
+        ApiToken::parse(&format!("kinko_{}{}", "ab".repeat(16), "cd".repeat(32))).unwrap()
+    }
+
+    const LINK_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// Every call that carries the token or a link's secret fails before connecting when the
+    /// server is another host over plain HTTP (`.invalid` never resolves: a call that got as
+    /// far as the network would fail with a DNS error instead).
+    #[test]
+    fn credentials_are_not_sent_over_plain_http_to_another_host() {
+        let remote = "http://kinko-test.invalid:8080";
+        let refused = |result: Result<(), ClientError>, credential: Credential| {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, ClientError::PlainHttp { host, credential: c }
+                    if host == "kinko-test.invalid:8080" && *c == credential),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            for words in [
+                "kinko-test.invalid:8080",
+                "plain http://",
+                "https://",
+                "allow",
+            ] {
+                assert!(text.contains(words), "{text}");
+            }
+            assert!(
+                !text.contains("cdcd") && !text.contains(&LINK_SECRET[..16]),
+                "{text}"
+            );
+        };
+
+        let client = Client::new(remote, Some(test_token())).unwrap();
+        refused(client.me().map(drop), Credential::ApiToken);
+        refused(client.files().map(drop), Credential::ApiToken);
+        let upload = client.upload("a", &b"plans"[..], &UploadOptions::default(), |_| {});
+        refused(upload.map(drop), Credential::ApiToken);
+
+        let link = Link::parse(&format!(
+            "{remote}/s/00112233445566778899aabbccddeeff#{LINK_SECRET}"
+        ))
+        .unwrap();
+        let partner = Client::for_link(&link);
+        refused(partner.link_info(&link).map(drop), Credential::LinkSecret);
+        refused(
+            partner.link_ticket(&link, None).map(drop),
+            Credential::LinkSecret,
+        );
+        let download = partner.link_download(&link, DownloadAuth::LinkOnly, io::sink(), |_| {});
+        refused(download.map(drop), Credential::LinkSecret);
+        // The link's server decides, whatever the client's own server.
+        let client = Client::new("https://files.example.com", None).unwrap();
+        refused(client.link_info(&link).map(drop), Credential::LinkSecret);
+    }
+
+    #[test]
+    fn plain_http_goes_to_this_machine_or_when_allowed() {
+        let requests = |client: &Client, link: &Link| {
+            [
+                client.request(Method::GET, "/api/v1/me", Auth::Token),
+                client.request(Method::POST, "/api/v1/links/x", Auth::Link(link)),
+            ]
+            .map(|r| r.map(drop))
+        };
+        let setup = |base: &str| {
+            let client = Client::new(base, Some(test_token())).unwrap();
+            let link = Link::parse(&format!(
+                "{base}/s/00112233445566778899aabbccddeeff#{LINK_SECRET}"
+            ))
+            .unwrap();
+            (client, link)
+        };
+        for ok in [
+            "https://files.example.com",
+            "https://192.0.2.1:9",
+            "http://127.0.0.1:8750",
+            "http://127.1.2.3",
+            "http://localhost:8750/prefix",
+            "http://LOCALHOST",
+            "http://[::1]:8750",
+        ] {
+            let (client, link) = setup(ok);
+            for r in requests(&client, &link) {
+                assert!(r.is_ok(), "{ok}: {r:?}");
+            }
+        }
+        for remote in [
+            "http://192.0.2.1:9",
+            "http://files.example.com",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:80",
+            "http://10.0.0.1/127.0.0.1",
+        ] {
+            let (client, link) = setup(remote);
+            for r in requests(&client, &link) {
+                assert!(matches!(r, Err(ClientError::PlainHttp { .. })), "{remote}");
+            }
+            // Nothing secret in a health check, or in a call without a token.
+            assert!(client.request(Method::GET, "/healthz", Auth::None).is_ok());
+            let anonymous = Client::new(remote, None).unwrap();
+            assert!(
+                anonymous
+                    .request(Method::GET, "/api/v1/me", Auth::Token)
+                    .is_ok()
+            );
+            let client = client.allow_plain_http(true);
+            for r in requests(&client, &link) {
+                assert!(r.is_ok(), "{remote} allowed: {r:?}");
+            }
+            let partner = Client::for_link(&link).allow_plain_http(true);
+            assert!(
+                partner
+                    .request(Method::POST, "/x", Auth::Link(&link))
+                    .is_ok()
+            );
+        }
     }
 }

@@ -54,6 +54,25 @@ impl fmt::Display for NetworkErrorKind {
     }
 }
 
+/// A secret that authenticates a request: what [`ClientError::PlainHttp`] refused to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Credential {
+    /// The client's API token (`Authorization: Bearer`).
+    ApiToken,
+    /// A link's secret (and the share's password or download ticket with it).
+    LinkSecret,
+}
+
+impl fmt::Display for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Credential::ApiToken => "the API token",
+            Credential::LinkSecret => "the link's secret",
+        })
+    }
+}
+
 /// Everything that can make a client call fail.
 ///
 /// The first group mirrors the API's error codes (docs/API.md, "Errors"); `message` is the
@@ -175,6 +194,22 @@ pub enum ClientError {
         /// What cannot be sent (never the value itself).
         message: String,
     },
+    /// The call would send `credential` over plain `http://` to a host that is not this
+    /// machine, where anyone on the network path could read it (and the file). Nothing was
+    /// sent. Plain HTTP is allowed to `localhost`, 127.0.0.0/8 and `::1`; to another host
+    /// only once the client was told to with
+    /// [`Client::allow_plain_http`](crate::Client::allow_plain_http).
+    #[error(
+        "refusing to send {credential} to {host} over plain http://: anyone on the network \
+         could read it; use the server's https:// address, or allow plain HTTP explicitly \
+         if the network is trusted"
+    )]
+    PlainHttp {
+        /// The host (and port) that was refused, e.g. `files.example.com:8080`.
+        host: String,
+        /// What the call would have sent.
+        credential: Credential,
+    },
     /// The server address given to the client is not valid.
     #[error(transparent)]
     InvalidUrl(#[from] UrlError),
@@ -217,6 +252,7 @@ impl ClientError {
             | ClientError::Io(_)
             | ClientError::UnexpectedResponse { .. }
             | ClientError::InvalidArgument { .. }
+            | ClientError::PlainHttp { .. }
             | ClientError::InvalidUrl(_) => return None,
         })
     }

@@ -7,6 +7,12 @@
 //! - [`ClientError`]: one variant per API error code, plus network, I/O and unexpected
 //!   answers.
 //!
+//! Credentials never cross the network in clear: a call that would send the API token or a
+//! link's secret over plain `http://` to a host other than this machine fails with
+//! [`ClientError::PlainHttp`] before anything is sent, unless the client was built with
+//! [`Client::allow_plain_http`] (for a trusted network or a test setup). `http://` to
+//! `localhost`, 127.0.0.0/8 and `::1` is always allowed (e.g. `kinko serve --dev`).
+//!
 //! Uploads and downloads stream through `Read` and `Write`; nothing holds a whole file.
 //!
 //! A partner fetching a share:
@@ -64,8 +70,8 @@ pub use api::{
 };
 pub use client::{
     Client, LINK_SECRET_HEADER, PASSWORD_HEADER, RECIPIENT_BOUND_HEADER, RECIPIENT_HEADER,
-    RESUME_ATTEMPTS, TICKET_HEADER,
+    RESUME_ATTEMPTS, TICKET_HEADER, check_transport,
 };
 pub use encode::password_header;
-pub use error::{ClientError, NetworkErrorKind};
+pub use error::{ClientError, Credential, NetworkErrorKind};
 pub use link::{BaseUrl, Link, UrlError};

@@ -102,6 +102,28 @@ impl BaseUrl {
         self.0.starts_with("https://")
     }
 
+    /// The host and port as written in the address, e.g. `files.example.com:8443` or
+    /// `[::1]:8750` (lower-cased, no port when none was given).
+    pub fn authority(&self) -> &str {
+        let rest = self.0.split_once("://").map_or(&self.0[..], |(_, r)| r);
+        rest.split('/').next().unwrap_or_default()
+    }
+
+    /// Whether the host is this machine: `localhost`, an address in 127.0.0.0/8, or `::1`.
+    /// Plain `http://` to it never leaves the machine (see [`Client`](crate::Client)).
+    pub fn is_loopback(&self) -> bool {
+        let authority = self.authority();
+        let host = if let Some(v6) = authority.strip_prefix('[') {
+            v6.split(']').next().unwrap_or_default()
+        } else {
+            authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+        };
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// `self` followed by `path` (which starts with `/`).
     pub(crate) fn join(&self, path: &str) -> String {
         debug_assert!(path.starts_with('/'));
@@ -477,11 +499,40 @@ mod tests {
         );
         assert!(BaseUrl::parse("https://a.b").unwrap().is_https());
         assert!(!BaseUrl::parse("http://a.b").unwrap().is_https());
+        assert_eq!(
+            BaseUrl::parse("HTTP://[::1]:8750/x").unwrap().authority(),
+            "[::1]:8750"
+        );
+        assert_eq!(BaseUrl::parse("https://a.b").unwrap().authority(), "a.b");
         assert_eq!(BaseUrl::parse("https://a.b/#x"), Err(UrlError::HasFragment));
         assert_eq!(BaseUrl::parse("https://a.b/?x"), Err(UrlError::HasQuery));
         assert_eq!(BaseUrl::parse("a.b:8080"), Err(UrlError::MissingScheme));
         assert_eq!(BaseUrl::parse(""), Err(UrlError::MissingScheme));
         assert_eq!(BaseUrl::parse("https://u@a.b"), Err(UrlError::HasUserinfo));
+    }
+
+    #[test]
+    fn loopback_is_localhost_127_and_ipv6_one() {
+        for local in [
+            "http://127.0.0.1:8750",
+            "http://127.1.2.3",
+            "http://localhost:8750/prefix",
+            "http://LOCALHOST",
+            "http://[::1]:8750",
+            "https://[::1]",
+        ] {
+            assert!(BaseUrl::parse(local).unwrap().is_loopback(), "{local}");
+        }
+        for remote in [
+            "http://192.0.2.1:9",
+            "http://files.example.com",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:80",
+            "http://10.0.0.1/127.0.0.1",
+            "http://128.0.0.1",
+        ] {
+            assert!(!BaseUrl::parse(remote).unwrap().is_loopback(), "{remote}");
+        }
     }
 
     #[test]

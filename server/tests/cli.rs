@@ -768,3 +768,102 @@ fn a_signal_mid_write_leaves_no_temporary_output() {
         assert_eq!(dir_entries(d), before, "{args:?} SIG{signal}: left behind");
     }
 }
+
+/// Ctrl-C at a passphrase prompt, typed or sent as SIGINT, exits 130 quietly and leaves the
+/// terminal as it found it. The prompt turns echo, line editing and the signal keys off while
+/// it reads; a signal that ended the process there used to leave them off, and the user's
+/// shell without echo. The command runs in a pseudo-terminal of its own, which `setsid
+/// --ctty` makes its controlling terminal (the one prompts use), so this test is Linux only.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_at_a_prompt_puts_the_terminal_back() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+
+    use rustix::fs::OFlags;
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use rustix::termios::{LocalModes, tcgetattr};
+
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    fs::write(d.join("plain"), b"plans").unwrap();
+    let before = dir_entries(d);
+    for typed in [true, false] {
+        let master =
+            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let terminal = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(OFlags::NOCTTY.bits() as i32)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        let modes = tcgetattr(&terminal).unwrap().local_modes;
+        assert!(modes.contains(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG));
+
+        // A child is no process group leader, so setsid execs kinko without forking: the
+        // child's id is kinko's.
+        let mut child = Command::new("setsid")
+            .arg("--ctty")
+            .arg(KINKO)
+            .args(["seal", "-p", "-o", "out.kinko", "plain"])
+            .current_dir(d)
+            .env_remove("KINKO_PASSPHRASE")
+            .stdin(terminal.try_clone().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The prompt is up once it has turned echo off (at most 30 s).
+        let mut prompting = false;
+        for _ in 0..3000 {
+            if !tcgetattr(&terminal)
+                .unwrap()
+                .local_modes
+                .contains(LocalModes::ECHO)
+            {
+                prompting = true;
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("kinko ended before it prompted ({status}): {err}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(prompting, "no prompt turned echo off");
+
+        if typed {
+            fs::File::from(master.try_clone().unwrap())
+                .write_all(b"\x03")
+                .unwrap();
+        } else {
+            send_signal(child.id(), "INT");
+        }
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let how = if typed { "typed" } else { "SIGINT" };
+        assert_eq!(
+            tcgetattr(&terminal).unwrap().local_modes,
+            modes,
+            "{how}: terminal modes not restored"
+        );
+        assert_eq!(status.code(), Some(130), "{how}: {status}, stderr: {err}");
+        assert_eq!(err, "", "{how}");
+        assert_eq!(dir_entries(d), before, "{how}: left behind");
+    }
+}

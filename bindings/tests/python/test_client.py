@@ -233,6 +233,22 @@ class ClientTests(TempDirTest):
         with self.assertRaises(kinko.KinkoError.LinkInvalid):
             kinko.KinkoClient.for_link(forged).download_link(forged, self.path("forged"))
 
+        # The token and link secrets never go over plain HTTP to another machine unless the
+        # client allows it (.invalid never resolves: a call sent out fails on the name).
+        remote = "http://kinko-test.invalid:8080"
+        with self.assertRaises(kinko.KinkoError.PlainHttpRefused) as cm:
+            kinko.KinkoClient(remote, kinko.Secret(wrong)).files()
+        self.assertEqual(cm.exception.host, "kinko-test.invalid:8080")
+        self.assertEqual(cm.exception.credential, "the API token")
+        remote_link = kinko.Link.parse(remote + "/s/" + "0" * 32 + "#" + "ab" * 32)
+        with self.assertRaises(kinko.KinkoError.PlainHttpRefused) as cm:
+            kinko.KinkoClient.for_link(remote_link).link_info(remote_link)
+        self.assertNotIn("abab", str(cm.exception))
+        with self.assertRaises(kinko.KinkoError.Network):
+            kinko.KinkoClient.for_link(remote_link, allow_plain_http=True).link_info(remote_link)
+        with self.assertRaises(kinko.KinkoError.Network):
+            kinko.KinkoClient(remote, kinko.Secret(wrong), allow_plain_http=True).files()
+
         # Nothing listens on a port just released.
         import socket
         s = socket.socket()

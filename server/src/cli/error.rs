@@ -569,7 +569,9 @@ fn remote_exit_code(err: &ClientError) -> u8 {
         | ClientError::InvalidArgument { .. } => EXIT_REFUSED,
         ClientError::AuditBroken { .. } => EXIT_AUDIT_BROKEN,
         ClientError::Io(_) => EXIT_IO,
-        ClientError::InvalidUrl(_) => EXIT_USAGE,
+        // Refused by the client before anything was sent (remote::check_transport refuses
+        // it first, as a usage error).
+        ClientError::InvalidUrl(_) | ClientError::PlainHttp { .. } => EXIT_USAGE,
         // Internal, Unavailable, UnexpectedResponse, and variants added later.
         _ => EXIT_SERVER,
     }
@@ -663,6 +665,7 @@ fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
         }
         ClientError::Io(_) => "Check the file and the disk.".into(),
         ClientError::InvalidUrl(_) => CliError::BadServerUrl(UrlError::MissingHost).hint(),
+        ClientError::PlainHttp { .. } => super::remote::plain_http_hint(),
         _ => format!(
             "Is {server} the address of a Kinko server, and are kinko and the server up to date?"
         ),

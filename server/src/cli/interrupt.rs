@@ -1,4 +1,5 @@
-//! An interrupted command leaves no temporary output behind.
+//! An interrupted command leaves no temporary output behind, and no terminal with its echo
+//! off.
 //!
 //! Outputs are written to a temporary file first ([`super::io::AtomicOutput`]), and a failed
 //! command deletes it when it unwinds. A signal does not unwind: by default SIGINT, SIGTERM and
@@ -15,6 +16,16 @@
 //!
 //! A signal the process inherited as ignored (SIGHUP under `nohup`, SIGINT in a background
 //! job of a script) stays ignored: the watcher does not listen for it.
+//!
+//! A prompt for a secret turns the terminal's echo off (and its line editing and signal keys:
+//! rpassword reads key by key and raises SIGINT itself for Ctrl-C). Exiting from the watcher
+//! skips rpassword's restoring drop, and the default action of SIGINT skips everything, so
+//! either would leave the user's shell without echo. So a prompt runs under a
+//! [`TerminalGuard`]: it starts the watcher, and saves the terminal's settings for the watcher
+//! to put back before it exits. A Ctrl-C typed at the prompt reaches the prompting thread as
+//! an error too, after the SIGINT; that thread ends the process the same way
+//! ([`interrupted`]), so the exit code is 130 whichever thread gets there first (and also
+//! when SIGINT is ignored: the key was typed at our own prompt).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once};
@@ -23,6 +34,9 @@ use std::sync::{Mutex, MutexGuard, Once};
 static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Starts the watcher once.
 static WATCHER: Once = Once::new();
+/// The terminal's settings before the current prompt changed them.
+#[cfg(unix)]
+static TERMINAL: Mutex<Option<SavedTerminal>> = Mutex::new(None);
 
 /// The exit code for a command ended by SIGHUP (128 + 1).
 pub(crate) const EXIT_SIGHUP: u8 = 129;
@@ -50,6 +64,80 @@ pub(crate) fn register(path: &Path) -> Registration {
     Registration {
         path: Some(path.to_path_buf()),
     }
+}
+
+/// A terminal and its settings.
+#[cfg(unix)]
+struct SavedTerminal {
+    tty: std::fs::File,
+    settings: rustix::termios::Termios,
+}
+
+#[cfg(unix)]
+fn saved_terminal() -> MutexGuard<'static, Option<SavedTerminal>> {
+    TERMINAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// While this lives, a signal that ends the process first puts the controlling terminal's
+/// settings back as they were when it was made. Made just before a prompt changes them; the
+/// prompt restores them itself when it returns.
+#[derive(Debug)]
+pub(crate) struct TerminalGuard {
+    _private: (),
+}
+
+impl TerminalGuard {
+    /// Starts the signal watcher and saves the terminal's settings. Without a terminal (or
+    /// off Unix) there is nothing to save, and the guard only starts the watcher.
+    pub(crate) fn new() -> TerminalGuard {
+        WATCHER.call_once(start_watcher);
+        #[cfg(unix)]
+        {
+            let saved = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/tty")
+                .ok()
+                .and_then(|tty| {
+                    let settings = rustix::termios::tcgetattr(&tty).ok()?;
+                    Some(SavedTerminal { tty, settings })
+                });
+            *saved_terminal() = saved;
+        }
+        TerminalGuard { _private: () }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        saved_terminal().take();
+    }
+}
+
+/// Ends the process after a Ctrl-C at a prompt, as the watcher does for SIGINT (see the module
+/// docs): whichever of the two gets the registry's lock first exits with 130, the other waits
+/// on the lock until the process is gone.
+pub(crate) fn interrupted() -> ! {
+    exit_for_signal(EXIT_SIGINT)
+}
+
+/// Deletes every registered temporary file, puts the terminal back, and exits with `code`.
+fn exit_for_signal(code: u8) -> ! {
+    let paths = registry();
+    for path in paths.iter() {
+        let _ = std::fs::remove_file(path);
+    }
+    #[cfg(unix)]
+    if let Some(saved) = saved_terminal().as_ref() {
+        let _ = rustix::termios::tcsetattr(
+            &saved.tty,
+            rustix::termios::OptionalActions::Now,
+            &saved.settings,
+        );
+    }
+    // The lock stays held until the process is gone: nothing is published after this.
+    std::process::exit(i32::from(code));
 }
 
 fn forget(paths: &mut Vec<PathBuf>, path: &Path) {
@@ -125,12 +213,7 @@ fn start_watcher() {
                 () = received(hangup) => EXIT_SIGHUP,
             }
         });
-        let paths = registry();
-        for path in paths.iter() {
-            let _ = std::fs::remove_file(path);
-        }
-        // The lock stays held until the process is gone: nothing is published after this.
-        std::process::exit(i32::from(code));
+        exit_for_signal(code);
     });
 }
 

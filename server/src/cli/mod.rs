@@ -5,7 +5,7 @@
 //! One module per command: [`keygen`], [`seal`], [`open`], [`inspect`], [`verify_audit`]; the
 //! sidecar's client commands [`login`] (and logout), [`share`], [`manage`] (files, shares,
 //! revoke, rm), [`get`] and [`admin`] (all over `kinko-client`). Shared pieces: [`io`] (inputs, outputs, terminal
-//! checks, progress bar), [`interrupt`] (no temporary output left behind by Ctrl-C),
+//! checks, progress bar), [`interrupt`] (no temporary output nor echo-less terminal left behind by Ctrl-C),
 //! [`passphrase`] (where passphrases, passwords and tokens come from),
 //! [`remote`] (server, token and the client configuration file), [`human`] (durations, times,
 //! tables) and [`error`].

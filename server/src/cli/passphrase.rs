@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::error::CliError;
+use super::interrupt;
 
 /// Which secret is read: how prompts and messages name it, and where scripts put it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,12 +133,18 @@ fn prompt(kind: &SecretKind, text: &str) -> Result<SecretString, CliError> {
     if !has_terminal() {
         return Err(CliError::NoTerminal(*kind));
     }
-    rpassword::prompt_password(text)
-        .map(SecretString::from)
-        .map_err(|source| CliError::Prompt {
+    // Saves the terminal's settings for the signal watcher: a signal that ends the process
+    // during the prompt puts its echo back on (see `interrupt`).
+    let _terminal = interrupt::TerminalGuard::new();
+    match rpassword::prompt_password(text) {
+        Ok(secret) => Ok(SecretString::from(secret)),
+        // Ctrl-C: rpassword has raised SIGINT and restored the terminal.
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => interrupt::interrupted(),
+        Err(source) => Err(CliError::Prompt {
             kind: *kind,
             source,
-        })
+        }),
+    }
 }
 
 /// Whether there is a terminal to ask on. rpassword reads from the controlling terminal

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::ProgressBar;
-use kinko_client::{BaseUrl, Client, ClientError, Link, Progress};
+use kinko_client::{BaseUrl, Client, ClientError, Credential, Link, Progress};
 use kinko_core::vault::ApiToken;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -84,13 +84,14 @@ impl CaArgs {
         token: Option<ApiToken>,
     ) -> Result<Client, CliError> {
         let sent = if token.is_some() {
-            "the API token"
+            Credential::ApiToken
         } else {
-            "the link's secret"
+            Credential::LinkSecret
         };
-        check_transport(&server, sent, std::env::var_os(ALLOW_HTTP_ENV).as_deref())?;
+        let allow_http = allow_plain_http(std::env::var_os(ALLOW_HTTP_ENV).as_deref());
+        check_transport(&server, sent, allow_http)?;
         let Some(path) = &self.ca_file else {
-            return Ok(Client::with_base(server, token));
+            return Ok(Client::with_base(server, token).allow_plain_http(allow_http));
         };
         let read_err = |source| CliError::Read {
             path: path.clone(),
@@ -100,62 +101,64 @@ impl CaArgs {
         fs::File::open(path)
             .and_then(|f| f.take(MAX_CA_FILE).read_to_end(&mut pem))
             .map_err(read_err)?;
-        Client::with_root_certificates(server, token, &pem).map_err(|e| {
-            CliError::usage(
-                format!("{}: {e}", path.display()),
-                "Pass a PEM file with the certificate of the CA that issued the server's \
-                 certificate (-----BEGIN CERTIFICATE----- …).",
-            )
-        })
+        Client::with_root_certificates(server, token, &pem)
+            .map(|client| client.allow_plain_http(allow_http))
+            .map_err(|e| {
+                CliError::usage(
+                    format!("{}: {e}", path.display()),
+                    "Pass a PEM file with the certificate of the CA that issued the server's \
+                     certificate (-----BEGIN CERTIFICATE----- …).",
+                )
+            })
     }
 }
 
 /// The environment variable that allows plain `http://` to a host other than this machine.
 pub(crate) const ALLOW_HTTP_ENV: &str = "KINKO_ALLOW_HTTP";
 
+/// Whether `KINKO_ALLOW_HTTP`'s value (`allow`) allows plain HTTP to another machine: only
+/// `1` does.
+pub(crate) fn allow_plain_http(allow: Option<&std::ffi::OsStr>) -> bool {
+    allow.is_some_and(|v| v == "1")
+}
+
 /// Refuses plain `http://` to `server` unless its host is this machine (`localhost`,
-/// 127.0.0.0/8, `::1`) or `allow` (the value of `KINKO_ALLOW_HTTP`) is `1`: over plain HTTP,
-/// `sent` (an API token, a link's secret and the file itself) crosses the network readable
-/// by anyone on the path.
+/// 127.0.0.0/8, `::1`) or `allow_http` (`KINKO_ALLOW_HTTP=1`): over plain HTTP, `sent` (an
+/// API token, a link's secret and the file itself) crosses the network readable by anyone on
+/// the path. The rule is kinko-client's ([`kinko_client::check_transport`]), which every
+/// call of the client enforces too; checked here first, before any prompt or connection, to
+/// say how to opt in on the command line.
 ///
 /// # Errors
 ///
 /// A usage error that says why and how to opt in.
 pub(crate) fn check_transport(
     server: &BaseUrl,
-    sent: &str,
-    allow: Option<&std::ffi::OsStr>,
+    sent: Credential,
+    allow_http: bool,
 ) -> Result<(), CliError> {
-    if server.is_https() || is_loopback(server) || allow.is_some_and(|v| v == "1") {
-        return Ok(());
-    }
-    Err(CliError::usage(
+    kinko_client::check_transport(server, sent, allow_http)
+        .map_err(|_| plain_http_refused(server, sent))
+}
+
+/// The refusal of plain HTTP to `server`, with the command line's way to allow it.
+fn plain_http_refused(server: &BaseUrl, sent: Credential) -> CliError {
+    CliError::usage(
         format!(
             "refusing to send {sent} to {server} over plain http://: anyone on the network \
              between here and there could read it (and the file)"
         ),
-        format!(
-            "Use the server's https:// address. If the network is trusted (or a test machine), \
-             set {ALLOW_HTTP_ENV}=1 to allow plain HTTP; it is always allowed to this machine \
-             (localhost, 127.0.0.1, ::1)."
-        ),
-    ))
+        plain_http_hint(),
+    )
 }
 
-/// Whether the URL's host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
-fn is_loopback(server: &BaseUrl) -> bool {
-    let text = server.as_str();
-    let rest = text.split_once("://").map_or(text, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// How to get past a refusal of plain HTTP.
+pub(crate) fn plain_http_hint() -> String {
+    format!(
+        "Use the server's https:// address. If the network is trusted (or a test machine), \
+         set {ALLOW_HTTP_ENV}=1 to allow plain HTTP; it is always allowed to this machine \
+         (localhost, 127.0.0.1, ::1)."
+    )
 }
 
 /// A server to call, with the client that calls it.
@@ -568,7 +571,8 @@ mod tests {
     fn plain_http_only_to_this_machine_or_when_allowed() {
         let check = |url: &str, allow: Option<&str>| {
             let url = BaseUrl::parse(url).unwrap();
-            check_transport(&url, "x", allow.map(std::ffi::OsStr::new)).is_ok()
+            let allow = allow_plain_http(allow.map(std::ffi::OsStr::new));
+            check_transport(&url, Credential::ApiToken, allow).is_ok()
         };
         for ok in [
             "https://files.example.com",

@@ -808,9 +808,9 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_kinko_ffi_fn_free_kinkoclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(`link`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(`link`: Long,`allowPlainHttp`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_kinko_ffi_fn_constructor_kinkoclient_new(`baseUrl`: RustBuffer.ByValue,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_kinko_ffi_fn_constructor_kinkoclient_new(`baseUrl`: RustBuffer.ByValue,`token`: RustBuffer.ByValue,`allowPlainHttp`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_kinko_ffi_fn_method_kinkoclient_base_url(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1160,10 +1160,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_method_progresslistener_on_progress() and 0xFFFF) != 38456) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link() and 0xFFFF) != 57971) {
+    if ((lib.uniffi_kinko_ffi_checksum_constructor_kinkoclient_for_link() and 0xFFFF) != 32910) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_constructor_kinkoclient_new() and 0xFFFF) != 18303) {
+    if ((lib.uniffi_kinko_ffi_checksum_constructor_kinkoclient_new() and 0xFFFF) != 4715) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_constructor_link_parse() and 0xFFFF) != 57669) {
@@ -2388,6 +2388,11 @@ public object FfiConverterTypeIdentity: FfiConverter<Identity, Long> {
  * Uploads and downloads stream from and to files by path: memory stays flat, a download is
  * written to a temporary file renamed over the output on success, and the
  * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ *
+ * The API token and link secrets are never sent over plain `http://` to a host other than
+ * this machine (`localhost`, 127.0.0.0/8, `::1`): such a call raises
+ * [`KinkoError::PlainHttpRefused`] before it connects, unless the client was made with
+ * `allow_plain_http` set (for a trusted network or a test setup).
  */
 public interface KinkoClientInterface {
     
@@ -2560,6 +2565,11 @@ public interface KinkoClientInterface {
  * Uploads and downloads stream from and to files by path: memory stays flat, a download is
  * written to a temporary file renamed over the output on success, and the
  * [`ProgressListener`] and [`CancelToken`] work as for [`seal_file`](crate::seal_file).
+ *
+ * The API token and link secrets are never sent over plain `http://` to a host other than
+ * this machine (`localhost`, 127.0.0.0/8, `::1`): such a call raises
+ * [`KinkoError::PlainHttpRefused`] before it connects, unless the client was made with
+ * `allow_plain_http` set (for a trusted network or a test setup).
  */
 open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
 {
@@ -2588,19 +2598,23 @@ open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
     /**
      * A client for the server at `base_url` (`https://host[:port][/prefix]`), calling with
      * the API token `token` (`kinko_…`). Without a token only link calls work.
+     * `allow_plain_http` lets calls send the token or a link's secret over plain `http://`
+     * to another machine, where anyone on the network could read them: only for a trusted
+     * network.
      *
      * # Errors
      *
      * [`KinkoError::InvalidArgument`] for a malformed URL or token.
      */
-    constructor(`baseUrl`: kotlin.String, `token`: Secret? = null) :
+    constructor(`baseUrl`: kotlin.String, `token`: Secret? = null, `allowPlainHttp`: kotlin.Boolean = false) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(KinkoException) { _status ->
     UniffiLib.uniffi_kinko_ffi_fn_constructor_kinkoclient_new(
     
         
         FfiConverterString.lower(`baseUrl`),
-        FfiConverterOptionalTypeSecret.lower(`token`),_status)
+        FfiConverterOptionalTypeSecret.lower(`token`),
+        FfiConverterBoolean.lower(`allowPlainHttp`),_status)
 }
     )
 
@@ -3049,14 +3063,16 @@ open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
     companion object {
         
     /**
-     * A client without a token for the server `link` points to.
-     */ fun `forLink`(`link`: Link): KinkoClient {
+     * A client without a token for the server `link` points to. `allow_plain_http`: as for
+     * [`KinkoClient::new`], for a link to `http://` on another machine.
+     */ fun `forLink`(`link`: Link, `allowPlainHttp`: kotlin.Boolean = false): KinkoClient {
             return FfiConverterTypeKinkoClient.lift(
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_kinko_ffi_fn_constructor_kinkoclient_for_link(
     
         
-        FfiConverterTypeLink.lower(`link`),_status)
+        FfiConverterTypeLink.lower(`link`),
+        FfiConverterBoolean.lower(`allowPlainHttp`),_status)
 }
     )
     }
@@ -6050,6 +6066,28 @@ sealed class KinkoException: kotlin.Exception() {
             get() = "status=${ `status` }, code=${ `code` }, detail=${ `detail` }"
     }
     
+    /**
+     * The call would have sent `credential` (the API token, or a link's secret) over plain
+     * `http://` to `host`, which is not this machine: anyone on the network could read it.
+     * Nothing was sent. Use the server's `https://` address, or, on a trusted network only,
+     * make the client with `allow_plain_http` set.
+     */
+    class PlainHttpRefused(
+        
+        /**
+         * The host (and port), e.g. `files.example.com:8080`.
+         */
+        val `host`: kotlin.String, 
+        
+        /**
+         * What would have been sent: "the API token" or "the link's secret".
+         */
+        val `credential`: kotlin.String
+        ) : KinkoException() {
+        override val message
+            get() = "host=${ `host` }, credential=${ `credential` }"
+    }
+    
 
     
 
@@ -6141,6 +6179,10 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 )
             31 -> KinkoException.Server(
                 FfiConverterUShort.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            32 -> KinkoException.PlainHttpRefused(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -6299,6 +6341,12 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 + FfiConverterString.allocationSize(value.`code`)
                 + FfiConverterString.allocationSize(value.`detail`)
             )
+            is KinkoException.PlainHttpRefused -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`host`)
+                + FfiConverterString.allocationSize(value.`credential`)
+            )
         }
     }
 
@@ -6451,6 +6499,12 @@ public object FfiConverterTypeKinkoError : FfiConverterRustBuffer<KinkoException
                 FfiConverterUShort.write(value.`status`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is KinkoException.PlainHttpRefused -> {
+                buf.putInt(32)
+                FfiConverterString.write(value.`host`, buf)
+                FfiConverterString.write(value.`credential`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
