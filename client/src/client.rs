@@ -1382,13 +1382,11 @@ mod tests {
             .unwrap();
             (client, link)
         };
+        // Which hosts are this machine is `BaseUrl::is_loopback`'s, tested with the link.
         for ok in [
             "https://files.example.com",
-            "https://192.0.2.1:9",
             "http://127.0.0.1:8750",
-            "http://127.1.2.3",
             "http://localhost:8750/prefix",
-            "http://LOCALHOST",
             "http://[::1]:8750",
         ] {
             let (client, link) = setup(ok);
@@ -1396,13 +1394,7 @@ mod tests {
                 assert!(r.is_ok(), "{ok}: {r:?}");
             }
         }
-        for remote in [
-            "http://192.0.2.1:9",
-            "http://files.example.com",
-            "http://localhost.example.com",
-            "http://[2001:db8::1]:80",
-            "http://10.0.0.1/127.0.0.1",
-        ] {
+        for remote in ["http://192.0.2.1:9", "http://files.example.com"] {
             let (client, link) = setup(remote);
             for r in requests(&client, &link) {
                 assert!(matches!(r, Err(ClientError::PlainHttp { .. })), "{remote}");

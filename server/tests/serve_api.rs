@@ -35,12 +35,7 @@ fn upload_share_and_download_by_link_for_empty_small_and_multi_chunk_files() {
 
         let (share, secret, link) = srv.share(&alice, &file, json!({"expires_in": 3600}));
         assert!(link.starts_with(&format!("{}/s/{share}#", srv.url)));
-        let view = srv.request(
-            "POST",
-            &format!("/api/v1/links/{share}"),
-            &[("kinko-link-secret", &secret)],
-            None,
-        );
+        let view = srv.link_info(&share, &secret);
         assert_eq!(view.status, 200, "{}", view.text());
         assert_eq!(view.json()["name"], name);
         assert_eq!(view.json()["size"], len);
@@ -107,12 +102,7 @@ fn the_partner_sees_a_name_that_reorders_text_as_it_is_saved() {
         );
 
         let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 3600}));
-        let view = srv.request(
-            "POST",
-            &format!("/api/v1/links/{share}"),
-            &[("kinko-link-secret", &secret)],
-            None,
-        );
+        let view = srv.link_info(&share, &secret);
         assert_eq!(view.status, 200, "{}", view.text());
         assert_eq!(view.json()["name"], shown, "{name:?}");
         let got = srv.link_download(&share, &secret, None);
@@ -151,12 +141,7 @@ fn password_limit_and_lockout() {
         &file,
         json!({"expires_in": 3600, "password": "correct horse ☃"}),
     );
-    let view = srv.request(
-        "POST",
-        &format!("/api/v1/links/{share}"),
-        &[("kinko-link-secret", &secret)],
-        None,
-    );
+    let view = srv.link_info(&share, &secret);
     assert_eq!(view.json()["password_required"], true);
     let none = srv.link_download(&share, &secret, None);
     assert_eq!(
@@ -348,12 +333,7 @@ fn recipient_bound_share_downloads_an_envelope_only_the_partner_opens() {
         &file,
         json!({"expires_in": 3600, "recipients": [partner_key]}),
     );
-    let view = srv.request(
-        "POST",
-        &format!("/api/v1/links/{share}"),
-        &[("kinko-link-secret", &secret)],
-        None,
-    );
+    let view = srv.link_info(&share, &secret);
     assert_eq!(view.json()["recipient_bound"], true);
     let got = srv.link_download(&share, &secret, None);
     assert_eq!(got.status, 200);

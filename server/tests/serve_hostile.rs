@@ -328,23 +328,10 @@ fn link_routes_refuse_secrets_in_urls_and_rate_limit_guessing() {
     // string refusals happen before the limiter.)
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        statuses.push(
-            srv.request(
-                "POST",
-                &format!("/api/v1/links/{share}"),
-                &[("kinko-link-secret", &secret)],
-                None,
-            )
-            .status,
-        );
+        statuses.push(srv.link_info(&share, &secret).status);
     }
     assert_eq!(statuses, [200; 5]);
-    let r = srv.request(
-        "POST",
-        &format!("/api/v1/links/{share}"),
-        &[("kinko-link-secret", &secret)],
-        None,
-    );
+    let r = srv.link_info(&share, &secret);
     assert_eq!((r.status, r.code().as_str()), (429, "rate_limited"));
     srv.assert_no_server_errors();
     srv.assert_log_free_of(&[&secret]);

@@ -263,6 +263,16 @@ impl TestServer {
     }
 
     /// Downloads a link share the way the CLI does: ticket, then content.
+    /// `POST /api/v1/links/{share}` with the link's secret: what the partner page shows.
+    pub fn link_info(&self, share: &str, secret: &str) -> Resp {
+        self.request(
+            "POST",
+            &format!("/api/v1/links/{share}"),
+            &[("kinko-link-secret", secret)],
+            None,
+        )
+    }
+
     pub fn link_download(&self, share: &str, secret: &str, password: Option<&str>) -> Resp {
         let mut h = vec![("kinko-link-secret", secret)];
         if let Some(p) = password {
