@@ -674,6 +674,70 @@ fn an_upload_outlived_by_its_user_or_its_token_stores_nothing() {
     srv.assert_no_server_errors();
 }
 
+/// Uploads have their own limit: with `max_uploads = 1`, an upload that is still streaming
+/// leaves no room for a second (503 before its body is read, nothing stored), while other
+/// requests go on; room comes back once the first ends, stored.
+#[test]
+fn uploads_over_max_uploads_are_refused_before_their_body() {
+    let srv = TestServer::start_with(Options {
+        config: Some("[limits]\nmax_uploads = 1\n".into()),
+        ..Options::default()
+    });
+    let (_, alice) = srv.member("alice");
+    let auth = format!("Bearer {alice}");
+    let in_progress = || {
+        std::fs::read_dir(srv.data_dir().join("blobs/.tmp"))
+            .unwrap()
+            .count()
+    };
+    let body = data(256 * 1024, 5);
+    let mut first = TcpStream::connect(addr(&srv)).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        first,
+        "POST /api/v1/files?name=first.bin HTTP/1.1\r\nHost: x\r\n\
+         Authorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    first.write_all(&body[..1000]).unwrap();
+    eventually("the first upload to start", || in_progress() == 1);
+
+    let second = srv.request(
+        "POST",
+        "/api/v1/files?name=second.bin",
+        &[("authorization", &auth)],
+        Some(&data(1000, 6)),
+    );
+    assert_eq!(
+        (second.status, second.code().as_str()),
+        (503, "unavailable")
+    );
+    assert!(second.text().contains("uploads"), "{}", second.text());
+    assert_eq!(in_progress(), 1, "the refused upload wrote nothing");
+    let listed = srv.authed(&alice, "GET", "/api/v1/files", None);
+    assert_eq!(listed.status, 200, "other requests are served meanwhile");
+
+    first.write_all(&body[1000..]).unwrap();
+    let mut answer = String::new();
+    let _ = first.read_to_string(&mut answer);
+    assert_eq!(status_of(&answer), 201, "{answer}");
+    let third = srv.upload(&alice, "third.bin", &data(1000, 7));
+    let names: Vec<String> = srv.authed(&alice, "GET", "/api/v1/files", None).json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.iter().all(|n| n != "second.bin"),
+        "{names:?} ({third})"
+    );
+}
+
 /// A streamed download is in flight until its body is sent, not only until its head is: with
 /// `max_in_flight = 2`, two downloads whose clients read nothing leave no room for a third
 /// request (503, with its request id and counted as a refusal), and room comes back once they

@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) link_limiter: RateLimiter,
     pub(crate) auth_limiter: RateLimiter,
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Uploads streaming at once ([`Limits::max_uploads`]).
+    pub(crate) uploads: Semaphore,
     /// Link decisions that check a share password run Argon2 (tens of MiB and milliseconds
     /// each): at most this many at once, one per core, so a burst of them, from anyone holding
     /// a link, queues instead of taking the machine's memory.
@@ -486,6 +488,7 @@ mod tests {
                 link_limiter: RateLimiter::new(0),
                 auth_limiter: RateLimiter::new(0),
                 in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+                uploads: Semaphore::new(limits.max_uploads),
                 argon2: Semaphore::new(2),
                 proxies: TrustedProxies::default(),
                 metrics_from: Networks::default(),

@@ -155,6 +155,7 @@ struct LimitsFile {
     max_json_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_in_flight: Option<usize>,
+    max_uploads: Option<usize>,
     header_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
@@ -184,6 +185,10 @@ pub(crate) struct Limits {
     pub(crate) max_connections: usize,
     /// Requests being handled at once; more get `503 unavailable`.
     pub(crate) max_in_flight: usize,
+    /// Uploads streaming at once; more get `503 unavailable` before their body is read. Each
+    /// holds about 16 MiB while it streams (pieces in the channel, the sealer's batches, the
+    /// blob's direct-I/O blocks), so this bounds what uploads can take: 512 MiB by default.
+    pub(crate) max_uploads: usize,
     /// Time allowed to send a request's head.
     pub(crate) header_timeout: Duration,
     /// Time a connection may make no progress (reading or writing) before it is closed; time
@@ -204,6 +209,7 @@ impl Default for Limits {
             max_json_bytes: 64 << 10,
             max_connections: 1024,
             max_in_flight: 512,
+            max_uploads: 32,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
@@ -308,6 +314,9 @@ impl ServeArgs {
         }
         if let Some(v) = l.max_in_flight {
             limits.max_in_flight = v.max(1);
+        }
+        if let Some(v) = l.max_uploads {
+            limits.max_uploads = v.max(1);
         }
         if let Some(v) = l.header_timeout_secs {
             limits.header_timeout = Duration::from_secs(v.max(1));

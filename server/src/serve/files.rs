@@ -166,6 +166,12 @@ pub(crate) async fn upload(
     {
         return Err(ApiError::too_large(state.limits.max_upload_bytes));
     }
+    // Held until the upload is stored or refused. Taken before a byte of the body is read,
+    // so a refused upload costs nothing but its answer.
+    let _upload = state
+        .uploads
+        .try_acquire()
+        .map_err(|_| ApiError::unavailable("too many uploads at once; retry shortly"))?;
     let meta = Metadata {
         name,
         content_type,

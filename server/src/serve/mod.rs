@@ -211,6 +211,7 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
             link_limiter: ratelimit::RateLimiter::new(config.limits.link_per_minute),
             auth_limiter: ratelimit::RateLimiter::new(config.limits.auth_failures_per_minute),
             in_flight: Arc::new(Semaphore::new(config.limits.max_in_flight)),
+            uploads: Semaphore::new(config.limits.max_uploads),
             argon2: Semaphore::new(vault_threads()),
             workers: workers::VaultWorkers::start(&vault, vault_threads())
                 .map_err(ServeError::Runtime)?,
