@@ -138,6 +138,8 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else print (NR
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
 # check VALUE OP TARGET: "met" or "MISSED".
 check() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { if (v == "-") { print "n/a"; exit } ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "MISSED" }'; }
+# check_ratio A B OP TARGET: checks A / B unrounded (a ratio printed as 0.33 may be 1/3 or more).
+check_ratio() { awk -v a="$1" -v b="$2" -v t="$4" -v op="$3" 'BEGIN { if (a == "-" || b == "-" || b <= 0) { print "n/a"; exit } v = a / b; ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "MISSED" }'; }
 
 # ---------------------------------------------------------------------------------------------
 # The files, shared by all three servers.
@@ -461,16 +463,16 @@ R_RPS_N=$(div "$RPS_K" "$RPS_N"); R_RPS_R=$(div "$RPS_K" "$RPS_R")
 echo
 echo "targets:"
 printf '  upload:    kinko / rustypaste = %sx (target >= 5x): %s; kinko peak RSS %s MiB (target <= 64): %s\n' \
-  "$R_UP" "$(check "$R_UP" '>=' 5)" "$PEAK_UP_KINKO" "$(check "$PEAK_UP_KINKO" '<=' 64)"
+  "$R_UP" "$(check_ratio "$UP_K" "$UP_R" '>=' 5)" "$PEAK_UP_KINKO" "$(check "$PEAK_UP_KINKO" '<=' 64)"
 # The upload target is a multiple of a peer that never fsyncs: put it next to what the disk
 # itself writes durably in the same run.
 if has upload && [ "$UP_D" != "-" ] && [ -n "$UP_D" ]; then
   awk -v k="$UP_K" -v r="$UP_R" -v d="$UP_D" 'BEGIN { if (d > 0)
     printf "             (5x rustypaste is %.0f MB/s; dd with fdatasync, no server, wrote %.0f MB/s; kinko reached %.2fx of dd)\n", 5 * r, d, k / d }'
 fi
-printf '  download:  kinko / nginx = %sx (target >= 0.8x): %s\n' "$R_DN" "$(check "$R_DN" '>=' 0.8)"
+printf '  download:  kinko / nginx = %sx (target >= 0.8x): %s\n' "$R_DN" "$(check_ratio "$DN_K" "$DN_N" '>=' 0.8)"
 printf '  1 KiB:     kinko / nginx = %sx (target >= 0.33x): %s; kinko / rustypaste = %sx (target >= 10x): %s; kinko p99 %s ms (target <= 10): %s\n' \
-  "$R_RPS_N" "$(check "$R_RPS_N" '>=' 0.3333)" "$R_RPS_R" "$(check "$R_RPS_R" '>=' 10)" "$P99_K" "$(check "$P99_K" '<=' 10)"
+  "$R_RPS_N" "$(check_ratio "$RPS_K" "$RPS_N" '>=' 0.333333333)" "$R_RPS_R" "$(check_ratio "$RPS_K" "$RPS_R" '>=' 10)" "$P99_K" "$(check "$P99_K" '<=' 10)"
 # The load at the end includes this benchmark's own work; the one at the start is other work.
 awk -v a="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN { if (a > n / 2)
   print "\nnote: the machine was busy before the run (1-minute load " a " on " n " cores); rerun when it is quieter for clean numbers." }'
