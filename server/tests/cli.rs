@@ -787,6 +787,12 @@ fn ctrl_c_at_a_prompt_puts_the_terminal_back() {
     let dir = TempDir::new().unwrap();
     let d = dir.path();
     fs::write(d.join("plain"), b"plans").unwrap();
+    let stderr_of = |child: &mut std::process::Child| {
+        let mut err = String::new();
+        let mut pipe = child.stderr.take().expect("stderr is piped and read once");
+        pipe.read_to_string(&mut err).unwrap();
+        err
+    };
     let before = dir_entries(d);
     for typed in [true, false] {
         let master =
@@ -828,13 +834,7 @@ fn ctrl_c_at_a_prompt_puts_the_terminal_back() {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
+                let err = stderr_of(&mut child);
                 panic!("kinko ended before it prompted ({status}): {err}");
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -849,13 +849,7 @@ fn ctrl_c_at_a_prompt_puts_the_terminal_back() {
             send_signal(child.id(), "INT");
         }
         let status = child.wait().unwrap();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = stderr_of(&mut child);
         let how = if typed { "typed" } else { "SIGINT" };
         assert_eq!(
             tcgetattr(&terminal).unwrap().local_modes,

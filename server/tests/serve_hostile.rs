@@ -627,7 +627,7 @@ fn an_upload_outlived_by_its_user_or_its_token_stores_nothing() {
             .map(|d| std::fs::read_dir(d.path()).unwrap().count())
             .sum::<usize>()
     };
-    let in_progress = || std::fs::read_dir(blobs.join(".tmp")).unwrap().count();
+    let in_progress = || srv.uploads_in_progress();
     for ending in ["token revoked", "user disabled"] {
         let (user, token) = srv.member(&ending.replace(' ', "-"));
         let token_id = srv.authed(&token, "GET", "/api/v1/me", None).json()["token"]
@@ -685,11 +685,7 @@ fn uploads_over_max_uploads_are_refused_before_their_body() {
     });
     let (_, alice) = srv.member("alice");
     let auth = format!("Bearer {alice}");
-    let in_progress = || {
-        std::fs::read_dir(srv.data_dir().join("blobs/.tmp"))
-            .unwrap()
-            .count()
-    };
+    let in_progress = || srv.uploads_in_progress();
     let body = data(256 * 1024, 5);
     let mut first = TcpStream::connect(addr(&srv)).unwrap();
     first

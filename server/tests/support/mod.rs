@@ -301,6 +301,13 @@ impl TestServer {
         assert_eq!(r.status, 200, "{}", r.text());
     }
 
+    /// Uploads whose blob is being written (temporaries under `blobs/.tmp`).
+    pub fn uploads_in_progress(&self) -> usize {
+        fs::read_dir(self.data_dir().join("blobs/.tmp"))
+            .unwrap()
+            .count()
+    }
+
     /// Published blobs and leftover temporaries in the data directory.
     pub fn blob_files(&self) -> Vec<PathBuf> {
         fn walk(p: &Path, out: &mut Vec<PathBuf>) {
