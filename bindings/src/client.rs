@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::envelope::{FileInfo, OpenWith, open_stream};
-use crate::output::AtomicOutput;
+use crate::output::{AtomicOutput, check_target};
 use crate::progress::{CancelToken, MeteredWriter, ProgressListener, Watch, Watched};
 use crate::{KinkoError, Recipient, Secret};
 
@@ -587,8 +587,9 @@ impl KinkoClient {
     ///
     /// [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
     /// [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-    /// (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
-    /// [`KinkoError::CallbackFailed`].
+    /// (including a download cut short and not resumed); [`KinkoError::Io`];
+    /// [`KinkoError::InvalidArgument`] if `output` is a directory (checked before anything is
+    /// counted); [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
     #[uniffi::method(default(password = None, progress = None, cancel = None))]
     pub fn download_link(
         &self,
@@ -626,16 +627,13 @@ impl KinkoClient {
         progress: Option<Arc<dyn ProgressListener>>,
         cancel: Option<Arc<CancelToken>>,
     ) -> Result<FileInfo, KinkoError> {
+        let dir = check_target(&output)?;
         let info = self.inner.link_info(&link.inner).map_err(client_error)?;
         if !info.recipient_bound {
             return Err(KinkoError::invalid_argument(
                 "this share is not recipient-bound: use download_link",
             ));
         }
-        let dir = match Path::new(&output).parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
         let envelope = tempfile::Builder::new()
             .prefix(".kinko-")
             .suffix(".tmp")

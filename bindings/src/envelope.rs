@@ -190,7 +190,7 @@ pub struct Opened {
 /// # Errors
 ///
 /// [`KinkoError::NoRecipients`], [`KinkoError::InvalidArgument`] (bad options, `output` is
-/// `input`), [`KinkoError::InvalidKey`] (a low-order recipient key), [`KinkoError::Io`],
+/// `input` or a directory), [`KinkoError::InvalidKey`] (a low-order recipient key), [`KinkoError::Io`],
 /// [`KinkoError::SizeMismatch`] (the input changed size while it was read),
 /// [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
 // A bare `options` (the type's default) must come last: uniffi 0.32 parses it only there.
@@ -277,7 +277,8 @@ pub fn seal_file(
 /// envelope error: [`KinkoError::NotAnEnvelope`], [`KinkoError::UnsupportedVersion`],
 /// [`KinkoError::HeaderAuthFailed`], [`KinkoError::ChunkAuthFailed`],
 /// [`KinkoError::Truncated`], [`KinkoError::TrailingData`]...; [`KinkoError::Io`],
-/// [`KinkoError::InvalidArgument`] (`output` is `input`), [`KinkoError::Cancelled`],
+/// [`KinkoError::InvalidArgument`] (`output` is `input` or a directory),
+/// [`KinkoError::Cancelled`],
 /// [`KinkoError::CallbackFailed`].
 #[uniffi::export(default(progress = None, cancel = None))]
 pub fn open_file(

@@ -311,3 +311,14 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for KinkoError {
         KinkoError::CallbackFailed { detail: err.reason }
     }
 }
+
+#[uniffi::export]
+impl KinkoError {
+    /// What went wrong, as a sentence to show a person. The exception's own text (Python's
+    /// `str()`, Kotlin's `message`) shows only the variant's fields, which is nothing at all
+    /// for `NoIdentityMatches`, `Cancelled`, `LinkInvalid`...; this is the whole sentence.
+    /// Never contains a secret.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}

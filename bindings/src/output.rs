@@ -25,13 +25,11 @@ impl AtomicOutput {
     ///
     /// # Errors
     ///
+    /// [`KinkoError::InvalidArgument`] if `target` names a directory (see [`check_target`]);
     /// [`KinkoError::Io`] if the directory does not exist or is not writable.
     pub(crate) fn new(target: &str) -> Result<Self, KinkoError> {
+        let dir = check_target(target)?;
         let target = PathBuf::from(target);
-        let dir = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
         let temp = tempfile::Builder::new()
             .prefix(".kinko-")
             .suffix(".tmp")
@@ -80,6 +78,30 @@ impl AtomicOutput {
         published.map_err(|e| io_err(&e.error))?;
         Ok(())
     }
+}
+
+/// Checks that `target` can be an output file, before any work (or a counted download) is
+/// spent on it: a directory, or a path ending in a separator, would only fail at the final
+/// rename. Returns the directory the temporary file goes in.
+///
+/// # Errors
+///
+/// [`KinkoError::InvalidArgument`] naming the directory.
+pub(crate) fn check_target(target: &str) -> Result<&Path, KinkoError> {
+    let path = Path::new(target);
+    let names_dir = target.ends_with(std::path::MAIN_SEPARATOR)
+        || target.ends_with('/')
+        || path.file_name().is_none()
+        || path.is_dir();
+    if names_dir {
+        return Err(KinkoError::invalid_argument(format!(
+            "the output {target} is a directory: give a file name to write to"
+        )));
+    }
+    Ok(match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    })
 }
 
 impl Write for AtomicOutput {

@@ -1088,8 +1088,9 @@ public protocol KinkoClientProtocol: AnyObject, Sendable {
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
-     * [`KinkoError::CallbackFailed`].
+     * (including a download cut short and not resumed); [`KinkoError::Io`];
+     * [`KinkoError::InvalidArgument`] if `output` is a directory (checked before anything is
+     * counted); [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
      */
     func downloadLink(link: Link, output: String, password: Secret?, progress: ProgressListener?, cancel: CancelToken?) throws  -> Downloaded
     
@@ -1375,8 +1376,9 @@ open func downloadFile(fileId: String, output: String, progress: ProgressListene
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
-     * [`KinkoError::CallbackFailed`].
+     * (including a download cut short and not resumed); [`KinkoError::Io`];
+     * [`KinkoError::InvalidArgument`] if `output` is a directory (checked before anything is
+     * counted); [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
      */
 open func downloadLink(link: Link, output: String, password: Secret? = nil, progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> Downloaded  {
     return try  FfiConverterTypeDownloaded_lift(try rustCallWithError(FfiConverterTypeKinkoError_lift) {
@@ -4321,6 +4323,21 @@ enum KinkoError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
 
     
+    /**
+     * What went wrong, as a sentence to show a person. The exception's own text (Python's
+     * `str()`, Kotlin's `message`) shows only the variant's fields, which is nothing at all
+     * for `NoIdentityMatches`, `Cancelled`, `LinkInvalid`...; this is the whole sentence.
+     * Never contains a secret.
+     */
+public func message() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_kinko_ffi_fn_method_kinkoerror_message(
+            FfiConverterTypeKinkoError_lower(self),uniffiCallStatus
+    )
+})
+}
+    
 
     
 
@@ -5530,7 +5547,8 @@ public func openBytes(envelope: Data, keys: OpenWith)throws  -> Opened  {
  * envelope error: [`KinkoError::NotAnEnvelope`], [`KinkoError::UnsupportedVersion`],
  * [`KinkoError::HeaderAuthFailed`], [`KinkoError::ChunkAuthFailed`],
  * [`KinkoError::Truncated`], [`KinkoError::TrailingData`]...; [`KinkoError::Io`],
- * [`KinkoError::InvalidArgument`] (`output` is `input`), [`KinkoError::Cancelled`],
+ * [`KinkoError::InvalidArgument`] (`output` is `input` or a directory),
+ * [`KinkoError::Cancelled`],
  * [`KinkoError::CallbackFailed`].
  */
 public func openFile(input: String, output: String, keys: OpenWith, progress: ProgressListener? = nil, cancel: CancelToken? = nil)throws  -> FileInfo  {
@@ -5580,7 +5598,7 @@ public func sealBytes(data: Data, to: SealTo, options: SealOptions = SealOptions
  * # Errors
  *
  * [`KinkoError::NoRecipients`], [`KinkoError::InvalidArgument`] (bad options, `output` is
- * `input`), [`KinkoError::InvalidKey`] (a low-order recipient key), [`KinkoError::Io`],
+ * `input` or a directory), [`KinkoError::InvalidKey`] (a low-order recipient key), [`KinkoError::Io`],
  * [`KinkoError::SizeMismatch`] (the input changed size while it was read),
  * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
  */
@@ -5672,13 +5690,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_func_open_bytes() != 32909) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_func_open_file() != 47641) {
+    if (uniffi_kinko_ffi_checksum_func_open_file() != 48741) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_func_seal_bytes() != 46269) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_func_seal_file() != 52255) {
+    if (uniffi_kinko_ffi_checksum_func_seal_file() != 11890) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_func_parse_identities() != 23193) {
@@ -5699,7 +5717,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() != 42187) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() != 48367) {
+    if (uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() != 40355) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() != 60240) {

@@ -546,6 +546,11 @@ void uniffi_kinko_ffi_fn_init_callback_vtable_progresslistener(const UniffiVTabl
 int8_t uniffi_kinko_ffi_fn_method_progresslistener_on_progress(uint64_t ptr, uint64_t done, RustBuffer total, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOERROR_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_METHOD_KINKOERROR_MESSAGE
+RustBuffer uniffi_kinko_ffi_fn_method_kinkoerror_message(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_FUNC_INSPECT_BYTES
 #define UNIFFI_FFIDEF_UNIFFI_KINKO_FFI_FN_FUNC_INSPECT_BYTES
 RustBuffer uniffi_kinko_ffi_fn_func_inspect_bytes(RustBuffer envelope, RustCallStatus *_Nonnull out_status

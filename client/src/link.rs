@@ -109,8 +109,10 @@ impl BaseUrl {
         rest.split('/').next().unwrap_or_default()
     }
 
-    /// Whether the host is this machine: `localhost`, an address in 127.0.0.0/8, or `::1`.
-    /// Plain `http://` to it never leaves the machine (see [`Client`](crate::Client)).
+    /// Whether the host is this machine: `localhost`, an address in 127.0.0.0/8 (also written
+    /// as an IPv4-mapped IPv6 address, `[::ffff:127.0.0.1]`), or `::1`. Plain `http://` to it
+    /// never leaves the machine (see [`Client`](crate::Client)). Other names, `*.localhost`
+    /// included, count as remote: the system resolver may send them to DNS.
     pub fn is_loopback(&self) -> bool {
         let authority = self.authority();
         let host = if let Some(v6) = authority.strip_prefix('[') {
@@ -121,7 +123,7 @@ impl BaseUrl {
         host.eq_ignore_ascii_case("localhost")
             || host
                 .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+                .is_ok_and(|ip| ip.to_canonical().is_loopback())
     }
 
     /// `self` followed by `path` (which starts with `/`).
@@ -520,6 +522,8 @@ mod tests {
             "http://LOCALHOST",
             "http://[::1]:8750",
             "https://[::1]",
+            "http://[::ffff:127.0.0.1]:8750",
+            "http://[::FFFF:7f00:2]",
         ] {
             assert!(BaseUrl::parse(local).unwrap().is_loopback(), "{local}");
         }
@@ -530,6 +534,9 @@ mod tests {
             "http://[2001:db8::1]:80",
             "http://10.0.0.1/127.0.0.1",
             "http://128.0.0.1",
+            "http://[::ffff:192.0.2.1]",
+            "http://[::127.0.0.1]",
+            "http://app.localhost:8750",
         ] {
             assert!(!BaseUrl::parse(remote).unwrap().is_loopback(), "{remote}");
         }

@@ -217,7 +217,6 @@ fn tampering_with_the_store_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let (_, _, verifier) = history(dir.path());
     let meta = dir.path().join("meta");
-    let tree_of = |db: &sled::Db| db.open_tree("kinko-meta-v1").unwrap();
     let akey = |seq: u64| {
         let mut k = vec![b'a'];
         k.extend_from_slice(&seq.to_be_bytes());
@@ -238,21 +237,19 @@ fn tampering_with_the_store_is_detected() {
         kinko_core::vault::MetaStore::audit_range(&store, 1, 10_000).unwrap()
     };
     let restore = || {
-        let db = sled::open(&meta).unwrap();
-        let t = tree_of(&db);
+        let t = raw_tree(&meta);
         for (seq, v) in &snapshot {
             t.insert(akey(*seq), v.clone()).unwrap();
         }
-        db.flush().unwrap();
+        t.flush().unwrap();
     };
     // 1. Flip one byte of a record's body.
     {
-        let db = sled::open(&meta).unwrap();
-        let t = tree_of(&db);
+        let t = raw_tree(&meta);
         let mut v = t.get(akey(7)).unwrap().unwrap().to_vec();
         v[20] ^= 1;
         t.insert(akey(7), v).unwrap();
-        db.flush().unwrap();
+        t.flush().unwrap();
     }
     check(
         &|e| {
@@ -266,9 +263,9 @@ fn tampering_with_the_store_is_detected() {
     restore();
     // 2. Delete a record.
     {
-        let db = sled::open(&meta).unwrap();
-        tree_of(&db).remove(akey(12)).unwrap();
-        db.flush().unwrap();
+        let t = raw_tree(&meta);
+        t.remove(akey(12)).unwrap();
+        t.flush().unwrap();
     }
     check(
         &|e| {
@@ -285,25 +282,23 @@ fn tampering_with_the_store_is_detected() {
     restore();
     // 3. Swap two records.
     {
-        let db = sled::open(&meta).unwrap();
-        let t = tree_of(&db);
+        let t = raw_tree(&meta);
         let a = t.get(akey(8)).unwrap().unwrap();
         let b = t.get(akey(9)).unwrap().unwrap();
         t.insert(akey(8), b).unwrap();
         t.insert(akey(9), a).unwrap();
-        db.flush().unwrap();
+        t.flush().unwrap();
     }
     check(&|e| matches!(e, AuditError::Gap { .. }), "swap");
     restore();
     // 4. Truncate the tail: the chain alone is consistent, the checkpoint is not.
     {
-        let db = sled::open(&meta).unwrap();
-        let t = tree_of(&db);
+        let t = raw_tree(&meta);
         let last = snapshot.last().unwrap().0;
         for seq in last - 5..=last {
             t.remove(akey(seq)).unwrap();
         }
-        db.flush().unwrap();
+        t.flush().unwrap();
     }
     check(
         &|e| matches!(e, AuditError::CheckpointMismatch { .. }),
@@ -318,10 +313,9 @@ fn tampering_with_the_store_is_detected() {
         k
     };
     let deleted = {
-        let db = sled::open(&meta).unwrap();
-        let t = tree_of(&db);
+        let t = raw_tree(&meta);
         let c = t.remove(ckey(20)).unwrap().expect("a checkpoint at 20");
-        db.flush().unwrap();
+        t.flush().unwrap();
         c
     };
     check(
@@ -329,9 +323,9 @@ fn tampering_with_the_store_is_detected() {
         "deleted checkpoint",
     );
     {
-        let db = sled::open(&meta).unwrap();
-        tree_of(&db).insert(ckey(20), deleted).unwrap();
-        db.flush().unwrap();
+        let t = raw_tree(&meta);
+        t.insert(ckey(20), deleted).unwrap();
+        t.flush().unwrap();
     }
     assert!(verify_at(&meta).is_ok(), "restored chain verifies again");
     // 6. Rewrite the last record, after the last checkpoint, as someone who can write the
@@ -345,9 +339,9 @@ fn tampering_with_the_store_is_detected() {
         let mut stored = forged.clone();
         stored.extend_from_slice(tag);
         {
-            let db = sled::open(&meta).unwrap();
-            tree_of(&db).insert(akey(last), stored).unwrap();
-            db.flush().unwrap();
+            let t = raw_tree(&meta);
+            t.insert(akey(last), stored).unwrap();
+            t.flush().unwrap();
         }
         check(
             &|e| matches!(e, AuditError::Forged { .. } | AuditError::Malformed { .. }),

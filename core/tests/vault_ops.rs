@@ -394,6 +394,51 @@ fn revocation_of_file_shares_user_and_freeze() {
     ));
 }
 
+/// A departing admin's shares of other people's files end with the admin: disabling an admin
+/// revokes the shares they created of a member's file, and the member's own shares of it
+/// stay. (A share used to record only its file's owner, so those outlived the admin.)
+#[test]
+fn disabling_an_admin_revokes_the_shares_they_made_of_others_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [11; 32]);
+    let v = &env.vault;
+    let file = upload(&env, b"member's report");
+    let departing = v.create_user(&env.admin, "departing", Role::Admin).unwrap();
+    let departing = ctx(departing, Role::Admin, T0);
+    let theirs = v.create_share(&departing, &file, opts(DAY, None)).unwrap();
+    let members = share(&env, &file, opts(DAY, None));
+    let ok = |s: &kinko_core::vault::NewShare| {
+        v.access(&s.id, &s.secret, None, AccessKind::View, "", T0)
+            .is_ok()
+    };
+    assert!(ok(&theirs) && ok(&members));
+    let stored = v.meta().share(&theirs.id).unwrap().unwrap();
+    assert_eq!(
+        (stored.owner, stored.creator),
+        (env.member_id, departing.principal.user)
+    );
+    // The member lists it (their file), the admin does not own it.
+    assert_eq!(v.my_shares(&env.member).unwrap().len(), 2);
+    assert!(v.my_shares(&departing).unwrap().is_empty());
+
+    v.disable_user(&env.admin, &departing.principal.user)
+        .unwrap();
+    assert!(!ok(&theirs), "the departed admin's share still works");
+    assert!(ok(&members), "the member's own share was revoked");
+    assert!(
+        v.meta()
+            .share(&theirs.id)
+            .unwrap()
+            .unwrap()
+            .revoked
+            .is_some()
+    );
+    let mut out = Vec::new();
+    v.export_audit(&env.admin, &mut out).unwrap();
+    let log = String::from_utf8(out).unwrap();
+    assert!(log.contains("shares_revoked=1"), "{log}");
+}
+
 #[test]
 fn tokens_hash_only_expiry_and_roles() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@ fn share() -> ShareRecord {
         id: ShareId([1; 16]),
         file: FileId([2; 16]),
         owner: UserId([3; 16]),
+        creator: UserId([3; 16]),
         created: Timestamp(0),
         expires: Timestamp(NOW.0 + 100),
         secret_hash: [0; 32],

@@ -253,10 +253,9 @@ fn an_empty_blob_directory_refuses_to_open_and_destroys_nothing() {
 }
 
 fn remove_seed(meta: &Path) {
-    let db = sled::open(meta).unwrap();
-    let t = db.open_tree("kinko-meta-v1").unwrap();
+    let t = raw_tree(meta);
     assert!(t.remove(b"cseed").unwrap().is_some(), "the seed was stored");
-    db.flush().unwrap();
+    t.flush().unwrap();
 }
 
 fn has_seed(meta: &Path) -> bool {

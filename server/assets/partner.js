@@ -6,6 +6,9 @@
   const match = location.pathname.match(/^\/s\/([0-9a-f]{32})$/);
   const secret = location.hash.replace(/^#/, "");
   const status = $("status");
+  // A link pasted into this tab over an incomplete one changes only the fragment, which
+  // does not load the page again: load it again to check the new link.
+  window.addEventListener("hashchange", () => location.reload());
 
   function fail(text) {
     status.textContent = text;

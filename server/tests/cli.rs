@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::{send_signal, wait_for_temp_output};
+use support::{assert_ended_by, send_signal, wait_for_temp_output};
 use tempfile::TempDir;
 
 mod support;
@@ -723,8 +723,8 @@ fn output_to_a_fifo_writes_through_and_keeps_the_fifo() {
 }
 
 /// `kinko open` and `kinko seal` ended by a signal half-way through their input delete their
-/// temporary output (no partial plaintext left behind) and exit with the shell's code for the
-/// signal: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
+/// temporary output (no partial plaintext left behind), then end by the signal (which shells
+/// show as 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
 #[test]
 fn a_signal_mid_write_leaves_no_temporary_output() {
     let dir = TempDir::new().unwrap();
@@ -744,11 +744,11 @@ fn a_signal_mid_write_leaves_no_temporary_output() {
         "-o",
         "out.bin",
     ];
-    for (args, input, signal, code) in [
-        (open, &sealed, "INT", 130),
-        (open, &sealed, "TERM", 143),
-        (open, &sealed, "HUP", 129),
-        (seal, &plain, "TERM", 143),
+    for (args, input, signal) in [
+        (open, &sealed, "INT"),
+        (open, &sealed, "TERM"),
+        (open, &sealed, "HUP"),
+        (seal, &plain, "TERM"),
     ] {
         let mut child = kinko(d)
             .args(args)
@@ -764,13 +764,58 @@ fn a_signal_mid_write_leaves_no_temporary_output() {
         send_signal(child.id(), signal);
         let status = child.wait().unwrap();
         drop(stdin);
-        assert_eq!(status.code(), Some(code), "{args:?} SIG{signal}");
+        assert_ended_by(status, signal, &format!("{args:?}"));
         assert_eq!(dir_entries(d), before, "{args:?} SIG{signal}: left behind");
     }
 }
 
-/// Ctrl-C at a passphrase prompt, typed or sent as SIGINT, exits 130 quietly and leaves the
-/// terminal as it found it. The prompt turns echo, line editing and the signal keys off while
+/// Ctrl-C in a shell script stops the script, not only the `kinko` command it was running. The
+/// terminal sends SIGINT to the whole foreground group; bash, waiting for its child, goes on
+/// with the script when the child *exits* (even with 130: it assumes the child handled the
+/// signal) and stops when the signal ended it. So `kinko` ends by the signal after its
+/// clean-up: an exit with 130 made `for f in *; do kinko ...; done` skip to the next file.
+#[test]
+fn ctrl_c_stops_the_shell_script_running_kinko() {
+    use std::os::unix::process::CommandExt;
+
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let plain = data(64 * 4096);
+    let (id, sealed) = sealed_4k(d, &plain);
+    let before = dir_entries(d);
+    let mut shell = Command::new("bash")
+        .args([
+            "-c",
+            r#"for i in 1 2; do "$KINKO" open -i "$ID" -o out.bin; echo "went on after $?"; done"#,
+        ])
+        .env("KINKO", KINKO)
+        .env("ID", &id)
+        .env_remove("KINKO_PASSPHRASE")
+        .current_dir(d)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Half the input, and the pipe stays open: the first `kinko open` waits for the rest.
+    let mut stdin = shell.stdin.take().unwrap();
+    stdin.write_all(&sealed[..sealed.len() / 2]).unwrap();
+    wait_for_temp_output(d, &mut shell);
+    // What a Ctrl-C does: SIGINT to the foreground process group (bash and kinko).
+    let group = format!("-{}", shell.id());
+    let kill = Command::new("kill").args(["-INT", "--", &group]).status();
+    assert!(kill.unwrap().success(), "kill -INT -- {group}");
+    drop(stdin);
+    let out = shell.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!said.contains("went on"), "the script went on: {said}");
+    assert_ended_by(out.status, "INT", "bash");
+    assert_eq!(dir_entries(d), before, "left behind");
+}
+
+/// Ctrl-C at a passphrase prompt, typed or sent as SIGINT, ends the command by SIGINT quietly
+/// (the shell shows 130) and leaves the terminal as it found it. The prompt turns echo, line editing and the signal keys off while
 /// it reads; a signal that ended the process there used to leave them off, and the user's
 /// shell without echo. The command runs in a pseudo-terminal of its own, which `setsid
 /// --ctty` makes its controlling terminal (the one prompts use), so this test is Linux only.
@@ -856,8 +901,110 @@ fn ctrl_c_at_a_prompt_puts_the_terminal_back() {
             modes,
             "{how}: terminal modes not restored"
         );
-        assert_eq!(status.code(), Some(130), "{how}: {status}, stderr: {err}");
+        assert_ended_by(status, "INT", &format!("{how}, stderr: {err}"));
         assert_eq!(err, "", "{how}");
         assert_eq!(dir_entries(d), before, "{how}: left behind");
     }
+}
+
+/// A missing or unreadable input, or a directory, is named before anyone is asked for a
+/// passphrase (twice, on a terminal). Without a terminal, the old order said "no terminal to
+/// ask" instead of naming the file.
+#[test]
+fn seal_checks_its_input_before_asking_for_a_passphrase() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("folder")).unwrap();
+    for (input, words) in [
+        ("missing", ["cannot read missing", "No such file"]),
+        ("folder", ["cannot read folder", "directory"]),
+    ] {
+        // setsid: no controlling terminal, so a prompt would fail.
+        let mut cmd = Command::new("setsid");
+        cmd.arg("-w")
+            .arg(KINKO)
+            .args(["seal", "-p", input, "-o", "out.kinko"])
+            .current_dir(d)
+            .env_remove("KINKO_PASSPHRASE");
+        let out = run(&mut cmd, b"");
+        assert_fails(&out, 2, &words);
+        assert!(!stderr(&out).contains("terminal"), "{}", stderr(&out));
+    }
+    assert_eq!(dir_entries(d), ["folder"]);
+}
+
+/// Standard output redirected into the input file (`kinko seal f >> f`, or `> f`) is refused as
+/// `-o f` is, before anything is written: appending would grow the input while it is read (and
+/// put plaintext into an envelope with `open`).
+#[test]
+fn stdout_that_is_the_input_file_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let plain = data(10_000);
+    let (id, sealed) = sealed_4k(d, &plain);
+    let (_, public) = keygen(d, "other.txt");
+    // Runs `cmd` with stdin from `input` (or none) and stdout appending to `name`.
+    let run_into = |cmd: &mut Command, input: Option<&str>, name: &str| {
+        let stdin = match input {
+            Some(i) => Stdio::from(fs::File::open(d.join(i)).unwrap()),
+            None => Stdio::null(),
+        };
+        let stdout = fs::OpenOptions::new()
+            .append(true)
+            .open(d.join(name))
+            .unwrap();
+        cmd.stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    // The input by name, stdout appending to it.
+    let out = run_into(
+        kinko(d).args(["seal", "-r", &public, "plain"]),
+        None,
+        "plain",
+    );
+    assert_fails(&out, EXIT_USAGE, &["same file", "<stdout>"]);
+    assert_eq!(fs::read(d.join("plain")).unwrap(), plain);
+    let out = run_into(
+        kinko(d).args(["open", "-i"]).arg(&id).arg("plain.kinko"),
+        None,
+        "plain.kinko",
+    );
+    assert_fails(&out, EXIT_USAGE, &["same file", "<stdout>"]);
+    assert_eq!(fs::read(d.join("plain.kinko")).unwrap(), sealed);
+    // Standard input and standard output the same file.
+    let out = run_into(
+        kinko(d).args(["seal", "-r", &public]),
+        Some("plain"),
+        "plain",
+    );
+    assert_fails(&out, EXIT_USAGE, &["same file"]);
+    assert_eq!(fs::read(d.join("plain")).unwrap(), plain);
+    // Another file on stdout is fine.
+    fs::write(d.join("out.kinko"), b"").unwrap();
+    let out = run_into(
+        kinko(d).args(["seal", "-r", &public, "plain"]),
+        None,
+        "out.kinko",
+    );
+    assert_ok(&out);
+}
+
+/// The hint of a failed audit export verification reads as one sentence (it had runs of spaces
+/// from a string continued without a backslash).
+#[test]
+fn verify_audit_hint_is_well_formed() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    fs::write(d.join("audit.ndjson"), b"").unwrap();
+    // RFC 8032's first test public key: a valid Ed25519 key that signed nothing here.
+    let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let out = run(
+        kinko(d).args(["verify-audit", "audit.ndjson", "--key", key]),
+        b"",
+    );
+    assert_fails(&out, 23, &["no signed checkpoint", "cut short"]);
+    assert!(!stderr(&out).contains("  "), "{}", stderr(&out));
 }

@@ -331,6 +331,8 @@ fn share_arguments_are_checked_before_anything_is_sent() {
         ),
         (vec!["plan.pdf", "--retention", "soon"], "--retention"),
         (vec!["folder"], "is a directory"),
+        // A directory without a name of its own is still a directory (not "give --name").
+        (vec!["."], "is a directory"),
         (vec!["-"], "needs a name"),
         (vec!["plan.pdf", "--name", ""], "the name is empty"),
     ] {
@@ -564,4 +566,43 @@ fn id_refusals_never_echo_a_link_or_a_token() {
         .env("KINKO_TOKEN", fake_token()));
     assert_fails(&out, EXIT_USAGE, &["not a share id or link"]);
     assert!(!stderr(&out).contains(&LINK_SECRET[..16]));
+}
+
+/// The file to share is opened before the password is asked for (twice, on a terminal): one
+/// that cannot be read is named first. Without a terminal, the old order said "no terminal to
+/// ask" instead. A Unix socket stands for a file that exists but cannot be opened.
+#[test]
+fn share_opens_its_file_before_asking_for_a_password() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let _socket = std::os::unix::net::UnixListener::bind(d.join("plan.sock")).unwrap();
+    let out = run(kinko_no_tty(d)
+        .args(["share", "plan.sock", "--password"])
+        .env("KINKO_SERVER", closed_port_url())
+        .env("KINKO_TOKEN", fake_token()));
+    assert_fails(&out, 2, &["cannot read plan.sock"]);
+    assert!(!stderr(&out).contains("terminal"), "{}", stderr(&out));
+}
+
+/// An empty API token is a malformed one (exit code 16, as `kinko --help` says), and the hint
+/// says where a token comes from: nobody chooses one.
+#[test]
+fn an_empty_api_token_is_refused_as_malformed() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "empty.token", b"\n");
+    let url = closed_port_url();
+    let from_file = run(kinko(d).args(["login", "--server", &url, "--token-file", "empty.token"]));
+    let from_env = run(kinko(d)
+        .args(["login", "--server", &url])
+        .env("KINKO_TOKEN", ""));
+    for out in [from_file, from_env] {
+        assert_fails(
+            &out,
+            EXIT_UNAUTHENTICATED,
+            &["API token", "empty", "kinko admin token"],
+        );
+        assert!(!stderr(&out).contains("Choose"), "{}", stderr(&out));
+    }
+    assert!(!d.join("client.toml").exists());
 }

@@ -683,6 +683,20 @@ fn admin_users_tokens_roles_and_the_audit_log() {
     let auditor = tok["token"].as_str().unwrap().to_owned();
     let token_id = tok["id"].as_str().unwrap().to_owned();
     let (_, member) = srv.member("mallory");
+    // A token ends within 366 days: none is issued past that, nor for 0 s.
+    for (ttl, status) in [
+        (0, 400),
+        (366 * 86_400, 201),
+        (366 * 86_400 + 1, 400),
+        (u64::MAX, 400),
+    ] {
+        let r = srv.admin(
+            "POST",
+            &format!("/api/v1/admin/users/{auditor_id}/tokens"),
+            Some(&json!({"label": "long", "ttl": ttl})),
+        );
+        assert_eq!(r.status, status, "ttl {ttl}: {}", r.text());
+    }
 
     // Taken names and bad roles are clear 4xx.
     let r = srv.admin(
@@ -719,9 +733,23 @@ fn admin_users_tokens_roles_and_the_audit_log() {
     let v = srv.authed(&auditor, "GET", "/api/v1/admin/audit/verify", None);
     assert_eq!(v.status, 200, "{}", v.text());
     assert!(v.json()["records"].as_u64().unwrap() > 5);
+    // HEAD answers the headers without exporting: an export ends at a checkpoint, which it
+    // signs and stores when records follow the last one.
+    let checkpoints = || {
+        srv.authed(&auditor, "GET", "/api/v1/admin/audit/verify", None)
+            .json()["checkpoints"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = checkpoints();
+    let head = srv.authed(&auditor, "HEAD", "/api/v1/admin/audit/export", None);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(checkpoints(), before, "HEAD exported");
     let export = srv.authed(&auditor, "GET", "/api/v1/admin/audit/export", None);
     assert_eq!(export.status, 200);
     assert_eq!(export.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(checkpoints(), before + 1, "GET signed no checkpoint");
     let lines: Vec<serde_json::Value> = export
         .text()
         .lines()

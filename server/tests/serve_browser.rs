@@ -46,6 +46,8 @@ const MSG_STARTED: &str = "Your download has started.";
 const MSG_USED_UP: &str = "No downloads are left on this link. Ask the sender for a new one.";
 const MSG_NOT_RECIPIENT: &str = "This file is not encrypted to that key: it would not open with \
     it. Nothing was counted. Check the key, or ask the sender.";
+const MSG_NO_SCRIPT: &str = "This page needs JavaScript to check the link and download the \
+    file. Allow JavaScript for this site and reload the page.";
 const MSG_BAD_KEY: &str =
     "That is not a public key: it starts with age1 (kinko keygen prints yours).";
 
@@ -151,6 +153,15 @@ struct Browser {
 
 impl Browser {
     fn launch() -> Browser {
+        Browser::launch_with(true)
+    }
+
+    /// A browser with JavaScript turned off (a browser setting some partners have).
+    fn launch_without_javascript() -> Browser {
+        Browser::launch_with(false)
+    }
+
+    fn launch_with(javascript: bool) -> Browser {
         for bin in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 Path::new(bin).exists(),
@@ -231,6 +242,8 @@ impl Browser {
                 "prefs": {
                     "download.default_directory": b.downloads.display().to_string(),
                     "download.prompt_for_download": false,
+                    "profile.managed_default_content_settings.javascript":
+                        if javascript { 1 } else { 2 },
                 },
             },
             "goog:loggingPrefs": {"performance": "ALL", "browser": "ALL"},
@@ -912,5 +925,52 @@ fn a_recipient_bound_share_on_the_partner_page() {
     browser.wait_text("#name", "invoice_fdp.exe");
 
     srv.assert_log_free_of(&[&alice, &secret, &disguised_secret]);
+    srv.assert_no_server_errors();
+}
+
+/// A partner told the link is incomplete pastes the whole link into the same tab: only the
+/// fragment changes, so the browser does not load the page again, and the page has to look
+/// at the new fragment itself. Without JavaScript the page says it needs it, instead of
+/// "Checking the link…" for ever.
+#[test]
+fn the_partner_page_after_a_pasted_fragment_and_without_javascript() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let name = "minutes.txt";
+    let file = upload(
+        &srv,
+        &alice,
+        name,
+        "text/plain",
+        b"minutes of the meeting\n",
+    );
+    let (share, _secret, link) = srv.share(&alice, &file, json!({"expires_in": 3600}));
+
+    let browser = Browser::launch();
+    browser.open(&format!("{}/s/{share}", srv.url));
+    browser.wait_text("#status", MSG_INCOMPLETE);
+    // The whole link, typed into the address bar of the same tab.
+    browser.cmd("POST", "/url", Some(json!({"url": link})));
+    browser.wait_text("#name", name);
+    assert!(!browser.displayed("#status"));
+    // A link cut short in the same way shows the incomplete-link message again.
+    browser.cmd(
+        "POST",
+        "/url",
+        Some(json!({"url": format!("{}/s/{share}#{}", srv.url, "ab".repeat(10))})),
+    );
+    browser.wait_text("#status", MSG_INCOMPLETE);
+    assert!(!browser.displayed("#details"));
+    drop(browser);
+
+    let browser = Browser::launch_without_javascript();
+    browser.open(&link);
+    browser.wait_text("#no-script", MSG_NO_SCRIPT);
+    assert!(
+        !browser.displayed("#status"),
+        "no 'Checking the link…' without a script"
+    );
+    assert!(!browser.displayed("#details"));
+    browser.screenshot("7-no-javascript");
     srv.assert_no_server_errors();
 }

@@ -250,6 +250,83 @@ fn wrong_methods_and_head_on_a_link_are_refused_as_json() {
     srv.assert_no_server_errors();
 }
 
+/// Link headers the server cannot read as sent are refused, never taken as absent: a
+/// `Kinko-Ticket` that is not ASCII is a bad ticket (it used to start, and count, a download of
+/// its own), a `Kinko-Password` that is not ASCII (raw UTF-8, not percent-encoded) is `400
+/// invalid` (it used to be answered `password_required`, as if none had been sent), and an
+/// empty `Kinko-Password`, which no share password can be, counts no wrong attempt toward the
+/// lock (five of them used to lock the share for good).
+#[test]
+fn unreadable_or_empty_link_headers_count_nothing() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "once.txt", b"one download only");
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 600, "max_downloads": 1}),
+    );
+    let get = |extra: &[u8]| {
+        let mut req = format!(
+            "GET /api/v1/links/{share}/content HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Kinko-Link-Secret: {secret}\r\n"
+        )
+        .into_bytes();
+        req.extend_from_slice(extra);
+        req.extend_from_slice(b"\r\n");
+        raw(&srv, &req, Duration::from_secs(10))
+    };
+    let resp = get("Kinko-Ticket: caf\u{e9}\r\n".as_bytes());
+    assert_eq!(status_of(&resp), 404, "{resp}");
+    assert!(resp.contains("link_invalid"), "{resp}");
+    let resp = get(b"Kinko-Ticket: \xff\xfe\r\n");
+    assert_eq!(status_of(&resp), 404, "{resp}");
+    assert_eq!(
+        srv.link_info(&share, &secret).json()["downloads_left"],
+        1,
+        "an unreadable ticket counted a download"
+    );
+    let r = srv.link_download(&share, &secret, None);
+    assert_eq!(r.body, b"one download only");
+
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 600, "password": "pässword"}),
+    );
+    let ticket = |password: &[u8]| {
+        let mut req = format!(
+            "POST /api/v1/links/{share}/ticket HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Length: 0\r\nKinko-Link-Secret: {secret}\r\nKinko-Password: "
+        )
+        .into_bytes();
+        req.extend_from_slice(password);
+        req.extend_from_slice(b"\r\n\r\n");
+        raw(&srv, &req, Duration::from_secs(10))
+    };
+    let resp = ticket("pässword".as_bytes());
+    assert_eq!(status_of(&resp), 400, "{resp}");
+    assert!(resp.contains("percent-encoded"), "{resp}");
+    for _ in 0..6 {
+        let r = srv.request(
+            "POST",
+            &format!("/api/v1/links/{share}/ticket"),
+            &[("kinko-link-secret", &secret), ("kinko-password", "")],
+            None,
+        );
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (401, "password_required"),
+            "{}",
+            r.text()
+        );
+    }
+    let r = srv.link_download(&share, &secret, Some("p%C3%A4ssword"));
+    assert_eq!(r.status, 200, "the share was locked: {}", r.text());
+    assert_eq!(r.body, b"one download only");
+    srv.assert_no_server_errors();
+}
+
 #[test]
 fn wrong_tokens_are_refused_and_rate_limited_per_address() {
     let srv = TestServer::start_with(Options {
@@ -846,6 +923,16 @@ fn shutdown_finishes_the_transfer_in_flight_and_refuses_new_connections() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Makes a key file readable by its owner only, as the server requires.
+fn private(path: &std::path::Path) {
+    chmod(path, 0o600);
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 #[test]
 fn startup_configuration_errors_are_explained() {
     let dir = tempfile::tempdir().unwrap();
@@ -868,6 +955,7 @@ fn startup_configuration_errors_are_explained() {
 
     std::fs::create_dir_all(dir.path().join("d")).unwrap();
     std::fs::write(dir.path().join("d/kek"), "00".repeat(32)).unwrap();
+    private(&dir.path().join("d/kek"));
     let out = run(&[
         "serve",
         "--data-dir",
@@ -891,37 +979,9 @@ fn startup_configuration_errors_are_explained() {
 #[test]
 fn tls_is_served_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("openssl")
-        .current_dir(dir.path())
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .output()
-        .expect("openssl is installed (apt-get install openssl)");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    self_signed(dir.path());
     std::fs::write(dir.path().join("kek"), "11".repeat(32)).unwrap();
+    private(&dir.path().join("kek"));
     let mut child = std::process::Command::new(KINKO)
         .current_dir(dir.path())
         .args([
@@ -979,4 +1039,184 @@ fn tls_is_served_with_the_configured_certificate() {
     );
     support::terminate_pid(child.id());
     assert!(child.wait().unwrap().success());
+}
+
+/// A self-signed certificate and its key (`cert.pem`, `key.pem`) for 127.0.0.1 in `dir`.
+fn self_signed(dir: &std::path::Path) {
+    let st = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .output()
+        .expect("openssl is installed (apt-get install openssl)");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+/// A master key or TLS private key that every user of the machine can read protects nothing:
+/// the server refuses it, names the file and says how to fix it, before it creates anything.
+/// Readable by the server's group is still fine (a `root:kinko 0640` key).
+#[test]
+fn a_master_key_or_tls_key_readable_by_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    self_signed(dir.path());
+    let kek = dir.path().join("kek.hex");
+    std::fs::write(&kek, "22".repeat(32)).unwrap();
+    // The exit of a server that should refuse to start; one that starts is stopped, and fails
+    // the test.
+    let start = |extra: &[&str]| {
+        let mut child = std::process::Command::new(KINKO)
+            .current_dir(dir.path())
+            .args(["serve", "--data-dir", "data", "--kek-file", "kek.hex"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("KINKO_KEK")
+            .env_remove("KINKO_SERVE_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..300 {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        support::terminate_pid(child.id());
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the server started: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let tls = ["--tls-cert", "cert.pem", "--tls-key", "key.pem"];
+
+    // With the master key and the TLS key at these modes, the server refuses `named`.
+    let refused = |kek_mode: u32, tls_key_mode: u32, named: &str| {
+        chmod(&kek, kek_mode);
+        chmod(&dir.path().join("key.pem"), tls_key_mode);
+        let out = start(&tls);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(named) && err.contains("other users") && err.contains("chmod"),
+            "{err}"
+        );
+        assert!(!dir.path().join("data").exists(), "nothing was created");
+    };
+    refused(0o644, 0o600, "kek.hex");
+    refused(0o640, 0o604, "key.pem");
+
+    // Group-readable keys start.
+    chmod(&dir.path().join("key.pem"), 0o640);
+    let mut child = std::process::Command::new(KINKO)
+        .current_dir(dir.path())
+        .args(["serve", "--data-dir", "data", "--kek-file", "kek.hex"])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(tls)
+        .env_remove("KINKO_KEK")
+        .env("KINKO_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("Kinko is serving on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    // Served (SIGTERM before the accept loop runs would end the process by the signal).
+    let pem = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    let cert = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+        .disable_verification(true)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
+    let body = agent
+        .get(format!("{url}/healthz"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(body, "ok\n");
+    support::terminate_pid(child.id());
+    assert!(child.wait().unwrap().success());
+}
+
+/// The master key follows the documented precedence: flags, then the environment, then the
+/// file. `KINKO_KEK` set beside a configuration file that names `kek_file` is the key used,
+/// not silently ignored.
+#[test]
+fn kinko_kek_in_the_environment_wins_over_kek_file_in_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kinko.toml"),
+        "data_dir = \"data\"\nkek_file = \"missing.hex\"\nplain_http = true\n\
+         listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(KINKO)
+        .current_dir(dir.path())
+        .args(["serve", "--config", "kinko.toml"])
+        .env("KINKO_KEK", "33".repeat(32))
+        .env("KINKO_LOG", "warn")
+        .env_remove("KINKO_KEK_FILE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = match lines.next() {
+        Some(Ok(line)) => line,
+        _ => {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the server did not start: {err}");
+        }
+    };
+    assert!(first.starts_with("Kinko is serving on http://"), "{first}");
+    std::thread::spawn(move || for _ in lines {});
+    support::terminate_pid(child.id());
+    assert!(child.wait().unwrap().success());
+
+    // A --kek-file flag still wins over KINKO_KEK.
+    let out = std::process::Command::new(KINKO)
+        .current_dir(dir.path())
+        .args(["serve", "--config", "kinko.toml", "--kek-file", "flag.hex"])
+        .env("KINKO_KEK", "33".repeat(32))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("flag.hex"), "{err}");
 }

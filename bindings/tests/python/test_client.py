@@ -259,6 +259,32 @@ class ClientTests(TempDirTest):
             kinko.KinkoClient("http://127.0.0.1:%d" % port).health()
         self.assertEqual(cm.exception.kind, kinko.NetworkKind.CONNECTION_REFUSED)
 
+    def test_a_directory_as_output_is_refused_before_a_download_counts(self):
+        stored = self.upload("plan.txt", b"the plan")
+        bob = kinko.Identity.generate()
+        plain = self.client.share(stored.id, kinko.ShareOptions(
+            expires_in_seconds=600, max_downloads=1))
+        bound = self.client.share(stored.id, kinko.ShareOptions(
+            expires_in_seconds=600, max_downloads=1, recipients=[bob.to_public()]))
+        os.mkdir(self.path("saved"))
+        for share in (plain, bound):
+            link = kinko.Link.parse(share.link.expose_secret())
+            partner = kinko.KinkoClient.for_link(link)
+            for output in (self.path("saved"), self.path("saved") + os.sep):
+                with self.subTest(bound=share is bound, output=output[-7:]):
+                    with self.assertRaises(kinko.KinkoError.InvalidArgument) as cm:
+                        if share is bound:
+                            partner.open_recipient_bound(
+                                link, output, kinko.OpenWith(identities=[bob]))
+                        else:
+                            partner.download_link(link, output)
+                    self.assertIn("directory", cm.exception.reason)
+                    self.assertEqual(partner.link_info(link).downloads_left, 1)
+            self.assertEqual(os.listdir(self.path("saved")), [])
+            self.assertEqual([n for n in os.listdir(self.dir) if n.startswith(".kinko-")], [])
+        with self.assertRaises(kinko.KinkoError.InvalidArgument):
+            self.client.download_file(stored.id, self.path("saved"))
+
     def test_cancelled_transfers_leave_nothing(self):
         content = data(6 * MIB)
         path = self.write("big.bin", content)

@@ -247,6 +247,25 @@ class EnvelopeTests(TempDirTest):
         with self.assertRaises(kinko.KinkoError.NotAnEnvelope):
             kinko.inspect_file(self.path("plain"))
 
+    def test_every_error_has_a_message_for_people(self):
+        alice = kinko.Identity.generate()
+        envelope = kinko.seal_bytes(b"x", kinko.SealTo(recipients=[alice.to_public()]))
+        with self.assertRaises(kinko.KinkoError.NoIdentityMatches) as cm:
+            kinko.open_bytes(envelope, kinko.OpenWith(identities=[kinko.Identity.generate()]))
+        self.assertEqual(str(cm.exception), "")
+        self.assertEqual(cm.exception.message(),
+                         "no identity or passphrase matches any stanza of this envelope")
+        with self.assertRaises(kinko.KinkoError.ChunkAuthFailed) as cm:
+            kinko.open_bytes(envelope[:-1] + bytes([envelope[-1] ^ 1]),
+                             kinko.OpenWith(identities=[alice]))
+        self.assertEqual(cm.exception.message(), "payload chunk 0 failed authentication")
+        token = kinko.CancelToken()
+        token.cancel()
+        with self.assertRaises(kinko.KinkoError.Cancelled) as cm:
+            kinko.seal_file(self.write("p", b"x"), self.path("p.kinko"),
+                            kinko.SealTo(recipients=[alice.to_public()]), cancel=token)
+        self.assertEqual(cm.exception.message(), "cancelled")
+
     def test_tampered_files_raise_the_right_exceptions(self):
         alice, env = self.sealed(3 * CHUNK, chunk_size=None)
         bob = kinko.Identity.generate()

@@ -69,11 +69,17 @@ pub(crate) struct Dec<'a> {
 impl<'a> Dec<'a> {
     /// Starts decoding and checks the encoding version byte.
     pub(crate) fn new(buf: &'a [u8], version: u8) -> Result<Self> {
+        let (d, _) = Dec::any_of(buf, &[version])?;
+        Ok(d)
+    }
+    /// Starts decoding a record written in one of `versions`, and says which.
+    pub(crate) fn any_of(buf: &'a [u8], versions: &[u8]) -> Result<(Self, u8)> {
         let mut d = Dec { buf };
-        if d.u8()? != version {
+        let version = d.u8()?;
+        if !versions.contains(&version) {
             return Err(CodecError);
         }
-        Ok(d)
+        Ok((d, version))
     }
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() < n {

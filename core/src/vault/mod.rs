@@ -888,8 +888,9 @@ impl Vault {
         Ok(())
     }
 
-    /// Disables a user: the user's tokens are deleted and every share the user created is
-    /// revoked, in one atomic commit (admin only). The last enabled admin cannot be disabled.
+    /// Disables a user: the user's tokens are deleted, and every share of the user's files and
+    /// every share the user created of others' files (as an admin) is revoked, in one atomic
+    /// commit (admin only). The last enabled admin cannot be disabled.
     ///
     /// # Errors
     /// Forbidden, not found, [`VaultError::Invalid`] for the last enabled admin, or store
@@ -925,7 +926,8 @@ impl Vault {
             // Revocations are read-modify-writes inside the commit, of the shares the user has
             // then: no share guard, so a stream of downloads cannot starve the disable, and a
             // share created after this listing is revoked too. (The count is of this listing.)
-            let n_shares = self.meta.shares_of_user(user)?.len();
+            let n_shares = self.meta.shares_of_user(user)?.len()
+                + self.meta.shares_created_for_others(user)?.len();
             ops.push(Op::RevokeSharesOfUser(*user, ctx.now));
             let mut u2 = u.clone();
             u2.disabled = true;
@@ -1364,6 +1366,7 @@ impl Vault {
             id,
             file: f.id,
             owner: f.owner,
+            creator: ctx.principal.user,
             created: ctx.now,
             expires,
             secret_hash: secret.hash(&self.keys.link_hash, &id),
@@ -1391,20 +1394,24 @@ impl Vault {
         );
         // Guarded by the owner's version too: a share committed after the owner was disabled
         // would survive the disable that was meant to revoke it (and come back on enable).
+        // The same for the creator, when an admin shares another user's file.
         let owner = self.meta.user(&f.owner)?;
         if owner.as_ref().is_none_or(|u| u.disabled) {
             return Err(VaultError::Invalid("the file's owner is disabled".into()));
         }
-        self.commit(
-            vec![
-                Guard::File(f.id, Some(f.version)),
-                Guard::User(f.owner, owner.map(|u| u.version)),
-                Guard::Share(id, None),
-            ],
-            vec![Op::PutShare(rec)],
-            entry,
-            Durability::Sync,
-        )?;
+        let mut guards = vec![
+            Guard::File(f.id, Some(f.version)),
+            Guard::User(f.owner, owner.map(|u| u.version)),
+            Guard::Share(id, None),
+        ];
+        if rec.creator != rec.owner {
+            let creator = self.meta.user(&rec.creator)?;
+            if creator.as_ref().is_none_or(|u| u.disabled) {
+                return Err(VaultError::Forbidden);
+            }
+            guards.push(Guard::User(rec.creator, creator.map(|u| u.version)));
+        }
+        self.commit(guards, vec![Op::PutShare(rec)], entry, Durability::Sync)?;
         Ok(NewShare {
             id,
             secret,

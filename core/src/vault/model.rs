@@ -114,8 +114,11 @@ pub struct ShareRecord {
     pub id: ShareId,
     /// The shared file.
     pub file: FileId,
-    /// Who created the share (the file's owner or an admin acting for them).
+    /// The shared file's owner.
     pub owner: UserId,
+    /// Who created the share: the owner, or an admin acting for them. Disabling either
+    /// revokes it. (Records written before this field existed name the owner.)
+    pub creator: UserId,
     /// Creation time.
     pub created: Timestamp,
     /// From this instant on the share is refused.
@@ -240,6 +243,8 @@ impl FileRecord {
 }
 
 const V1: u8 = 1;
+/// The share record's layout since it names its creator.
+const SHARE_V2: u8 = 2;
 
 impl UserRecord {
     /// Encodes the record.
@@ -352,10 +357,11 @@ impl FileRecord {
 impl ShareRecord {
     /// Encodes the record.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut e = Enc::with_version(V1);
+        let mut e = Enc::with_version(SHARE_V2);
         e.fixed(&self.id.0)
             .fixed(&self.file.0)
             .fixed(&self.owner.0)
+            .fixed(&self.creator.0)
             .u64(self.created.0)
             .u64(self.expires.0)
             .fixed(&self.secret_hash);
@@ -380,15 +386,21 @@ impl ShareRecord {
         e.opt_u64(self.revoked.map(|t| t.0)).u64(self.version);
         e.finish()
     }
-    /// Decodes a record written by [`ShareRecord::encode`].
+    /// Decodes a record written by [`ShareRecord::encode`], or by the version before it
+    /// (no creator: the owner made it).
     ///
     /// # Errors
     /// The bytes are not such a record.
     pub(crate) fn decode(buf: &[u8]) -> codec::Result<Self> {
-        let mut d = Dec::new(buf, V1)?;
+        let (mut d, version) = Dec::any_of(buf, &[V1, SHARE_V2])?;
         let id = ShareId(d.array()?);
         let file = FileId(d.array()?);
         let owner = UserId(d.array()?);
+        let creator = if version == V1 {
+            owner
+        } else {
+            UserId(d.array()?)
+        };
         let created = Timestamp(d.u64()?);
         let expires = Timestamp(d.u64()?);
         let secret_hash = d.array()?;
@@ -426,6 +438,7 @@ impl ShareRecord {
             id,
             file,
             owner,
+            creator,
             created,
             expires,
             secret_hash,
@@ -438,5 +451,53 @@ impl ShareRecord {
             revoked,
             version,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(creator: UserId) -> ShareRecord {
+        ShareRecord {
+            id: ShareId([1; 16]),
+            file: FileId([2; 16]),
+            owner: UserId([3; 16]),
+            creator,
+            created: Timestamp(10),
+            expires: Timestamp(20),
+            secret_hash: [4; 32],
+            password: None,
+            max_downloads: Some(3),
+            downloads: 1,
+            failed_attempts: 0,
+            max_attempts: 5,
+            recipients: vec![[5; 32]],
+            revoked: Some(Timestamp(15)),
+            version: 7,
+        }
+    }
+
+    #[test]
+    fn a_share_record_round_trips_with_its_creator() {
+        let s = share(UserId([9; 16]));
+        let bytes = s.encode();
+        assert_eq!(bytes[0], SHARE_V2);
+        assert_eq!(ShareRecord::decode(&bytes).unwrap(), s);
+    }
+
+    /// A record stored before shares named their creator (version 1: no creator after the
+    /// owner) still decodes, with the owner as its creator.
+    #[test]
+    fn a_version_1_share_record_names_its_owner_as_creator() {
+        let s = share(UserId([3; 16]));
+        let mut v1 = s.encode();
+        v1[0] = V1;
+        // Version byte, id, file, owner: the creator followed.
+        v1.drain(1 + 3 * 16..1 + 4 * 16);
+        assert_eq!(ShareRecord::decode(&v1).unwrap(), s);
+        // Any other version is refused.
+        v1[0] = 3;
+        assert!(ShareRecord::decode(&v1).is_err());
     }
 }

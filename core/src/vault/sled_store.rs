@@ -11,6 +11,7 @@
 //! | `s`    | share id                 | share record         |
 //! | `S`    | file id, share id        | (empty)              |
 //! | `O`    | owner id, share id       | (empty)              |
+//! | `C`    | creator id, share id     | (empty); only for a share created by another user than its owner |
 //! | `x`    | at (u64 BE), kind, id    | (empty)              |
 //! | `c`    | setting name             | setting bytes        |
 //! | `a`    | seq (u64 BE)             | audit record         |
@@ -54,6 +55,38 @@ impl fmt::Debug for SledMetaStore {
     }
 }
 
+/// The sled tree that holds every record of the store.
+const TREE: &str = "kinko-meta-v1";
+
+/// Opens the sled database under `dir` as the store does.
+///
+/// sled's background writer threads of a just-dropped instance (this process, or one being
+/// restarted) can hold the directory lock for a moment after the drop: the lock is retried for
+/// up to ~2 s before the directory is reported as busy.
+fn open_db(dir: &Path, flush_every_ms: Option<u64>) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(flush_every_ms)
+        .mode(sled::Mode::HighThroughput)
+        // sled's default page cache is 1 GiB, and every audit record passes through it: under
+        // a stream of downloads the process grew by ~40 MiB per 100k records. Everything hot
+        // (users, tokens, shares, the audit head) fits in far less.
+        .cache_capacity(CACHE_BYTES);
+    let mut attempts = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if attempts < 100 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(backend(e)),
+        }
+    }
+}
+
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -92,37 +125,25 @@ impl SledMetaStore {
     /// # Errors
     /// sled could not open the directory (for example another process holds it).
     pub fn open(dir: &Path, flush_every_ms: Option<u64>) -> Result<SledMetaStore, StoreError> {
-        let config = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(flush_every_ms)
-            .mode(sled::Mode::HighThroughput)
-            // sled's default page cache is 1 GiB, and every audit record passes through it:
-            // under a stream of downloads the process grew by ~40 MiB per 100k records.
-            // Everything hot (users, tokens, shares, the audit head) fits in far less.
-            .cache_capacity(CACHE_BYTES);
-        // sled's background writer threads of a just-dropped instance (this process, or one
-        // being restarted) can hold the directory lock for a moment after the drop: retry the
-        // lock for up to ~2 s before reporting the directory as busy.
-        let mut attempts = 0;
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if attempts < 100 && e.to_string().contains("could not acquire lock") =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(backend(e)),
-            }
-        };
-        let tree = db.open_tree("kinko-meta-v1").map_err(backend)?;
+        let db = open_db(dir, flush_every_ms)?;
+        let tree = db.open_tree(TREE).map_err(backend)?;
         Ok(SledMetaStore {
             db,
             tree,
             commit_lock: Mutex::new(()),
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// The raw sled tree of the store in `dir`, opened as [`SledMetaStore::open`] opens it,
+    /// for tests and repair tools that edit records below the store. Nothing written through it
+    /// is checked; the database closes when the last clone of the tree is dropped.
+    ///
+    /// # Errors
+    /// sled could not open the directory (for example another process holds it).
+    #[doc(hidden)]
+    pub fn open_raw_tree(dir: &Path) -> Result<sled::Tree, StoreError> {
+        open_db(dir, None)?.open_tree(TREE).map_err(backend)
     }
 
     fn get(&self, k: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
@@ -225,6 +246,9 @@ impl SledMetaStore {
 fn remove_share(batch: &mut sled::Batch, s: &ShareRecord) {
     batch.remove(key(b'S', &[&s.file.0, &s.id.0]));
     batch.remove(key(b'O', &[&s.owner.0, &s.id.0]));
+    if s.creator != s.owner {
+        batch.remove(key(b'C', &[&s.creator.0, &s.id.0]));
+    }
     batch.remove(expiry_key(&s.expiry_entry()));
     batch.remove(key(b's', &[&s.id.0]));
 }
@@ -324,6 +348,9 @@ impl MetaStore for SledMetaStore {
                 Op::PutShare(s) => {
                     batch.insert(key(b'S', &[&s.file.0, &s.id.0]), &[][..]);
                     batch.insert(key(b'O', &[&s.owner.0, &s.id.0]), &[][..]);
+                    if s.creator != s.owner {
+                        batch.insert(key(b'C', &[&s.creator.0, &s.id.0]), &[][..]);
+                    }
                     batch.insert(expiry_key(&s.expiry_entry()), &[][..]);
                     batch.insert(key(b's', &[&s.id.0]), s.encode());
                 }
@@ -339,7 +366,11 @@ impl MetaStore for SledMetaStore {
             let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             self.check_all(guards)?;
             for (user, at) in revoked_users {
-                revokes.extend(self.shares_of_user(&user)?.into_iter().map(|id| (id, at)));
+                let shares = [
+                    self.shares_of_user(&user)?,
+                    self.shares_created_for_others(&user)?,
+                ];
+                revokes.extend(shares.into_iter().flatten().map(|id| (id, at)));
             }
             for (id, at) in revokes {
                 if let Some(mut s) = self.share(&id)? {
@@ -451,6 +482,10 @@ impl MetaStore for SledMetaStore {
 
     fn shares_of_user(&self, user: &UserId) -> Result<Vec<ShareId>, StoreError> {
         self.index_ids(&key(b'O', &[&user.0]), ShareId)
+    }
+
+    fn shares_created_for_others(&self, user: &UserId) -> Result<Vec<ShareId>, StoreError> {
+        self.index_ids(&key(b'C', &[&user.0]), ShareId)
     }
 
     fn expired(&self, now: Timestamp, limit: usize) -> Result<ExpiredScan, StoreError> {

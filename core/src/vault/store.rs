@@ -109,9 +109,9 @@ pub enum Op {
     /// on a deleted share then fails its `Guard::Share(id, Some(v))` (the share is gone),
     /// re-reads and is refused.
     DeleteSharesOfFile(FileId),
-    /// Revoke (as [`Op::RevokeShare`]) every share the user has at the moment the commit
-    /// applies: the set is read inside the commit, so a share created after the caller listed
-    /// them is revoked too.
+    /// Revoke (as [`Op::RevokeShare`]) every share of the user's files and every share the
+    /// user created of others' files, as they are at the moment the commit applies: the set is
+    /// read inside the commit, so a share created after the caller listed them is revoked too.
     RevokeSharesOfUser(UserId, Timestamp),
     /// Remove one expiry index entry (a stale one: its record is already gone).
     DeleteExpiry(ExpiryEntry),
@@ -220,11 +220,16 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// Backend errors.
     fn shares_of_file(&self, file: &FileId) -> Result<Vec<ShareId>, StoreError>;
-    /// Ids of the shares a user created.
+    /// Ids of the shares of a user's files.
     ///
     /// # Errors
     /// Backend errors.
     fn shares_of_user(&self, user: &UserId) -> Result<Vec<ShareId>, StoreError>;
+    /// Ids of the shares a user created of other users' files (an admin acting for them).
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn shares_created_for_others(&self, user: &UserId) -> Result<Vec<ShareId>, StoreError>;
     /// Up to `limit` expiry entries with `at <= now`, oldest first. The cost is proportional
     /// to the entries returned, never to the size of the index.
     ///

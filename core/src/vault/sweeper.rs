@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::audit::{Actor, Entry, Outcome};
-use super::model::{ExpiryKind, FileRecord, FileState};
+use super::model::{ExpiryEntry, ExpiryKind, FileRecord, FileState};
 use super::sealing;
 use super::store::{Durability, Guard, Op, StoreError};
 use super::types::{FileId, ShareId, Timestamp};
@@ -80,6 +80,24 @@ const SWEEP_BATCH: usize = 1024;
 const PAGE: usize = 1024;
 
 impl Vault {
+    /// Removes an expiry entry whose share or file is gone or no longer due (`object` names
+    /// it in the audit record).
+    fn drop_stale_expiry(
+        &self,
+        e: ExpiryEntry,
+        object: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let entry = Entry::system(now, "sweep.stale_entry", object, String::new());
+        self.commit(
+            vec![],
+            vec![Op::DeleteExpiry(e)],
+            entry,
+            Durability::Buffered,
+        )
+        .map(drop)
+    }
+
     /// Walks the expiry index from its oldest entry up to `now`: deletes expired shares and
     /// crypto-shreds files past retention. Its cost is proportional to what expired. Each
     /// removal is audited; the sweep's summary too. Flushes once at the end.
@@ -116,20 +134,7 @@ impl Vault {
                                     Err(err) => return Err(err.into()),
                                 }
                             }
-                            _ => {
-                                let entry = Entry::system(
-                                    now,
-                                    "sweep.stale_entry",
-                                    super::share_obj(&id),
-                                    String::new(),
-                                );
-                                self.commit(
-                                    vec![],
-                                    vec![Op::DeleteExpiry(e)],
-                                    entry,
-                                    Durability::Buffered,
-                                )?;
-                            }
+                            _ => self.drop_stale_expiry(e, super::share_obj(&id), now)?,
                         }
                     }
                     ExpiryKind::File => {
@@ -139,20 +144,7 @@ impl Vault {
                                 self.shred(Actor::System, "", "file.retention_expired", &id, now)?;
                                 report.files_removed += 1;
                             }
-                            _ => {
-                                let entry = Entry::system(
-                                    now,
-                                    "sweep.stale_entry",
-                                    super::file_obj(&id),
-                                    String::new(),
-                                );
-                                self.commit(
-                                    vec![],
-                                    vec![Op::DeleteExpiry(e)],
-                                    entry,
-                                    Durability::Buffered,
-                                )?;
-                            }
+                            _ => self.drop_stale_expiry(e, super::file_obj(&id), now)?,
                         }
                     }
                 }

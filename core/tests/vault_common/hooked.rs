@@ -149,6 +149,9 @@ impl MetaStore for HookedStore {
     fn shares_of_user(&self, user: &UserId) -> Result<Vec<ShareId>, StoreError> {
         self.inner.shares_of_user(user)
     }
+    fn shares_created_for_others(&self, user: &UserId) -> Result<Vec<ShareId>, StoreError> {
+        self.inner.shares_created_for_others(user)
+    }
     fn expired(&self, now: Timestamp, limit: usize) -> Result<ExpiredScan, StoreError> {
         self.inner.expired(now, limit)
     }

@@ -25,6 +25,12 @@ pub fn config(keys: KeyRing) -> VaultConfig {
     c
 }
 
+/// The raw sled tree of the store in `meta`, for tests that damage records on purpose. Opened
+/// with the store's lock retry: a just-dropped vault's writer threads can hold the lock briefly.
+pub fn raw_tree(meta: &Path) -> sled::Tree {
+    kinko_core::vault::SledMetaStore::open_raw_tree(meta).unwrap()
+}
+
 pub fn kek_from(bytes: [u8; 32]) -> MasterKey {
     MasterKey::from_bytes(bytes)
 }

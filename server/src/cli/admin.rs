@@ -84,7 +84,7 @@ pub(crate) enum AdminCommand {
         /// A label to recognize the token by (e.g. the machine it is for).
         #[arg(long, value_name = "LABEL", default_value = "kinko admin token")]
         label: String,
-        /// How long the token works (default: the server's, 90 days).
+        /// How long the token works (default: the server's, 90 days; at most 366d).
         #[arg(long, value_name = "DURATION")]
         ttl: Option<String>,
     },

@@ -18,7 +18,7 @@ use kinko_core::envelope::{OpenError, SealError};
 use kinko_core::keys::KeyError;
 
 use super::interrupt::{EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM};
-use super::passphrase::SecretKind;
+use super::passphrase::{API_TOKEN, SecretKind};
 
 /// Exit code: success (also a closed pipe on stdout, e.g. `kinko open … | head`).
 pub(crate) const EXIT_OK: u8 = 0;
@@ -147,15 +147,15 @@ pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         EXIT_SIGHUP,
-        "ended by SIGHUP (a temporary output file in progress is deleted first)",
+        "ended by SIGHUP, after deleting a temporary output file in progress",
     ),
     (
         EXIT_SIGINT,
-        "ended by SIGINT, e.g. Ctrl-C (a temporary output file in progress is deleted first)",
+        "ended by SIGINT, e.g. Ctrl-C, after deleting a temporary output file in progress",
     ),
     (
         EXIT_SIGTERM,
-        "ended by SIGTERM (a temporary output file in progress is deleted first)",
+        "ended by SIGTERM, after deleting a temporary output file in progress",
     ),
 ];
 
@@ -403,6 +403,8 @@ impl CliError {
             | CliError::BadLink(_)
             | CliError::ClientConfig { .. } => EXIT_USAGE,
             CliError::NotLoggedIn { .. } | CliError::BadToken { .. } => EXIT_UNAUTHENTICATED,
+            // An empty API token is a malformed one, not a bad passphrase.
+            CliError::EmptyPassphrase(kind) if *kind == API_TOKEN => EXIT_UNAUTHENTICATED,
             CliError::Remote { source, .. } => remote_exit_code(source),
             CliError::NoMatchingKey { .. } => EXIT_NO_MATCH,
             CliError::Key {
@@ -433,6 +435,11 @@ impl CliError {
                 .into(),
             CliError::OutputExists(_) => {
                 "Choose another file name, or move the existing file away first.".into()
+            }
+            CliError::SameInputAndOutput(path) if path.as_os_str() == super::io::STDOUT_NAME => {
+                "Redirect the output to another file, or pass -o OTHER_FILE. A shell's > to the \
+                 input empties it before kinko starts: check that the input is still whole."
+                    .into()
             }
             CliError::SameInputAndOutput(_) => {
                 "Write the output to another file (-o OTHER_FILE).".into()
@@ -474,6 +481,11 @@ impl CliError {
                 "Run the command again and type the same {} twice.",
                 kind.name
             ),
+            CliError::EmptyPassphrase(kind) if *kind == API_TOKEN => {
+                "Give the API token an admin issued you (kinko admin token USER_ID prints it: \
+                 kinko_ followed by 96 hex digits)."
+                    .into()
+            }
             CliError::EmptyPassphrase(kind) => format!(
                 "Choose a {}: a long one (several random words) resists guessing best.",
                 kind.name
@@ -496,7 +508,9 @@ impl CliError {
                 source: kinko_core::vault::AuditError::Read(_),
                 ..
             } => "Check the file name, and that it is the export itself.".into(),
-            CliError::AuditExport { .. } => "The export was changed after it was signed, cut                  short, or signed by another key. Check the key with the operator, and ask for                  a fresh export."
+            CliError::AuditExport { .. } => "The export was changed after it was signed, cut \
+                 short, or signed by another key. Check the key with the operator, and ask for \
+                 a fresh export."
                 .into(),
             CliError::NotLoggedIn { server: Some(s) } => {
                 format!("Run kinko login --server {s} (or set KINKO_TOKEN for scripts).")

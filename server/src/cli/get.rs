@@ -381,25 +381,32 @@ pub(crate) fn run(config: GetConfig) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The first non-empty line of standard input (at most 64 KiB are read), trimmed.
+/// The first non-empty line of standard input (at most 64 KiB are read), trimmed. Read line
+/// by line: a link pasted at a terminal is used once Enter is pressed, without Ctrl-D.
 fn link_from_stdin() -> Result<Zeroizing<String>, CliError> {
-    use std::io::Read;
-    let mut text = Zeroizing::new(String::new());
-    io::stdin()
-        .take(64 * 1024)
-        .read_to_string(&mut text)
-        .map_err(|e| {
+    use std::io::{BufRead, Read};
+    const MAX: u64 = 64 * 1024;
+    let mut input = io::stdin().lock().take(MAX);
+    // Sized up front so that reading never reallocates and leaves a copy of the secret behind.
+    let mut line = Zeroizing::new(String::with_capacity(MAX as usize + 1));
+    loop {
+        line.clear();
+        let read = input.read_line(&mut line).map_err(|e| {
             CliError::usage(
                 format!("cannot read the link from standard input: {e}"),
                 "Pipe the link in as text: kinko get - < link.txt",
             )
         })?;
-    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
-        Some(line) => Ok(Zeroizing::new(line.to_owned())),
-        None => Err(CliError::usage(
-            "no link on standard input",
-            "Pipe the link in: kinko get - < link.txt",
-        )),
+        if read == 0 {
+            return Err(CliError::usage(
+                "no link on standard input",
+                "Pipe the link in: kinko get - < link.txt",
+            ));
+        }
+        let link = line.trim();
+        if !link.is_empty() {
+            return Ok(Zeroizing::new(link.to_owned()));
+        }
     }
 }
 

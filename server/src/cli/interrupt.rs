@@ -9,10 +9,14 @@
 //! So every temporary output is [`register`]ed while it exists. The first registration starts
 //! a watcher thread that waits for those signals (through tokio's handler, which only wakes
 //! the thread: nothing but a write to a pipe runs in the signal handler itself). On a signal
-//! the watcher takes the registry's lock, deletes every registered file, and exits with the
-//! shell's code for the signal: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP. It never
-//! releases the lock, so a commit racing with it either finished before (its file is no
-//! longer registered) or never happens.
+//! the watcher takes the registry's lock, deletes every registered file, then puts the
+//! signal's default action back and raises it again: the process ends *by the signal*, as it
+//! would have without the clean-up, and shells show 130 for SIGINT, 143 for SIGTERM, 129 for
+//! SIGHUP. An exit with those codes would not be the same: a shell that sees its child exit
+//! normally after a Ctrl-C assumes the child handled it, and goes on with the rest of the
+//! script (`for f in *.pdf; do kinko share "$f"; done` would only skip to the next file). The
+//! watcher never releases the lock, so a commit racing with it either finished before (its
+//! file is no longer registered) or never happens.
 //!
 //! A signal the process inherited as ignored (SIGHUP under `nohup`, SIGINT in a background
 //! job of a script) stays ignored: the watcher does not listen for it.
@@ -24,8 +28,8 @@
 //! [`TerminalGuard`]: it starts the watcher, and saves the terminal's settings for the watcher
 //! to put back before it exits. A Ctrl-C typed at the prompt reaches the prompting thread as
 //! an error too, after the SIGINT; that thread ends the process the same way
-//! ([`interrupted`]), so the exit code is 130 whichever thread gets there first (and also
-//! when SIGINT is ignored: the key was typed at our own prompt).
+//! ([`interrupted`]), so the process ends by SIGINT whichever thread gets there first (and
+//! also when SIGINT is ignored: the key was typed at our own prompt).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once};
@@ -38,11 +42,11 @@ static WATCHER: Once = Once::new();
 #[cfg(unix)]
 static TERMINAL: Mutex<Option<SavedTerminal>> = Mutex::new(None);
 
-/// The exit code for a command ended by SIGHUP (128 + 1).
+/// The status shells show for a command ended by SIGHUP (128 + 1).
 pub(crate) const EXIT_SIGHUP: u8 = 129;
-/// The exit code for a command ended by SIGINT (128 + 2), e.g. Ctrl-C.
+/// The status shells show for a command ended by SIGINT (128 + 2), e.g. Ctrl-C.
 pub(crate) const EXIT_SIGINT: u8 = 130;
-/// The exit code for a command ended by SIGTERM (128 + 15).
+/// The status shells show for a command ended by SIGTERM (128 + 15).
 pub(crate) const EXIT_SIGTERM: u8 = 143;
 
 fn registry() -> MutexGuard<'static, Vec<PathBuf>> {
@@ -116,13 +120,15 @@ impl Drop for TerminalGuard {
 }
 
 /// Ends the process after a Ctrl-C at a prompt, as the watcher does for SIGINT (see the module
-/// docs): whichever of the two gets the registry's lock first exits with 130, the other waits
+/// docs): whichever of the two gets the registry's lock first ends it, the other waits
 /// on the lock until the process is gone.
 pub(crate) fn interrupted() -> ! {
     exit_for_signal(EXIT_SIGINT)
 }
 
-/// Deletes every registered temporary file, puts the terminal back, and exits with `code`.
+/// Deletes every registered temporary file, puts the terminal back, and ends the process by the
+/// signal whose shell status is `code` (see the module docs), or where that cannot be done,
+/// exits with `code`.
 fn exit_for_signal(code: u8) -> ! {
     let paths = registry();
     for path in paths.iter() {
@@ -137,6 +143,20 @@ fn exit_for_signal(code: u8) -> ! {
         );
     }
     // The lock stays held until the process is gone: nothing is published after this.
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+        let signal = match code {
+            EXIT_SIGHUP => Some(SIGHUP),
+            EXIT_SIGINT => Some(SIGINT),
+            EXIT_SIGTERM => Some(SIGTERM),
+            _ => None,
+        };
+        if let Some(signal) = signal {
+            // Does not return for these three (it aborts if raising fails).
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+        }
+    }
     std::process::exit(i32::from(code));
 }
 

@@ -49,6 +49,11 @@ impl InputArg {
     }
 
     /// Opens the input. Returns the reader and the file's metadata when it is a regular file.
+    ///
+    /// # Errors
+    ///
+    /// [`CliError::Read`] if the file cannot be opened, or is a directory (which opens, and
+    /// fails only at the first read: commands open their input before they prompt).
     pub(crate) fn open(&self) -> Result<(Box<dyn Read>, Option<fs::Metadata>), CliError> {
         match self {
             InputArg::Stdin => Ok((Box::new(io::stdin().lock()), None)),
@@ -59,6 +64,12 @@ impl InputArg {
                 };
                 let file = File::open(path).map_err(read_err)?;
                 let meta = file.metadata().map_err(read_err)?;
+                if meta.is_dir() {
+                    return Err(read_err(io::Error::new(
+                        io::ErrorKind::IsADirectory,
+                        "it is a directory",
+                    )));
+                }
                 let meta = meta.is_file().then_some(meta);
                 Ok((Box::new(file), meta))
             }
@@ -103,19 +114,60 @@ pub(crate) fn check_terminal_output(
     }
 }
 
-/// Refuses an output file that is the input file (it would be replaced by the result).
+/// Refuses an output file that is the input file (it would be replaced by the result), and a
+/// standard output redirected into the input file (`kinko seal f >> f`: the output would be
+/// appended to the input while it is read; `> f` has already emptied it).
 ///
 /// # Errors
 ///
 /// [`CliError::SameInputAndOutput`].
 pub(crate) fn check_distinct(input: &InputArg, output: &OutputArg) -> Result<(), CliError> {
-    if let (InputArg::File(i), OutputArg::File(o)) = (input, output)
-        && let (Ok(ci), Ok(co)) = (fs::canonicalize(i), fs::canonicalize(o))
-        && ci == co
-    {
-        return Err(CliError::SameInputAndOutput(o.clone()));
+    match (input, output) {
+        (InputArg::File(i), OutputArg::File(o)) => {
+            if let (Ok(ci), Ok(co)) = (fs::canonicalize(i), fs::canonicalize(o))
+                && ci == co
+            {
+                return Err(CliError::SameInputAndOutput(o.clone()));
+            }
+        }
+        (_, OutputArg::DefaultStdout | OutputArg::ExplicitStdout) => {
+            if stdout_is_input(input) {
+                return Err(CliError::SameInputAndOutput(PathBuf::from(STDOUT_NAME)));
+            }
+        }
+        (InputArg::Stdin, OutputArg::File(_)) => {}
     }
     Ok(())
+}
+
+/// How messages name standard output.
+pub(crate) const STDOUT_NAME: &str = "<stdout>";
+
+/// Whether standard output is a regular file that is also the input (by device and inode, as
+/// `cat` checks).
+#[cfg(unix)]
+fn stdout_is_input(input: &InputArg) -> bool {
+    use std::os::fd::{AsFd, BorrowedFd};
+    use std::os::unix::fs::MetadataExt;
+
+    let meta_of = |fd: BorrowedFd<'_>| {
+        fd.try_clone_to_owned()
+            .ok()
+            .and_then(|fd| File::from(fd).metadata().ok())
+    };
+    let Some(out) = meta_of(io::stdout().as_fd()).filter(fs::Metadata::is_file) else {
+        return false;
+    };
+    let input = match input {
+        InputArg::File(path) => fs::metadata(path).ok(),
+        InputArg::Stdin => meta_of(io::stdin().as_fd()),
+    };
+    input.is_some_and(|i| i.dev() == out.dev() && i.ino() == out.ino())
+}
+
+#[cfg(not(unix))]
+fn stdout_is_input(_: &InputArg) -> bool {
+    false
 }
 
 /// An output being written: stdout, or a temporary file published by [`Output::commit`].

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueHint};
-use kinko_client::BaseUrl;
+use kinko_client::{BaseUrl, ClientError};
 use kinko_core::vault::ApiToken;
 use secrecy::ExposeSecret;
 
@@ -112,7 +112,14 @@ pub(crate) fn login(config: LoginConfig) -> Result<(), CliError> {
     let client = config.ca.client(config.server.clone(), Some(token))?;
     let me = client.me().map_err(|source| CliError::Remote {
         server: config.server.to_string(),
-        source,
+        source: match source {
+            // GET /api/v1/me names no id: a 404 means no Kinko API answers at this URL.
+            ClientError::NotFound { .. } => ClientError::UnexpectedResponse {
+                status: 404,
+                detail: "no Kinko API at this address".into(),
+            },
+            other => other,
+        },
         call: Call::Api,
     })?;
     ClientConfig::save(&config.config, &config.server, Some(&saved))?;

@@ -215,6 +215,9 @@ pub(crate) fn run(config: SealConfig) -> Result<(), CliError> {
     for r in config.recipients {
         recipients = recipients.x25519(r);
     }
+    // The input first: a missing or unreadable one is named before the passphrase is asked
+    // for (twice).
+    let (reader, file_meta) = config.input.open()?;
     if let Some(source) = &config.passphrase {
         let passphrase = source.read(true)?;
         if secrecy::ExposeSecret::expose_secret(&passphrase).is_empty() {
@@ -223,7 +226,6 @@ pub(crate) fn run(config: SealConfig) -> Result<(), CliError> {
         recipients = recipients.passphrase(passphrase);
     }
 
-    let (reader, file_meta) = config.input.open()?;
     let mut metadata = Metadata::default();
     if let InputArg::File(path) = &config.input
         && let Some(name) = path.file_name()

@@ -1,7 +1,7 @@
 //! `kinko share`: upload a file and create a share link for it.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use clap::{Args, ValueHint};
@@ -191,6 +191,20 @@ impl ShareArgs {
 /// Checks FILE (a regular file, or stdin) and decides the name the partner sees.
 fn upload_source(file: PathBuf, name: Option<String>) -> Result<Source, CliError> {
     let input = InputArg::from_arg(Some(file));
+    // First: `.` or `/` has no name either, but --name would not help.
+    if let InputArg::File(path) = &input {
+        let meta = fs::metadata(path).map_err(|source| CliError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            return Err(CliError::usage(
+                format!("{} is a directory", path.display()),
+                "Share one file; for a directory, pipe an archive: tar c DIR | kinko share - \
+                 --name DIR.tar",
+            ));
+        }
+    }
     let name = match (name, &input) {
         (Some(n), _) => n,
         (None, InputArg::File(path)) => path
@@ -221,19 +235,6 @@ fn upload_source(file: PathBuf, name: Option<String>) -> Result<Source, CliError
             "the name must be 1 to 4096 bytes",
             "Pass a shorter --name.",
         ));
-    }
-    if let InputArg::File(path) = &input {
-        let meta = fs::metadata(path).map_err(|source| CliError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
-            return Err(CliError::usage(
-                format!("{} is a directory", path.display()),
-                "Share one file; for a directory, pipe an archive: tar c DIR | kinko share - \
-                 --name DIR.tar",
-            ));
-        }
     }
     Ok(Source::Upload { input, name })
 }
@@ -272,7 +273,12 @@ pub(crate) fn read_recipients(
 /// Password input errors, read errors, and the server's refusals. A file uploaded whose
 /// share is then refused is deleted again.
 pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
-    // The password first: a mistyped confirmation must not cost an upload.
+    // The file first: one that cannot be read is named before the password is asked for.
+    let opened = match &config.source {
+        Source::Upload { input, .. } => Some(input.open()?),
+        Source::Existing(_) => None,
+    };
+    // The password before the upload: a mistyped confirmation must not cost an upload.
     let password = match &config.password {
         Some(source) => {
             let pw = source.read_secret(&SHARE_PASSWORD, true)?;
@@ -284,9 +290,12 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
         None => None,
     };
     let remote = &config.remote;
-    let (file, uploaded) = match &config.source {
-        Source::Upload { input, name } => (upload(&config, input, name)?, true),
-        Source::Existing(id) => (
+    let (file, uploaded) = match (&config.source, opened) {
+        (Source::Upload { input, name }, Some(opened)) => {
+            (upload(&config, input, opened, name)?, true)
+        }
+        (Source::Upload { .. }, None) => unreachable!("an upload's input was opened above"),
+        (Source::Existing(id), _) => (
             remote.client.file(id).map_err(|e| remote.owned_err(e))?,
             false,
         ),
@@ -368,10 +377,14 @@ pub(crate) fn run(config: ShareConfig) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Uploads `input` as `name`, with a progress bar.
-fn upload(config: &ShareConfig, input: &InputArg, name: &str) -> Result<FileInfo, CliError> {
+/// Uploads `input` (`opened`: its reader and metadata) as `name`, with a progress bar.
+fn upload(
+    config: &ShareConfig,
+    input: &InputArg,
+    (reader, meta): (Box<dyn Read>, Option<fs::Metadata>),
+    name: &str,
+) -> Result<FileInfo, CliError> {
     let remote = &config.remote;
-    let (reader, meta) = input.open()?;
     let mut upload = UploadOptions::default();
     upload.size = meta.as_ref().map(|m| m.len());
     upload.content_type = config.content_type.clone();

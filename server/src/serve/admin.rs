@@ -5,9 +5,10 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kinko_core::vault::{Retention, Role, UserId, UserRecord, VaultError};
@@ -82,6 +83,10 @@ pub(crate) async fn create_user(
     Ok((StatusCode::CREATED, Json(user_json(&rec))).into_response())
 }
 
+/// The longest an API token may work: a token opens the account from anywhere, so one that
+/// outlives its purpose (a machine gone, a script retired) must end on its own.
+const MAX_TOKEN_TTL: u64 = 366 * DAY;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
@@ -103,8 +108,10 @@ pub(crate) async fn issue_token(
         return Err(ApiError::invalid("a token label is at most 256 bytes"));
     }
     let ttl = body.ttl.unwrap_or(90 * DAY);
-    if ttl == 0 {
-        return Err(ApiError::invalid("ttl must be at least 1 second"));
+    if ttl == 0 || ttl > MAX_TOKEN_TTL {
+        return Err(ApiError::invalid(
+            "ttl must be 1 second to 366 days; issue a new token before the old one ends",
+        ));
     }
     let now = ctx.now;
     let token = state
@@ -331,10 +338,12 @@ impl Write for ChannelWriter {
     }
 }
 
-/// `GET /api/v1/admin/audit/export`: JSON Lines, streamed.
+/// `GET /api/v1/admin/audit/export`: JSON Lines, streamed. `HEAD` answers the headers only,
+/// without exporting (an export ends at a checkpoint, which it may sign and store).
 pub(crate) async fn audit_export(
     State(state): State<AppState>,
     Caller(ctx): Caller,
+    method: Method,
 ) -> Result<Response, ApiError> {
     // Check the permission before the status line goes out.
     if !kinko_core::vault::users::authorize(
@@ -342,6 +351,16 @@ pub(crate) async fn audit_export(
         kinko_core::vault::Permission::ReadAudit,
     ) {
         return Err(VaultError::Forbidden.into());
+    }
+    let ndjson = |mut resp: Response| {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        resp
+    };
+    if method == Method::HEAD {
+        return Ok(ndjson(Response::new(Body::empty())));
     }
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(PIPE_DEPTH);
     let vault = state.vault.clone();
@@ -353,18 +372,17 @@ pub(crate) async fn audit_export(
         let r = vault.export_audit(&ctx, &mut w).map_err(|e| e.to_string());
         match r.and_then(|_| w.flush().map_err(|e| e.to_string())) {
             Ok(()) => {}
+            // The client went away (`curl … | head`): nothing failed here.
+            Err(_) if tx.is_closed() => {
+                tracing::info!("audit export stopped: the client closed the connection");
+            }
             Err(e) => {
                 tracing::error!(error = %e, "audit export failed");
                 let _ = tx.blocking_send(Err(std::io::Error::other("audit export failed")));
             }
         }
     });
-    let mut resp = Response::new(super::stream::channel_body(rx, None));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(resp)
+    Ok(ndjson(Response::new(super::stream::channel_body(rx, None))))
 }
 
 /// `GET /api/v1/admin/audit/key`

@@ -27,8 +27,11 @@ Examples:
 
 Every option can also be set in the TOML file (same name with '_' for '-', except the lists
 trusted_proxies and metrics_from; the limits, such as max_upload_bytes, go in its [limits]
-table: docs/SERVER.md) or through the environment variable named in its description. Flags win over the environment, which wins over the file. The master key is read from --kek-file or from KINKO_KEK (64 hex digits); it is
-never stored in the data directory.
+table: docs/SERVER.md) or through the environment variable named in its description. Flags win
+over the environment, which wins over the file. The master key is read from --kek-file
+(KINKO_KEK_FILE), else from KINKO_KEK (64 hex digits), else from kek_file in the file; it is
+never stored in the data directory. Key files (master keys, the TLS private key) that other
+users may read or write are refused: chmod 600 (or 640 with the server's group).
 
 Logs go to stderr (level from KINKO_LOG: off, error, warn, info, debug, trace; default info;
 other crates log warnings and errors only, whatever the level). No log line ever holds a
@@ -363,7 +366,15 @@ impl ServeArgs {
                 message: "--test-clock is for tests only and is refused together with TLS".into(),
             });
         }
-        let kek_file = self.kek_file.or(file.kek_file);
+        // Flags, then the environment, then the file: KINKO_KEK (the environment's key) loses
+        // to --kek-file and KINKO_KEK_FILE and wins over the file's kek_file. (--dev keeps its
+        // own key unless a key file is named.)
+        let env_kek = !self.dev && std::env::var("KINKO_KEK").is_ok_and(|v| !v.trim().is_empty());
+        let kek_file = match self.kek_file {
+            Some(p) => Some(p),
+            None if env_kek => None,
+            None => file.kek_file,
+        };
         let kek_old_file = self.kek_old_file.or(file.kek_old_file);
 
         let (data_dir, keys, dev_token_file) = if self.dev {
@@ -435,15 +446,40 @@ fn key_error(path: &Path, e: impl std::fmt::Display) -> ServeError {
 }
 
 fn load_keys(primary: &Path, old: Option<&Path>, data_dir: &Path) -> Result<KeyRing, ServeError> {
+    check_private(primary, "master key")?;
     let key = MasterKey::from_file(primary, data_dir).map_err(|e| key_error(primary, e))?;
     with_old(KeyRing::new(key), old, data_dir)
 }
 
 fn with_old(ring: KeyRing, old: Option<&Path>, data_dir: &Path) -> Result<KeyRing, ServeError> {
     Ok(match old {
-        Some(p) => ring.with_old(MasterKey::from_file(p, data_dir).map_err(|e| key_error(p, e))?),
+        Some(p) => {
+            check_private(p, "master key")?;
+            ring.with_old(MasterKey::from_file(p, data_dir).map_err(|e| key_error(p, e))?)
+        }
         None => ring,
     })
+}
+
+/// Refuses a secret file (a master key, the TLS private key) that users outside the file's
+/// owner and group may read or write: on a shared machine such a key protects nothing.
+/// A file that cannot be inspected is left to the read that follows, which says why.
+pub(crate) fn check_private(path: &Path, what: &str) -> Result<(), ServeError> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o006 != 0 {
+            return Err(ServeError::Config {
+                message: format!(
+                    "{what} {} can be read or written by other users (mode {mode:o}): run \
+                     `chmod 600` on it (or 640 with the server's group) and start again",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `--dev` listens on this host only (127.0.0.0/8 or ::1, also as `::ffff:127.x.y.z`): it

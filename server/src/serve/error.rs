@@ -111,7 +111,7 @@ impl From<VaultError> for ApiError {
             VaultError::Forbidden => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "not allowed: this needs another role, or it is someone else's",
+                "this needs another role, or it is someone else's",
             ),
             VaultError::NotFound(what) => ApiError::not_found(what),
             VaultError::Invalid(m) => ApiError::invalid(m),

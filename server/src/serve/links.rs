@@ -47,16 +47,22 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The share password of `Kinko-Password`. A value that is not ASCII (UTF-8 sent raw) is
+/// refused rather than taken for no password; an empty one, which no share password is, is
+/// no password, so that it never counts toward the lock.
 fn password_from(h: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
-    match header_str(h, PASSWORD_HEADER) {
-        None => Ok(None),
-        Some(v) => {
-            let decoded = percent_encoding::percent_decode_str(v)
-                .decode_utf8()
-                .map_err(|_| ApiError::invalid("Kinko-Password must be percent-encoded UTF-8"))?;
-            Ok(Some(SecretString::from(decoded.into_owned())))
-        }
+    let bad = || ApiError::invalid("Kinko-Password must be percent-encoded UTF-8");
+    let Some(v) = h.get(PASSWORD_HEADER) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| bad())?;
+    if v.is_empty() {
+        return Ok(None);
     }
+    let decoded = percent_encoding::percent_decode_str(v)
+        .decode_utf8()
+        .map_err(|_| bad())?;
+    Ok(Some(SecretString::from(decoded.into_owned())))
 }
 
 /// Decides one link request and, when it is granted, runs `then` on the grant, in one vault
@@ -253,8 +259,15 @@ pub(crate) async fn content(
         ));
     }
     let ip = client(parts.extensions.get::<ClientAddr>());
-    let kind = match header_str(&parts.headers, TICKET_HEADER) {
-        Some(t) => AccessKind::Resume(DownloadTicket::parse(t).ok_or_else(ApiError::link_invalid)?),
+    // A ticket that cannot be read is a bad ticket, not none: without one, this request would
+    // start (and count) a download of its own.
+    let kind = match parts.headers.get(TICKET_HEADER) {
+        Some(t) => AccessKind::Resume(
+            t.to_str()
+                .ok()
+                .and_then(DownloadTicket::parse)
+                .ok_or_else(ApiError::link_invalid)?,
+        ),
         None => download_kind(&parts.headers)?,
     };
     let password = if kind.starts_download() {

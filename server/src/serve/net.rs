@@ -48,6 +48,7 @@ pub(crate) fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerCo
     if certs.is_empty() {
         return Err(err(cert, &"no certificate in the file"));
     }
+    super::config::check_private(key, "TLS private key")?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| err(key, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)

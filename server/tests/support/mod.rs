@@ -387,6 +387,25 @@ pub fn send_signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal}");
 }
 
+/// Asserts that `status` is the end of a process by `signal` ("INT", "TERM", "HUP"), which a
+/// shell shows as `128 + number`, and not an exit with that code: after a Ctrl-C, a shell goes
+/// on with its script when the child exited, and stops when the signal ended it.
+#[track_caller]
+pub fn assert_ended_by(status: std::process::ExitStatus, signal: &str, context: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let number = match signal {
+        "HUP" => 1,
+        "INT" => 2,
+        "TERM" => 15,
+        other => panic!("no number for SIG{other}"),
+    };
+    assert_eq!(
+        (status.code(), status.signal()),
+        (None, Some(number)),
+        "{context}: {status}, expected an end by SIG{signal}"
+    );
+}
+
 /// Waits (at most 30 s) until `dir` holds a `.kinko-*` temporary file with data in it; fails
 /// if `child` ends first.
 #[track_caller]

@@ -918,6 +918,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_kinko_ffi_fn_method_progresslistener_on_progress(`ptr`: Long,`done`: Long,`total`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_kinko_ffi_fn_method_kinkoerror_message(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_kinko_ffi_fn_func_inspect_bytes(`envelope`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_kinko_ffi_fn_func_inspect_file(`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1064,13 +1066,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_func_open_bytes() and 0xFFFF) != 32909) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_func_open_file() and 0xFFFF) != 47641) {
+    if ((lib.uniffi_kinko_ffi_checksum_func_open_file() and 0xFFFF) != 48741) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_func_seal_bytes() and 0xFFFF) != 46269) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_func_seal_file() and 0xFFFF) != 52255) {
+    if ((lib.uniffi_kinko_ffi_checksum_func_seal_file() and 0xFFFF) != 11890) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_func_parse_identities() and 0xFFFF) != 23193) {
@@ -1091,7 +1093,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_file() and 0xFFFF) != 42187) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() and 0xFFFF) != 48367) {
+    if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_download_link() and 0xFFFF) != 40355) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_kinko_ffi_checksum_method_kinkoclient_file_shares() and 0xFFFF) != 60240) {
@@ -2434,8 +2436,9 @@ public interface KinkoClientInterface {
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
-     * [`KinkoError::CallbackFailed`].
+     * (including a download cut short and not resumed); [`KinkoError::Io`];
+     * [`KinkoError::InvalidArgument`] if `output` is a directory (checked before anything is
+     * counted); [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
      */
     fun `downloadLink`(`link`: Link, `output`: kotlin.String, `password`: Secret? = null, `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): Downloaded
     
@@ -2772,8 +2775,9 @@ open class KinkoClient: Disposable, AutoCloseable, KinkoClientInterface
      *
      * [`KinkoError::LinkInvalid`] (wrong, expired, revoked, used up), [`KinkoError::PasswordRequired`],
      * [`KinkoError::WrongPassword`], [`KinkoError::RateLimited`]; [`KinkoError::Network`]
-     * (including a download cut short and not resumed); [`KinkoError::Io`]; [`KinkoError::Cancelled`],
-     * [`KinkoError::CallbackFailed`].
+     * (including a download cut short and not resumed); [`KinkoError::Io`];
+     * [`KinkoError::InvalidArgument`] if `output` is a directory (checked before anything is
+     * counted); [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
      */
     @Throws(KinkoException::class)override fun `downloadLink`(`link`: Link, `output`: kotlin.String, `password`: Secret?, `progress`: ProgressListener?, `cancel`: CancelToken?): Downloaded {
             return FfiConverterTypeDownloaded.lift(
@@ -6090,6 +6094,22 @@ sealed class KinkoException: kotlin.Exception() {
     
 
     
+        /**
+         * What went wrong, as a sentence to show a person. The exception's own text (Python's
+         * `str()`, Kotlin's `message`) shows only the variant's fields, which is nothing at all
+         * for `NoIdentityMatches`, `Cancelled`, `LinkInvalid`...; this is the whole sentence.
+         * Never contains a secret.
+         */ fun `message`(): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_kinko_ffi_fn_method_kinkoerror_message(FfiConverterTypeKinkoError.lower(this),
+        _status)
+}
+    )
+    }
+    
+
+    
 
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<KinkoException> {
@@ -7353,7 +7373,8 @@ public object FfiConverterSequenceTypeStanzaInfo: FfiConverterRustBuffer<List<St
          * envelope error: [`KinkoError::NotAnEnvelope`], [`KinkoError::UnsupportedVersion`],
          * [`KinkoError::HeaderAuthFailed`], [`KinkoError::ChunkAuthFailed`],
          * [`KinkoError::Truncated`], [`KinkoError::TrailingData`]...; [`KinkoError::Io`],
-         * [`KinkoError::InvalidArgument`] (`output` is `input`), [`KinkoError::Cancelled`],
+         * [`KinkoError::InvalidArgument`] (`output` is `input` or a directory),
+         * [`KinkoError::Cancelled`],
          * [`KinkoError::CallbackFailed`].
          */
     @Throws(KinkoException::class) fun `openFile`(`input`: kotlin.String, `output`: kotlin.String, `keys`: OpenWith, `progress`: ProgressListener? = null, `cancel`: CancelToken? = null): FileInfo {
@@ -7411,7 +7432,7 @@ public object FfiConverterSequenceTypeStanzaInfo: FfiConverterRustBuffer<List<St
          * # Errors
          *
          * [`KinkoError::NoRecipients`], [`KinkoError::InvalidArgument`] (bad options, `output` is
-         * `input`), [`KinkoError::InvalidKey`] (a low-order recipient key), [`KinkoError::Io`],
+         * `input` or a directory), [`KinkoError::InvalidKey`] (a low-order recipient key), [`KinkoError::Io`],
          * [`KinkoError::SizeMismatch`] (the input changed size while it was read),
          * [`KinkoError::Cancelled`], [`KinkoError::CallbackFailed`].
          */
