@@ -923,6 +923,54 @@ fn shutdown_finishes_the_transfer_in_flight_and_refuses_new_connections() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A second SIGTERM ends the grace period at once: the transfer still in flight is cut and
+/// the server exits cleanly (vault flushed), instead of waiting out a long grace period.
+#[test]
+fn a_second_signal_cuts_the_grace_period_short() {
+    let mut srv = TestServer::start_with(Options {
+        config: Some("[limits]\nshutdown_grace_secs = 3600\n".into()),
+        ..Options::default()
+    });
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "big.bin", &data(32 << 20, 6));
+    let (share, secret, _) = srv.share(&alice, &file, json!({"expires_in": 600}));
+
+    // A download the client stops reading: it stays in flight.
+    let mut s = TcpStream::connect(addr(&srv)).unwrap();
+    write!(
+        s,
+        "GET /api/v1/links/{share}/content HTTP/1.1\r\nHost: x\r\nKinko-Link-Secret: {secret}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 64];
+    assert!(s.read(&mut head).unwrap() > 0);
+
+    support::terminate_pid(srv.pid());
+    eventually("the listener closes", || {
+        TcpStream::connect(addr(&srv)).is_err()
+    });
+    eventually("the shutdown is logged", || {
+        srv.log().contains("shutting down")
+    });
+    let status = srv.stop();
+    assert!(status.success(), "{status:?}");
+    let log = srv.log();
+    assert!(log.contains("second signal"), "{log}");
+    assert!(log.contains("stopped"), "the vault was flushed: {log}");
+}
+
+/// A SIGTERM that arrives right after the banner (the moment a supervisor or a script may
+/// send it) is a graceful shutdown, not a death by the signal.
+#[test]
+fn a_signal_right_after_the_banner_is_a_graceful_shutdown() {
+    for _ in 0..3 {
+        let mut srv = TestServer::start();
+        let status = srv.stop();
+        assert!(status.success(), "{status:?}");
+        assert!(srv.log().contains("stopped"), "{}", srv.log());
+    }
+}
+
 /// Makes a key file readable by its owner only, as the server requires.
 fn private(path: &std::path::Path) {
     chmod(path, 0o600);

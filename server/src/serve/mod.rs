@@ -198,6 +198,8 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
     let public_url = config.public_url.clone().unwrap_or_else(|| url.clone());
 
     let admin_token = bootstrap(&vault, &config).await?;
+    // Before the banner: whoever reads it may stop the server at once.
+    let signals = net::Signals::install().map_err(ServeError::Runtime)?;
     print_banner(&config, &url, admin_token.as_deref());
 
     let metrics = Arc::new(metrics::Metrics::default());
@@ -224,7 +226,7 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
     let sweeper = tokio::spawn(sweep_loop(state.clone(), config.sweep_interval));
     tracing::info!(%url, data = %config.data_dir.display(), "serving");
     let app = app::router(state);
-    net::serve(listener, app, config.limits, tls, net::shutdown_signal()).await;
+    net::serve(listener, app, config.limits, tls, signals).await;
     sweeper.abort();
     let v = vault.clone();
     let _ = tokio::task::spawn_blocking(move || v.flush()).await;

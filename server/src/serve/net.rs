@@ -61,20 +61,21 @@ pub(crate) fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerCo
     Ok(Arc::new(config))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then waits up to the grace period for
-/// open connections to finish.
+/// Serves `app` on `listener` until the first signal, then waits up to the grace period for
+/// open connections to finish; a second signal ends the wait at once (the operator who presses
+/// Ctrl-C twice means it).
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: impl std::future::Future<Output = ()>,
+    mut signals: Signals,
 ) {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let http = Arc::new(http_builder(&limits));
-    tokio::pin!(shutdown);
+    let mut shutdown = Box::pin(signals.recv());
     loop {
         // Wait for a free connection slot before accepting: further clients wait in the
         // kernel's backlog instead of costing memory here.
@@ -132,16 +133,21 @@ pub(crate) async fn serve(
             }
         });
     }
-    drop(listener);
+    drop((shutdown, listener));
     tracing::info!(
         grace_secs = limits.shutdown_grace.as_secs(),
-        "shutting down: no new connections; finishing in-flight requests"
+        "shutting down: no new connections; finishing in-flight requests (a second signal \
+         stops them now)"
     );
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown grace period over; closing the remaining connections");
+    tokio::select! {
+        r = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()) => {
+            if r.is_err() {
+                tracing::warn!("shutdown grace period over; closing the remaining connections");
+            }
+        }
+        () = signals.recv() => {
+            tracing::warn!("second signal: closing the remaining connections now");
+        }
     }
 }
 
@@ -466,25 +472,42 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and Ctrl-C (SIGINT), listened for from the moment [`Signals::install`] returns:
+/// a signal that arrives while the server is still starting (say, just after its banner)
+/// starts the graceful shutdown instead of killing the process with no flush.
+pub(crate) struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers. Call inside the runtime.
+    pub(crate) fn install() -> io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Resolves on the next SIGTERM or Ctrl-C.
+    pub(crate) async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
