@@ -1024,3 +1024,56 @@ fn kinko_log_trace_puts_no_secret_on_stderr_or_stdout() {
         );
     }
 }
+
+/// A HEAD of a file's content answers the headers a GET would, with no content and no
+/// `file.read` in the audit log: the log says who read a file's content, and a HEAD reads
+/// none (it used to run the GET and record a read). It ignores `Range` (RFC 9110: range
+/// handling is defined for GET only).
+#[test]
+fn a_head_of_file_content_answers_the_headers_and_records_no_read() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "plan 1.txt", b"the plan");
+    let path = format!("/api/v1/files/{file}/content");
+    let reads = || {
+        srv.admin("GET", "/api/v1/admin/audit/export", None)
+            .text()
+            .matches("\"action\":\"file.read\"")
+            .count()
+    };
+    let head = srv.authed(&alice, "HEAD", &path, None);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(reads(), 0, "a HEAD was recorded as a read");
+    let auth = format!("Bearer {alice}");
+    let ranged = srv.request(
+        "HEAD",
+        &path,
+        &[("authorization", &auth), ("range", "bytes=2-3")],
+        None,
+    );
+    assert_eq!(ranged.status, 200);
+    assert_eq!(ranged.header("content-range"), None);
+    assert_eq!(reads(), 0, "a HEAD was recorded as a read");
+
+    let get = srv.authed(&alice, "GET", &path, None);
+    assert_eq!((get.status, &get.body[..]), (200, &b"the plan"[..]));
+    for name in [
+        "content-length",
+        "content-type",
+        "content-disposition",
+        "accept-ranges",
+    ] {
+        assert!(get.header(name).is_some(), "{name}");
+        assert_eq!(head.header(name), get.header(name), "{name}");
+        assert_eq!(ranged.header(name), get.header(name), "{name}");
+    }
+    assert_eq!(reads(), 1, "the GET is recorded");
+
+    // Another member's HEAD is the GET's 404, recording nothing either.
+    let (_, bob) = srv.member("bob");
+    let r = srv.authed(&bob, "HEAD", &path, None);
+    assert_eq!(r.status, 404);
+    assert_eq!(reads(), 1);
+    srv.assert_no_server_errors();
+}

@@ -244,6 +244,12 @@ fn wrong_methods_and_head_on_a_link_are_refused_as_json() {
         assert_eq!(r.header("allow"), Some("GET"));
         assert!(r.header("kinko-ticket").is_none());
     }
+    // Nor does a HEAD of the page decide anything: it is the same static page for every share.
+    let r = srv.request("HEAD", &format!("/s/{share}"), &[], None);
+    assert_eq!(r.status, 200);
+    assert!(r.header("kinko-ticket").is_none());
+    let log = srv.admin("GET", "/api/v1/admin/audit/export", None).text();
+    assert!(!log.contains("\"action\":\"share.download"), "{log}");
     let r = srv.link_download(&share, &secret, None);
     assert_eq!(r.status, 200, "the HEADs counted nothing");
     assert_eq!(r.body, b"one download only");
