@@ -1077,3 +1077,78 @@ fn a_head_of_file_content_answers_the_headers_and_records_no_read() {
     assert_eq!(reads(), 1);
     srv.assert_no_server_errors();
 }
+
+/// A suffix range of an empty file is satisfiable (RFC 9110, 14.1.2) but no `Content-Range`
+/// can name a byte of it, so the Range is ignored: `200` with the empty body, for the owner
+/// and through a link (it used to be `416`). Ranges that really miss stay `416`.
+#[test]
+fn a_suffix_range_of_an_empty_file_answers_200_empty() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let auth = format!("Bearer {alice}");
+    let empty = srv.upload(&alice, "empty.txt", b"");
+    let short = srv.upload(&alice, "short.txt", b"0123456789");
+    let owner = |file: &str, range: &str| {
+        srv.request(
+            "GET",
+            &format!("/api/v1/files/{file}/content"),
+            &[("authorization", &auth), ("range", range)],
+            None,
+        )
+    };
+    let r = owner(&empty, "bytes=-5");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("content-length"), Some("0"));
+    assert_eq!(r.header("content-range"), None);
+    for (file, range) in [
+        (&empty, "bytes=0-"),
+        (&empty, "bytes=-0"),
+        (&short, "bytes=10-"),
+    ] {
+        let r = owner(file, range);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (416, "range_not_satisfiable"),
+            "{range}"
+        );
+    }
+
+    // Through a link: a counted download of its own, then with its ticket.
+    let (share, secret, _) = srv.share(&alice, &empty, json!({"expires_in": 600}));
+    let path = format!("/api/v1/links/{share}/content");
+    let r = srv.request(
+        "GET",
+        &path,
+        &[("kinko-link-secret", &secret), ("range", "bytes=-5")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("content-range"), None);
+    let ticket = r.header("kinko-ticket").expect("the ticket").to_owned();
+    let with_ticket = |range: &str| {
+        srv.request(
+            "GET",
+            &path,
+            &[
+                ("kinko-link-secret", &secret),
+                ("kinko-ticket", &ticket),
+                ("range", range),
+            ],
+            None,
+        )
+    };
+    let r = with_ticket("bytes=-1");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("content-range"), None);
+    let r = with_ticket("bytes=0-");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (416, "range_not_satisfiable")
+    );
+    assert_eq!(r.header("content-range"), Some("bytes */0"));
+    let shares = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    assert_eq!(shares["shares"][0]["downloads"], 1);
+    srv.assert_no_server_errors();
+}
