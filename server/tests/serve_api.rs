@@ -1024,3 +1024,131 @@ fn kinko_log_trace_puts_no_secret_on_stderr_or_stdout() {
         );
     }
 }
+
+/// A HEAD of a file's content answers the headers a GET would, with no content and no
+/// `file.read` in the audit log: the log says who read a file's content, and a HEAD reads
+/// none (it used to run the GET and record a read). It ignores `Range` (RFC 9110: range
+/// handling is defined for GET only).
+#[test]
+fn a_head_of_file_content_answers_the_headers_and_records_no_read() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "plan 1.txt", b"the plan");
+    let path = format!("/api/v1/files/{file}/content");
+    let reads = || {
+        srv.admin("GET", "/api/v1/admin/audit/export", None)
+            .text()
+            .matches("\"action\":\"file.read\"")
+            .count()
+    };
+    let head = srv.authed(&alice, "HEAD", &path, None);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(reads(), 0, "a HEAD was recorded as a read");
+    let auth = format!("Bearer {alice}");
+    let ranged = srv.request(
+        "HEAD",
+        &path,
+        &[("authorization", &auth), ("range", "bytes=2-3")],
+        None,
+    );
+    assert_eq!(ranged.status, 200);
+    assert_eq!(ranged.header("content-range"), None);
+    assert_eq!(reads(), 0, "a HEAD was recorded as a read");
+
+    let get = srv.authed(&alice, "GET", &path, None);
+    assert_eq!((get.status, &get.body[..]), (200, &b"the plan"[..]));
+    for name in [
+        "content-length",
+        "content-type",
+        "content-disposition",
+        "accept-ranges",
+    ] {
+        assert!(get.header(name).is_some(), "{name}");
+        assert_eq!(head.header(name), get.header(name), "{name}");
+        assert_eq!(ranged.header(name), get.header(name), "{name}");
+    }
+    assert_eq!(reads(), 1, "the GET is recorded");
+
+    // Another member's HEAD is the GET's 404, recording nothing either.
+    let (_, bob) = srv.member("bob");
+    let r = srv.authed(&bob, "HEAD", &path, None);
+    assert_eq!(r.status, 404);
+    assert_eq!(reads(), 1);
+    srv.assert_no_server_errors();
+}
+
+/// A suffix range of an empty file is satisfiable (RFC 9110, 14.1.2) but no `Content-Range`
+/// can name a byte of it, so the Range is ignored: `200` with the empty body, for the owner
+/// and through a link (it used to be `416`). Ranges that really miss stay `416`.
+#[test]
+fn a_suffix_range_of_an_empty_file_answers_200_empty() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let auth = format!("Bearer {alice}");
+    let empty = srv.upload(&alice, "empty.txt", b"");
+    let short = srv.upload(&alice, "short.txt", b"0123456789");
+    let owner = |file: &str, range: &str| {
+        srv.request(
+            "GET",
+            &format!("/api/v1/files/{file}/content"),
+            &[("authorization", &auth), ("range", range)],
+            None,
+        )
+    };
+    let r = owner(&empty, "bytes=-5");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("content-length"), Some("0"));
+    assert_eq!(r.header("content-range"), None);
+    for (file, range) in [
+        (&empty, "bytes=0-"),
+        (&empty, "bytes=-0"),
+        (&short, "bytes=10-"),
+    ] {
+        let r = owner(file, range);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (416, "range_not_satisfiable"),
+            "{range}"
+        );
+    }
+
+    // Through a link: a counted download of its own, then with its ticket.
+    let (share, secret, _) = srv.share(&alice, &empty, json!({"expires_in": 600}));
+    let path = format!("/api/v1/links/{share}/content");
+    let r = srv.request(
+        "GET",
+        &path,
+        &[("kinko-link-secret", &secret), ("range", "bytes=-5")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("content-range"), None);
+    let ticket = r.header("kinko-ticket").expect("the ticket").to_owned();
+    let with_ticket = |range: &str| {
+        srv.request(
+            "GET",
+            &path,
+            &[
+                ("kinko-link-secret", &secret),
+                ("kinko-ticket", &ticket),
+                ("range", range),
+            ],
+            None,
+        )
+    };
+    let r = with_ticket("bytes=-1");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("content-range"), None);
+    let r = with_ticket("bytes=0-");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (416, "range_not_satisfiable")
+    );
+    assert_eq!(r.header("content-range"), Some("bytes */0"));
+    let shares = srv.authed(&alice, "GET", "/api/v1/shares", None).json();
+    assert_eq!(shares["shares"][0]["downloads"], 1);
+    srv.assert_no_server_errors();
+}

@@ -244,6 +244,12 @@ fn wrong_methods_and_head_on_a_link_are_refused_as_json() {
         assert_eq!(r.header("allow"), Some("GET"));
         assert!(r.header("kinko-ticket").is_none());
     }
+    // Nor does a HEAD of the page decide anything: it is the same static page for every share.
+    let r = srv.request("HEAD", &format!("/s/{share}"), &[], None);
+    assert_eq!(r.status, 200);
+    assert!(r.header("kinko-ticket").is_none());
+    let log = srv.admin("GET", "/api/v1/admin/audit/export", None).text();
+    assert!(!log.contains("\"action\":\"share.download"), "{log}");
     let r = srv.link_download(&share, &secret, None);
     assert_eq!(r.status, 200, "the HEADs counted nothing");
     assert_eq!(r.body, b"one download only");
@@ -1267,4 +1273,72 @@ fn kinko_kek_in_the_environment_wins_over_kek_file_in_the_config_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("flag.hex"), "{err}");
+}
+
+/// `KINKO_PLAIN_HTTP` takes the usual spellings of a boolean, in any case (it took only `true`
+/// and `false`: `KINKO_PLAIN_HTTP=1` stopped the server), its `0` wins over the file's
+/// `plain_http = true` as the environment wins over the file for every setting, and any other
+/// value is refused with the variable's name.
+#[test]
+fn kinko_plain_http_takes_the_usual_boolean_spellings() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server's first line on stdout, once it serves (then it is stopped), or its exit code
+    // and stderr when it refuses to start.
+    let serve = |file_plain_http: bool, value: &str| -> Result<String, (Option<i32>, String)> {
+        std::fs::write(
+            dir.path().join("kinko.toml"),
+            format!(
+                "data_dir = \"data\"\nlisten = \"127.0.0.1:0\"\nplain_http = {file_plain_http}\n"
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(KINKO)
+            .current_dir(dir.path())
+            .args(["serve", "--config", "kinko.toml"])
+            .env("KINKO_PLAIN_HTTP", value)
+            .env("KINKO_KEK", "33".repeat(32))
+            .env("KINKO_LOG", "warn")
+            .env_remove("KINKO_KEK_FILE")
+            .env_remove("KINKO_DATA_DIR")
+            .env_remove("KINKO_LISTEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        match lines.next() {
+            Some(Ok(first)) => {
+                std::thread::spawn(move || for _ in lines {});
+                // How it ends is not this test's business: a SIGTERM this early can come
+                // before the server listens for it.
+                support::terminate_pid(child.id());
+                child.wait().unwrap();
+                Ok(first)
+            }
+            _ => {
+                let mut err = String::new();
+                let mut stderr = child.stderr.take().unwrap();
+                stderr.read_to_string(&mut err).unwrap();
+                Err((child.wait().unwrap().code(), err))
+            }
+        }
+    };
+    for value in ["1", "true", "YES", "On"] {
+        let first = serve(false, value).unwrap_or_else(|e| panic!("{value}: {e:?}"));
+        assert!(first.starts_with("Kinko is serving on http://"), "{first}");
+    }
+    for value in ["0", "false", "No", "OFF"] {
+        let (code, err) = serve(true, value).expect_err(value);
+        assert_eq!(code, Some(1), "{value}: {err}");
+        assert!(err.contains("TLS"), "{value}: {err}");
+    }
+    for value in ["maybe", "2", ""] {
+        let (code, err) = serve(true, value).expect_err(value);
+        assert_eq!(code, Some(1), "{value:?}: {err}");
+        assert!(
+            err.contains("KINKO_PLAIN_HTTP takes 1, true"),
+            "{value:?}: {err}"
+        );
+    }
 }

@@ -593,6 +593,82 @@ mod tests {
         assert_eq!(revoked, StatusCode::NOT_FOUND);
     }
 
+    /// A link download whose client goes away while its decision waits in the workers' queue
+    /// is not decided: the share's one download is not spent, no audit record says it was
+    /// downloaded, and the partner's next try gets the file. The one worker is held by another
+    /// job, so the download is still queued when its request is dropped: no timing involved.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_download_dropped_before_its_decision_counts_nothing() {
+        use kinko_core::vault::{Metadata, ShareOptions};
+        use secrecy::ExposeSecret;
+
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path());
+        let now = Timestamp::now();
+        let (_, token) = st.vault.bootstrap_admin("admin", 3600, now).unwrap();
+        let ctx = Ctx {
+            principal: st.vault.authenticate(&token, "", now).unwrap(),
+            client: String::new(),
+            now,
+        };
+        let file = st
+            .vault
+            .upload(&ctx, &Metadata::default(), None, &mut &b"once"[..])
+            .unwrap();
+        let opts = ShareOptions {
+            expires_in: 3600,
+            max_downloads: Some(1),
+            ..Default::default()
+        };
+        let share = st.vault.create_share(&ctx, &file, opts).unwrap();
+        let secret = share.secret.expose_secret().expose_secret().to_owned();
+        let download = || {
+            axum::http::Request::builder()
+                .uri(format!("/api/v1/links/{}/content", share.id))
+                .header("kinko-link-secret", &secret)
+                .body(Body::empty())
+                .unwrap()
+        };
+
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let st = st.clone();
+            tokio::spawn(async move {
+                st.workers
+                    .run(move |_: &Vault| {
+                        let _ = started_tx.send(());
+                        let _ = release_rx.recv();
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        let request = tokio::spawn(router(st.clone()).oneshot(download()));
+        while st.workers.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        release_tx.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        // One worker takes jobs in order: once this one has run, the download's has too.
+        st.workers.run(|_: &Vault| ()).await.unwrap();
+
+        let shares = st.vault.my_shares(&ctx).unwrap();
+        assert_eq!(shares[0].downloads, 0, "the dropped download was counted");
+        let mut audit = Vec::new();
+        st.vault.export_audit(&ctx, &mut audit).unwrap();
+        let audit = String::from_utf8(audit).unwrap();
+        assert!(!audit.contains("share.download"), "{audit}");
+        let resp = router(st.clone()).oneshot(download()).await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "the partner's download was spent"
+        );
+    }
+
     async fn call(app: &Router, method: Method, path: &str) -> Response {
         let req = axum::http::Request::builder()
             .method(method)

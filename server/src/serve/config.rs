@@ -88,8 +88,15 @@ pub(crate) struct ServeArgs {
     pub(crate) tls_key: Option<PathBuf>,
 
     /// Serve plain HTTP outside --dev (only behind a TLS-terminating proxy on the same host).
-    #[arg(long, env = "KINKO_PLAIN_HTTP")]
-    pub(crate) plain_http: bool,
+    /// KINKO_PLAIN_HTTP takes 1, true, yes or on, and 0, false, no or off.
+    #[arg(
+        long,
+        env = PLAIN_HTTP_ENV,
+        num_args = 0,
+        default_missing_value = "true",
+        value_parser = env_bool(PLAIN_HTTP_ENV)
+    )]
+    pub(crate) plain_http: Option<bool>,
 
     /// A reverse proxy (address or network, e.g. 10.0.0.0/8) whose X-Forwarded-For header
     /// names the client, for the audit log and the per-address limits. Repeatable; none by
@@ -129,6 +136,23 @@ pub(crate) struct ServeArgs {
     /// (POST /api/v1/admin/clock). Refused with TLS.
     #[arg(long, hide = true)]
     pub(crate) test_clock: bool,
+}
+
+/// The environment variable of `--plain-http`.
+const PLAIN_HTTP_ENV: &str = "KINKO_PLAIN_HTTP";
+
+/// The value parser of a flag that a boolean environment variable, `var`, can also set: the
+/// usual spellings in any case, `1`, `true`, `yes`, `on` and `0`, `false`, `no`, `off`.
+/// Anything else is refused with the variable's name (the flag itself takes no value, so a
+/// value to parse comes from the variable), never taken for either.
+fn env_bool(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync {
+    move |text| match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "{var} takes 1, true, yes or on, or 0, false, no or off (in any case)"
+        )),
+    }
 }
 
 /// The configuration file. Every field is optional; see [`Config`] for the defaults.
@@ -288,7 +312,8 @@ impl ServeArgs {
                 });
             }
         };
-        let plain_http = self.plain_http || file.plain_http.unwrap_or(false);
+        // The environment's `0` beats the file's `true`, as every setting's does.
+        let plain_http = self.plain_http.or(file.plain_http).unwrap_or(false);
         let proxies = if self.trusted_proxies.is_empty() {
             file.trusted_proxies.unwrap_or_default()
         } else {
@@ -528,6 +553,21 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boolean_variables_take_the_usual_spellings_and_name_themselves_otherwise() {
+        let parse = env_bool("KINKO_X");
+        for yes in ["1", "true", "TRUE", "True", "yes", "Yes", "on", "ON"] {
+            assert_eq!(parse(yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "false", "FALSE", "no", "No", "off", "Off"] {
+            assert_eq!(parse(no), Ok(false), "{no}");
+        }
+        for bad in ["", " 1", "2", "maybe", "y", "enable"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with("KINKO_X takes 1, true"), "{bad:?}: {err}");
+        }
+    }
 
     #[test]
     fn file_config_rejects_unknown_keys() {

@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kinko_core::envelope::OpenError;
 use kinko_core::keys::Recipient;
@@ -329,13 +329,33 @@ pub(crate) fn ranged_response(
 }
 
 /// `GET /api/v1/files/{file}/content`: one vault task opens and positions the file.
+///
+/// `HEAD` answers a `GET`'s headers from the file's record without opening it, and records no
+/// `file.read`: the audit log says who read a file's content, and a HEAD reads none. What it
+/// tells (name, type, size) is what `GET /api/v1/files/{file}` tells, which is not audited
+/// either. It ignores `Range`, as RFC 9110 (14.2) has it: range handling is defined for GET
+/// only.
 pub(crate) async fn content(
     State(state): State<AppState>,
     Caller(ctx): Caller,
     Path(file): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id: FileId = parse_id(&file, "file")?;
+    if method == Method::HEAD {
+        let info = state.vault(move |v| v.file_info(&ctx, &id)).await??;
+        let content_type = HeaderValue::from_str(&info.meta.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        return Ok(ranged_response(
+            RangeReq::Full,
+            info.size,
+            content_type,
+            &info.meta.name,
+            &[],
+            |_| Body::empty(),
+        ));
+    }
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())

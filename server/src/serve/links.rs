@@ -26,6 +26,7 @@ use super::app::{AppState, ClientAddr};
 use super::error::ApiError;
 use super::files::{Positioned, plaintext_response, position, ranged_response};
 use super::stream::{self, RangeReq};
+use super::workers;
 
 /// Header carrying the link secret.
 pub(crate) const SECRET_HEADER: &str = "kinko-link-secret";
@@ -120,8 +121,22 @@ where
     // the next flush briefly, so that one flush covers it and its neighbours. Not an Argon2
     // job (it takes far longer than a flush would wait), nor a view or a further range (they
     // never need a flush).
-    let announced = (!slow && kind.starts_download()).then(|| state.group_commit.announce());
+    let starts_download = kind.starts_download();
+    let announced = (!slow && starts_download).then(|| state.group_commit.announce());
+    // Kept until the decision's answer is read; dropped with this future if the client goes
+    // away first.
+    let (_waiting, requester) = workers::requester();
     let job = move |v: &Vault| {
+        // A download whose client went away while it waited here (in the workers' queue, or
+        // for an Argon2 turn) is not decided: nobody would receive its ticket, so it counts
+        // nothing (nor a wrong password), and no audit record says it was downloaded. The
+        // window that remains: a client that goes away after this check, while its decision
+        // commits or its answer is on the way, has the download counted and gets no ticket,
+        // as with any network failure after the count; a body cut mid-transfer is what the
+        // ticket resumes.
+        if starts_download && requester.gone() {
+            return None;
+        }
         let d = v.decide_access(&share, &secret, password.as_ref(), kind, &client, now);
         let prepared = match &d.outcome {
             Ok(grant) => {
@@ -137,9 +152,9 @@ where
             }
             Err(_) => None,
         };
-        (d, prepared)
+        Some((d, prepared))
     };
-    let (decided, prepared) = if slow {
+    let decided = if slow {
         let _argon2 = state
             .argon2
             .acquire()
@@ -149,6 +164,8 @@ where
     } else {
         state.workers.run(job).await?
     };
+    // Skipped only when this request was gone: nobody reads this.
+    let (decided, prepared) = decided.ok_or_else(ApiError::internal)?;
     if decided.must_flush {
         let announced = announced.unwrap_or_else(|| state.group_commit.announce());
         announced.flushed().await?;

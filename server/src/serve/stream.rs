@@ -407,7 +407,8 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
 /// One parsed `Range: bytes=…` header, resolved against the file size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RangeReq {
-    /// No usable Range header (absent, several ranges, other units): the whole file.
+    /// No usable Range header (absent, several ranges, other units, a suffix of an empty
+    /// file): the whole file.
     Full,
     /// Bytes `start..=end`.
     Part { start: u64, end: u64 },
@@ -434,8 +435,14 @@ pub(crate) fn parse_range(value: Option<&str>, size: u64) -> RangeReq {
         let Some(n) = parse(b) else {
             return RangeReq::Full;
         };
-        if n == 0 || size == 0 {
+        if n == 0 {
             return RangeReq::Unsatisfiable;
+        }
+        if size == 0 {
+            // Satisfiable (RFC 9110, 14.1.2: "a suffix-range with a non-zero suffix-length"
+            // is, even of an empty representation), yet no Content-Range can name a byte of
+            // it: the Range is ignored (14.2 allows that) and the empty file is sent whole.
+            return RangeReq::Full;
         }
         (size.saturating_sub(n), size - 1)
     } else {
@@ -595,6 +602,9 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=0-"), 0), Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=-0"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 0), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-1"), 0), Full);
+        assert_eq!(parse_range(Some("bytes=-100"), 0), Full);
         assert_eq!(parse_range(Some("bytes=5-2"), 10), Full);
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), Full);
         assert_eq!(parse_range(Some("items=0-1"), 10), Full);

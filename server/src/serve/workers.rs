@@ -104,6 +104,12 @@ impl VaultWorkers {
 }
 
 impl VaultWorkers {
+    /// Jobs queued and not yet taken by a worker.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.queue.state).jobs.len()
+    }
+
     /// Refuses new jobs; the workers finish the queued ones and exit.
     pub(crate) fn close(&self) {
         lock(&self.queue.state).closed = true;
@@ -136,6 +142,31 @@ fn worker(queue: &Queue, vault: &Vault) {
         // A panicking job drops its sender: its caller gets an internal error, the worker
         // goes on.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(vault)));
+    }
+}
+
+/// A request's presence, for a job it queued: [`Requester::gone`] once the request no longer
+/// waits for the job's answer.
+pub(crate) fn requester() -> (Waiting, Requester) {
+    let (tx, rx) = oneshot::channel();
+    (Waiting { _rx: rx }, Requester(tx))
+}
+
+/// Held by a request for as long as it waits for its job. The request's future drops it when
+/// the client goes away (hyper drops the future of a request whose connection closed).
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    _rx: oneshot::Receiver<std::convert::Infallible>,
+}
+
+/// Moved into the job, which asks it whether anyone still waits.
+#[derive(Debug)]
+pub(crate) struct Requester(oneshot::Sender<std::convert::Infallible>);
+
+impl Requester {
+    /// Whether the request's [`Waiting`] has been dropped: nobody will read the job's answer.
+    pub(crate) fn gone(&self) -> bool {
+        self.0.is_closed()
     }
 }
 
