@@ -181,7 +181,7 @@ pub enum KinkoError {
     },
     /// No answer from the server: the connection could not be made or broke (a download cut
     /// short is one).
-    #[error("network error ({kind:?}): {detail}")]
+    #[error("{}", network_text(*kind, detail))]
     Network {
         /// What kind of failure.
         kind: crate::client::NetworkKind,
@@ -320,5 +320,16 @@ impl KinkoError {
     /// Never contains a secret.
     pub fn message(&self) -> String {
         self.to_string()
+    }
+}
+
+/// [`KinkoError::Network`]'s sentence; a host name that does not resolve says what to check.
+fn network_text(kind: crate::client::NetworkKind, detail: &str) -> String {
+    match kind {
+        crate::client::NetworkKind::Dns => format!(
+            "cannot find the host {detail}: check the server URL or the link, and the network \
+             connection"
+        ),
+        _ => format!("network error ({kind:?}): {detail}"),
     }
 }

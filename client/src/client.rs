@@ -20,7 +20,7 @@ use crate::api::{
 };
 use crate::encode::{component, password_header};
 use crate::error::{
-    ClientError, Credential, ErrorAnswer, from_answer, from_transport_io, from_ureq,
+    ClientError, Credential, ErrorAnswer, from_answer, from_transport_io, from_ureq, with_host,
 };
 use crate::link::{BaseUrl, Link};
 
@@ -826,7 +826,11 @@ impl Client {
                 e.to_string().replace('\n', " ")
             ),
         })?;
-        let resp = self.agent.run(req).map_err(from_ureq)?;
+        let host = req.uri().host().unwrap_or_default().to_owned();
+        let resp = self
+            .agent
+            .run(req)
+            .map_err(|e| with_host(from_ureq(e), &host))?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -1175,6 +1179,7 @@ impl<R: Read, P: FnMut(Progress)> Read for Source<'_, R, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::NetworkErrorKind;
 
     #[test]
     fn content_disposition_names() {
@@ -1363,6 +1368,31 @@ mod tests {
         // The link's server decides, whatever the client's own server.
         let client = Client::new("https://files.example.com", None).unwrap();
         refused(client.link_info(&link).map(drop), Credential::LinkSecret);
+    }
+
+    /// A host name that does not resolve is a DNS error naming the host, not a generic
+    /// network error, through the system resolver (`.invalid` never resolves, RFC 6761, so
+    /// no network is needed), with and without a link.
+    #[test]
+    fn a_host_that_does_not_resolve_is_a_dns_error() {
+        let dns = |result: Result<(), ClientError>| {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, ClientError::Network { kind: NetworkErrorKind::Dns, detail }
+                    if detail == "kinko-test.invalid"),
+                "{err:?}"
+            );
+            assert_eq!(err.to_string(), "host name not found: kinko-test.invalid");
+        };
+        let client = Client::new("https://kinko-test.invalid:1", Some(test_token())).unwrap();
+        dns(client.health());
+        dns(client.files().map(drop));
+        let link = Link::parse(&format!(
+            "http://kinko-test.invalid:1/s/00112233445566778899aabbccddeeff#{LINK_SECRET}"
+        ))
+        .unwrap();
+        let partner = Client::for_link(&link).allow_plain_http(true);
+        dns(partner.link_info(&link).map(drop));
     }
 
     #[test]

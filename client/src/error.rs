@@ -436,6 +436,12 @@ pub(crate) fn from_transport_io(err: &io::Error) -> ClientError {
             detail: bounded(inner.to_string()),
         };
     }
+    if is_name_not_resolved(err) {
+        return ClientError::Network {
+            kind: NetworkErrorKind::Dns,
+            detail: String::new(),
+        };
+    }
     let kind = match err.kind() {
         io::ErrorKind::ConnectionRefused => NetworkErrorKind::ConnectionRefused,
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => NetworkErrorKind::TimedOut,
@@ -453,6 +459,38 @@ pub(crate) fn from_transport_io(err: &io::Error) -> ClientError {
         _ => String::new(),
     };
     ClientError::Network { kind, detail }
+}
+
+/// Whether `err` is the system resolver failing on the host name (no such name, or no
+/// answer from DNS). ureq resolves with std's `ToSocketAddrs` and passes its error on as
+/// [`ureq::Error::Io`], and std has no `ErrorKind` for it: on Unix (Linux, macOS, Android,
+/// iOS) a failed `getaddrinfo` is an uncategorized error whose text starts with "failed to
+/// lookup address information" (std's `cvt_gai`, followed by `gai_strerror`); on Windows it
+/// is the raw WSA code.
+fn is_name_not_resolved(err: &io::Error) -> bool {
+    // WSAHOST_NOT_FOUND, WSATRY_AGAIN, WSANO_RECOVERY, WSANO_DATA.
+    if cfg!(windows) && matches!(err.raw_os_error(), Some(11001..=11004)) {
+        return true;
+    }
+    err.raw_os_error().is_none()
+        && err
+            .to_string()
+            .starts_with("failed to lookup address information")
+}
+
+/// Names `host` in a [`NetworkErrorKind::Dns`] error, which the transport leaves without
+/// detail: "host name not found: files.example.com".
+pub(crate) fn with_host(err: ClientError, host: &str) -> ClientError {
+    match err {
+        ClientError::Network {
+            kind: NetworkErrorKind::Dns,
+            detail,
+        } if detail.is_empty() => ClientError::Network {
+            kind: NetworkErrorKind::Dns,
+            detail: bounded(host.to_owned()),
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -605,6 +643,29 @@ mod tests {
             from_ureq(ureq::Error::Io(handshake)),
             ClientError::Network {
                 kind: NetworkErrorKind::Tls,
+                ..
+            }
+        ));
+        // What std's resolver answers for a name that does not resolve (see
+        // `is_name_not_resolved`); the request's host is then named.
+        let unresolved =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        let err = with_host(from_ureq(ureq::Error::Io(unresolved)), "kinko-test.invalid");
+        assert!(
+            matches!(
+                &err,
+                ClientError::Network {
+                    kind: NetworkErrorKind::Dns,
+                    detail,
+                } if detail == "kinko-test.invalid"
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "host name not found: kinko-test.invalid");
+        assert!(matches!(
+            from_transport_io(&io::Error::other("something else")),
+            ClientError::Network {
+                kind: NetworkErrorKind::Other,
                 ..
             }
         ));

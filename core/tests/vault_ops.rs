@@ -6,9 +6,10 @@ use std::io::{Read, Seek, SeekFrom};
 
 use kinko_core::envelope::{self, Keyring, SymmetricKey};
 use kinko_core::keys::Identity;
+use kinko_core::vault::store::Op;
 use kinko_core::vault::{
-    AccessError, AccessKind, ApiToken, Download, FileState, KeyRing, LinkSecret, MasterKey,
-    Metadata, Retention, Role, ShareOptions, Timestamp, Vault, VaultError,
+    AccessError, AccessKind, ApiToken, Download, Durability, FileState, KeyRing, LinkSecret,
+    MasterKey, Metadata, Retention, Role, ShareOptions, Timestamp, UserRecord, Vault, VaultError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use vault_common::*;
@@ -522,6 +523,75 @@ fn user_names_are_printable_and_quoted_in_the_audit_log() {
         log.contains(r#""detail":"name=\"x role=admin\" role=member""#),
         "{log}"
     );
+}
+
+/// A new user name cannot hide zero-width, text-direction or line-separator characters
+/// (Unicode Cf, Zl, Zp): "alice\u{200B}" would list like "alice". Names in other scripts
+/// are fine.
+#[test]
+fn user_names_without_invisible_formatting_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [14; 32]);
+    let v = &env.vault;
+    for bad in [
+        "alice\u{200B}",
+        "al\u{200D}ice",
+        "\u{FEFF}alice",
+        "bob\u{202E}ecila",
+        "bob\u{2066}x\u{2069}",
+        "eve\u{2060}",
+        "eve\u{00AD}",
+        "line\u{2028}role=admin",
+        "tag\u{E0041}",
+    ] {
+        let err = v.create_user(&env.admin, bad, Role::Member).unwrap_err();
+        assert!(
+            matches!(&err, VaultError::Invalid(m) if m.contains("invisible formatting")),
+            "{bad:?}: {err:?}"
+        );
+        assert!(
+            v.recover_admin(bad, DAY, T0).is_err(),
+            "recover_admin created {bad:?}"
+        );
+    }
+    for good in ["Jürgen", "山田", "Zoë O'Brien", "محمد", "Ελένη"] {
+        v.create_user(&env.admin, good, Role::Member)
+            .unwrap_or_else(|e| panic!("{good:?}: {e:?}"));
+    }
+    let dir2 = tempfile::tempdir().unwrap();
+    let (fresh, _) =
+        Vault::open(dir2.path(), config(KeyRing::new(kek_from([15; 32]))), T0).unwrap();
+    assert!(matches!(
+        fresh.bootstrap_admin("root\u{200B}", DAY, T0),
+        Err(VaultError::Invalid(_))
+    ));
+}
+
+/// The rule above is for new names only: a user stored before it (written here straight to
+/// the store) still decodes, lists, gets tokens and signs in, after a reopen too; an admin
+/// of that name can still be recovered.
+#[test]
+fn a_stored_name_from_before_the_rule_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [16; 32]);
+    let name = "old\u{200B}admin";
+    let old = UserRecord::new(name, Role::Admin, T0);
+    env.vault
+        .meta()
+        .commit(&[], vec![Op::PutUser(old.clone())], Durability::Sync)
+        .unwrap();
+    let admin = env.admin.clone();
+    drop(env);
+    let (v, _) = Vault::open(dir.path(), config(KeyRing::new(kek_from([16; 32]))), T0).unwrap();
+    let users = v.users(&admin).unwrap();
+    assert!(
+        users.iter().any(|u| u.id == old.id && u.name == name),
+        "{users:?}"
+    );
+    let token = v.issue_token(&admin, &old.id, "laptop", DAY).unwrap();
+    assert_eq!(v.authenticate(&token, "", T0.plus(1)).unwrap().user, old.id);
+    let r = v.recover_admin(name, DAY, T0.plus(2)).unwrap();
+    assert_eq!((r.user, r.created), (old.id, false));
 }
 
 /// The operator's way back in: the admin named gets a new token (re-enabled if disabled), a

@@ -102,6 +102,13 @@
         const code = await errorCode(resp);
         if (code === "password_required") { $("password-row").hidden = false; }
         showError(explain(code));
+        if (code === "password_required" || code === "wrong_password") {
+          // Back to the field, its text selected to type over: the click took the focus to
+          // the button, and disabling it dropped the focus. #error (role=alert) is still
+          // announced, and is the field's description when the focus lands there.
+          $("password").focus();
+          $("password").select();
+        }
         return;
       }
       const t = await resp.json();

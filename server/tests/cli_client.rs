@@ -221,6 +221,30 @@ fn an_unreachable_server_is_named_with_what_to_do() {
     );
     assert!(!stderr(&out).contains(&LINK_SECRET[..40]));
 
+    // A host name that does not resolve (.invalid never does, RFC 6761) is named as such,
+    // with what to check: the URL, or the link.
+    let nowhere = "https://kinko-test.invalid:1";
+    let out = run(kinko(d)
+        .arg("shares")
+        .env("KINKO_SERVER", nowhere)
+        .env("KINKO_TOKEN", fake_token()));
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &[
+            "cannot reach",
+            "host name not found: kinko-test.invalid",
+            "Check the host name in https://kinko-test.invalid:1",
+        ],
+    );
+    let out = run(kinko(d).args(["get", &link(nowhere)]));
+    assert_fails(
+        &out,
+        EXIT_UNREACHABLE,
+        &["host name not found: kinko-test.invalid", "Check the link"],
+    );
+    assert!(!stderr(&out).contains(&LINK_SECRET[..40]));
+
     // login checks the token with the server before saving anything.
     write(d, "tok", fake_token().as_bytes());
     let out = run(kinko(d).args(["login", "--server", &url, "--token-file", "tok"]));

@@ -664,6 +664,34 @@ fn range_requests_read_parts_and_one_ticket_counts_once() {
 }
 
 #[test]
+fn user_names_that_would_look_like_another_are_refused() {
+    let srv = TestServer::start();
+    // A name that would read like "admin" (a zero-width space, a right-to-left override) is
+    // refused and says why; names in any script are taken as they are.
+    for name in ["admin\u{200B}", "\u{202E}nimda"] {
+        let r = srv.admin(
+            "POST",
+            "/api/v1/admin/users",
+            Some(&json!({"name": name, "role": "admin"})),
+        );
+        assert_eq!((r.status, r.code().as_str()), (400, "invalid"), "{name:?}");
+        assert!(r.text().contains("invisible formatting"), "{}", r.text());
+    }
+    for name in ["Jürgen", "山田"] {
+        let r = srv.admin(
+            "POST",
+            "/api/v1/admin/users",
+            Some(&json!({"name": name, "role": "member"})),
+        );
+        assert_eq!(r.status, 201, "{name:?}: {}", r.text());
+        assert_eq!(r.json()["name"], name);
+    }
+    let users = srv.admin("GET", "/api/v1/admin/users", None).json();
+    assert_eq!(users["users"].as_array().unwrap().len(), 3, "{users}");
+    srv.assert_no_server_errors();
+}
+
+#[test]
 fn admin_users_tokens_roles_and_the_audit_log() {
     let srv = TestServer::start();
     let r = srv.admin(

@@ -340,6 +340,15 @@ impl Browser {
         self.cmd("POST", &format!("/element/{e}/click"), None);
     }
 
+    /// The value `js` (a function body) returns, run in the page.
+    fn script(&self, js: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+    }
+
     /// Replaces the value of the input `css` by typing `text`.
     fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
@@ -614,6 +623,23 @@ fn partner_page_in_headless_chromium() {
     browser.type_into("#password", wrong_password);
     browser.click("#download");
     browser.wait_text("#error", MSG_WRONG_PASSWORD);
+    // The focus is back in the password field, its text selected to type over; the message
+    // is announced (role=alert) and describes the field.
+    assert_eq!(
+        browser.script(
+            "const e = document.activeElement; \
+             return [e.id || e.tagName, e.selectionStart ?? null, e.selectionEnd ?? null, \
+             (e.value ?? \"\").length];"
+        ),
+        json!(["password", 0, wrong_password.len(), wrong_password.len()])
+    );
+    assert_eq!(
+        browser.script(
+            "return [document.getElementById('error').getAttribute('role'), \
+             document.getElementById('password').getAttribute('aria-describedby')];"
+        ),
+        json!(["alert", "error"])
+    );
     browser.screenshot("2-wrong-password");
     assert_eq!(downloads_counted(&srv, &alice, &big_file, &pw_share), 0);
     events.extend(browser.devtools_events());

@@ -244,10 +244,17 @@ class ClientTests(TempDirTest):
         with self.assertRaises(kinko.KinkoError.PlainHttpRefused) as cm:
             kinko.KinkoClient.for_link(remote_link).link_info(remote_link)
         self.assertNotIn("abab", str(cm.exception))
-        with self.assertRaises(kinko.KinkoError.Network):
-            kinko.KinkoClient.for_link(remote_link, allow_plain_http=True).link_info(remote_link)
-        with self.assertRaises(kinko.KinkoError.Network):
-            kinko.KinkoClient(remote, kinko.Secret(wrong), allow_plain_http=True).files()
+        # Allowed, the call fails on the host name, and says so: NetworkKind.DNS, not OTHER.
+        for call in [
+            lambda: kinko.KinkoClient.for_link(remote_link, allow_plain_http=True).link_info(remote_link),
+            lambda: kinko.KinkoClient(remote, kinko.Secret(wrong), allow_plain_http=True).files(),
+            lambda: kinko.KinkoClient("https://kinko-test.invalid:1").health(),
+        ]:
+            with self.assertRaises(kinko.KinkoError.Network) as cm:
+                call()
+            self.assertEqual(cm.exception.kind, kinko.NetworkKind.DNS)
+            self.assertEqual(cm.exception.detail, "kinko-test.invalid")
+            self.assertIn("cannot find the host kinko-test.invalid", cm.exception.message())
 
         # Nothing listens on a port just released.
         import socket

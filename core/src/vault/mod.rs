@@ -467,6 +467,56 @@ fn check_user_name(name: &str) -> Result<(), VaultError> {
     Ok(())
 }
 
+/// A name for a new user: a valid [`check_user_name`] that also has no invisible
+/// formatting character ([`is_invisible_format`]), so an admin cannot make a name that
+/// reads like another user's in listings and audit exports ("alice\u{200B}", or a name
+/// whose end a U+202E shows reversed). Only new names are checked: a stored user whose name
+/// predates the rule still decodes, lists and signs in.
+fn check_new_user_name(name: &str) -> Result<(), VaultError> {
+    check_user_name(name)?;
+    if let Some(c) = name.chars().find(|&c| is_invisible_format(c)) {
+        return Err(VaultError::Invalid(format!(
+            "a user name has no invisible formatting characters (zero-width, text-direction \
+             or line-separator characters): it holds U+{:04X}",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `c` is a Unicode format character (general category Cf: zero-width spaces and
+/// joiners, text-direction marks, embeddings, overrides and isolates, the BOM, tags...) or
+/// a line or paragraph separator (Zl, Zp). None of them shows as a glyph of its own.
+/// `char::is_control` covers only Cc. The Cf ranges are those of Unicode 15.1
+/// (`DerivedGeneralCategory.txt`); std has no general-category lookup.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x2029
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
 /// Creates `dir` (and its parents) if missing, and makes it accessible to its owner only.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -630,7 +680,7 @@ impl Vault {
         token_ttl: u64,
         now: Timestamp,
     ) -> Result<(UserId, ApiToken), VaultError> {
-        check_user_name(name)?;
+        check_new_user_name(name)?;
         if !self.meta.users()?.is_empty() {
             return Err(VaultError::Exists("an admin"));
         }
@@ -700,6 +750,7 @@ impl Vault {
                     (u2, guard, false)
                 }
                 None => {
+                    check_new_user_name(name)?;
                     let u = UserRecord::new(name, Role::Admin, now);
                     (u, Guard::UserNameFree(name.to_owned()), true)
                 }
@@ -808,7 +859,7 @@ impl Vault {
             "user.create",
             &format!("{name:?}"),
         )?;
-        check_user_name(name)?;
+        check_new_user_name(name)?;
         let user = UserRecord::new(name, role, ctx.now);
         let mut entry = ctx.entry("user.create", user_obj(&user.id), Outcome::Allowed);
         entry.detail = format!("name={name:?} role={role}");
@@ -1980,6 +2031,40 @@ mod tests {
             },
             client: String::new(),
             now,
+        }
+    }
+
+    /// The brief's ranges (bidirectional controls, zero-width characters, word joiner and
+    /// invisible operators, isolates, the BOM) are refused at both ends; letters of any
+    /// script, and characters next to the ranges, are not.
+    #[test]
+    fn new_user_names_refuse_invisible_formatting_characters() {
+        for (lo, hi) in [
+            (0x200B, 0x200F),
+            (0x202A, 0x202E),
+            (0x2060, 0x2064),
+            (0x2066, 0x2069),
+            (0xFEFF, 0xFEFF),
+            (0x2028, 0x2029),
+            (0xE0020, 0xE007F),
+        ] {
+            for cp in [lo, hi] {
+                let c = char::from_u32(cp).unwrap();
+                let err = check_new_user_name(&format!("al{c}ice")).unwrap_err();
+                assert!(err.to_string().contains(&format!("U+{cp:04X}")), "{err}");
+                // Names already stored are not re-checked by the lookup rule.
+                check_user_name(&format!("al{c}ice")).unwrap();
+            }
+        }
+        for good in [
+            "Jürgen",
+            "山田",
+            "محمد",
+            "a\u{200A}b",
+            "x\u{2070}",
+            "\u{1F600}",
+        ] {
+            check_new_user_name(good).unwrap();
         }
     }
 

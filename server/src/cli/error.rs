@@ -609,9 +609,15 @@ fn remote_hint(server: &str, err: &ClientError, call: Call) -> String {
             NetworkErrorKind::ConnectionRefused => format!(
                 "Is `kinko serve` running at {server}? Check the URL (kinko login --server URL)."
             ),
-            NetworkErrorKind::Dns => {
-                format!("Check the host name in {server}, and the network connection.")
-            }
+            // The host name does not resolve: mistyped or cut short, or no DNS (offline).
+            NetworkErrorKind::Dns if link => "Check the link: the host name in it may be \
+                mistyped or cut short (copy the whole link again, or ask the sender). If it \
+                is right, check this machine's network connection."
+                .into(),
+            NetworkErrorKind::Dns => format!(
+                "Check the host name in {server} (kinko login --server URL), and the network \
+                 connection."
+            ),
             // rustls's error for a first answer that is not a TLS record at all: a server
             // speaking plain HTTP on that port.
             NetworkErrorKind::Tls if not_tls(detail) => format!(
