@@ -2034,9 +2034,10 @@ mod tests {
         }
     }
 
-    /// The brief's ranges (bidirectional controls, zero-width characters, word joiner and
-    /// invisible operators, isolates, the BOM) are refused at both ends; letters of any
-    /// script, and characters next to the ranges, are not.
+    /// The ranges that make a name look like another (bidirectional controls, zero-width
+    /// characters, word joiner and invisible operators, isolates, the BOM, separators, tags)
+    /// are refused at both ends; letters of any script, and characters next to the ranges,
+    /// are not.
     #[test]
     fn new_user_names_refuse_invisible_formatting_characters() {
         for (lo, hi) in [
