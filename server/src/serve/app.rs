@@ -515,8 +515,14 @@ mod tests {
 
     /// A vault with a file shared under the password "open sesame": the state, the share's
     /// id and secret, and the admin's context.
-    fn password_share(dir: &std::path::Path) -> (AppState, ShareId, String, Ctx) {
-        use kinko_core::vault::{Metadata, ShareOptions};
+    /// A server state whose admin shares one file holding `content` with `opts`: the state,
+    /// the share, its link secret, and the admin's context.
+    fn shared_file(
+        dir: &std::path::Path,
+        content: &[u8],
+        opts: kinko_core::vault::ShareOptions,
+    ) -> (AppState, ShareId, String, Ctx) {
+        use kinko_core::vault::Metadata;
         use secrecy::ExposeSecret;
 
         let st = state(dir);
@@ -529,16 +535,20 @@ mod tests {
         };
         let file = st
             .vault
-            .upload(&ctx, &Metadata::default(), None, &mut &b"guarded"[..])
+            .upload(&ctx, &Metadata::default(), None, &mut &content[..])
             .unwrap();
-        let opts = ShareOptions {
+        let share = st.vault.create_share(&ctx, &file, opts).unwrap();
+        let secret = share.secret.expose_secret().expose_secret().to_owned();
+        (st, share.id, secret, ctx)
+    }
+
+    fn password_share(dir: &std::path::Path) -> (AppState, ShareId, String, Ctx) {
+        let opts = kinko_core::vault::ShareOptions {
             expires_in: 3600,
             password: Some("open sesame".to_owned().into()),
             ..Default::default()
         };
-        let share = st.vault.create_share(&ctx, &file, opts).unwrap();
-        let secret = share.secret.expose_secret().expose_secret().to_owned();
-        (st, share.id, secret, ctx)
+        shared_file(dir, b"guarded", opts)
     }
 
     /// A link download with the password "open sesame".
@@ -599,32 +609,16 @@ mod tests {
     /// job, so the download is still queued when its request is dropped: no timing involved.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_download_dropped_before_its_decision_counts_nothing() {
-        use kinko_core::vault::{Metadata, ShareOptions};
-        use secrecy::ExposeSecret;
-
         let dir = tempfile::tempdir().unwrap();
-        let st = state(dir.path());
-        let now = Timestamp::now();
-        let (_, token) = st.vault.bootstrap_admin("admin", 3600, now).unwrap();
-        let ctx = Ctx {
-            principal: st.vault.authenticate(&token, "", now).unwrap(),
-            client: String::new(),
-            now,
-        };
-        let file = st
-            .vault
-            .upload(&ctx, &Metadata::default(), None, &mut &b"once"[..])
-            .unwrap();
-        let opts = ShareOptions {
+        let opts = kinko_core::vault::ShareOptions {
             expires_in: 3600,
             max_downloads: Some(1),
             ..Default::default()
         };
-        let share = st.vault.create_share(&ctx, &file, opts).unwrap();
-        let secret = share.secret.expose_secret().expose_secret().to_owned();
+        let (st, share, secret, ctx) = shared_file(dir.path(), b"once", opts);
         let download = || {
             axum::http::Request::builder()
-                .uri(format!("/api/v1/links/{}/content", share.id))
+                .uri(format!("/api/v1/links/{share}/content"))
                 .header("kinko-link-secret", &secret)
                 .body(Body::empty())
                 .unwrap()
