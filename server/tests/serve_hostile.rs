@@ -1055,31 +1055,13 @@ fn tls_is_served_with_the_configured_certificate() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .strip_prefix("Kinko is serving on ")
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
+    let (url, mut lines) = served_url(&mut child);
     assert!(url.starts_with("https://127.0.0.1:"));
     let token_line = lines.next().unwrap().unwrap();
     assert!(token_line.contains("created the admin"), "{token_line}");
     std::thread::spawn(move || for _ in lines {});
 
-    let pem = std::fs::read(dir.path().join("cert.pem")).unwrap();
-    let cert = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
-    let body = agent
-        .get(format!("{url}/healthz"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    assert_eq!(body, "ok\n");
+    assert_eq!(tls_healthz(dir.path(), &url, true), "ok\n");
     // Plain HTTP to the TLS port gets nowhere.
     let plain: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
@@ -1093,6 +1075,42 @@ fn tls_is_served_with_the_configured_certificate() {
     );
     support::terminate_pid(child.id());
     assert!(child.wait().unwrap().success());
+}
+
+/// The URL of the first line a server prints ("Kinko is serving on URL"), and its further
+/// lines.
+fn served_url(
+    child: &mut std::process::Child,
+) -> (
+    String,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("Kinko is serving on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    (url, lines)
+}
+
+/// The body of `GET /healthz` at `url` over TLS, trusting `cert.pem` in `dir` (and checking
+/// the certificate's name when `verify`).
+fn tls_healthz(dir: &std::path::Path, url: &str, verify: bool) -> String {
+    let pem = std::fs::read(dir.join("cert.pem")).unwrap();
+    let cert = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+        .disable_verification(!verify)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
+    agent
+        .get(format!("{url}/healthz"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
 }
 
 /// A self-signed certificate and its key (`cert.pem`, `key.pem`) for 127.0.0.1 in `dir`.
@@ -1195,29 +1213,9 @@ fn a_master_key_or_tls_key_readable_by_others_is_refused() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .strip_prefix("Kinko is serving on ")
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
+    let (url, lines) = served_url(&mut child);
     std::thread::spawn(move || for _ in lines {});
-    // Served (SIGTERM before the accept loop runs would end the process by the signal).
-    let pem = std::fs::read(dir.path().join("cert.pem")).unwrap();
-    let cert = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
-        .disable_verification(true)
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
-    let body = agent
-        .get(format!("{url}/healthz"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    assert_eq!(body, "ok\n");
+    assert_eq!(tls_healthz(dir.path(), &url, false), "ok\n");
     support::terminate_pid(child.id());
     assert!(child.wait().unwrap().success());
 }
