@@ -101,7 +101,8 @@ pub(crate) enum AdminCommand {
         #[arg(value_name = "TOKEN_ID")]
         token: String,
     },
-    /// Disable a user: deletes their tokens and revokes every share they created.
+    /// Disable a user: deletes their tokens and revokes every share of their files (also those
+    /// an admin made) and every share they created.
     Disable {
         /// The user.
         #[arg(value_name = "USER_ID")]

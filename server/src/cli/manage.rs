@@ -150,7 +150,8 @@ pub(crate) fn files(config: ListConfig) -> Result<(), CliError> {
 
 const SHARES_AFTER_HELP: &str = "\
 Lists your shares: id, file, expiry, downloads so far (of the limit), and state (active,
-expired, revoked, exhausted, locked). Links are not shown: the server does not keep them.
+expired, revoked, exhausted, locked, or frozen while an admin has frozen every share). Links
+are not shown: the server does not keep them.
 
 Examples:
   kinko shares

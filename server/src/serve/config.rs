@@ -25,13 +25,14 @@ Examples:
   kinko serve --config /etc/kinko/kinko.toml
       Production: TLS certificate, master key file and data directory from the file.
 
-Every option can also be set in the TOML file (same name with '_' for '-', except the lists
-trusted_proxies and metrics_from; the limits, such as max_upload_bytes, go in its [limits]
-table: docs/SERVER.md) or through the environment variable named in its description. Flags win
-over the environment, which wins over the file. The master key is read from --kek-file
-(KINKO_KEK_FILE), else from KINKO_KEK (64 hex digits), else from kek_file in the file; it is
-never stored in the data directory. Key files (master keys, the TLS private key) that other
-users may read or write are refused: chmod 600 (or 640 with the server's group).
+Every option but --dev, --config and --recover-admin can also be set in the TOML file (same
+name with '_' for '-', except the lists trusted_proxies and metrics_from; the limits, such as
+max_upload_bytes, go in its [limits] table: docs/SERVER.md), and every option marked [env: …]
+through that environment variable. Flags win over the environment, which wins over the file.
+The master key is read from --kek-file (KINKO_KEK_FILE), else from KINKO_KEK (64 hex digits),
+else from kek_file in the file; it is never stored in the data directory. Key files (master
+keys, the TLS private key) that other users may read or write are refused: chmod 600 (or 640
+with the server's group).
 
 Logs go to stderr (level from KINKO_LOG: off, error, warn, info, debug, trace; default info;
 other crates log warnings and errors only, whatever the level). No log line ever holds a
