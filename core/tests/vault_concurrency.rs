@@ -433,3 +433,35 @@ fn two_admins_disabling_each_other_leave_one_enabled() {
         .collect();
     assert_eq!(enabled, vec![second]);
 }
+
+/// A share created while every share of its file is being revoked, staged: the share commits
+/// between the revocation's listing and its commit. "Revoke every share of the file" must
+/// take the shares the file has when it commits, or the new share outlives a revocation
+/// that the audit log records after its creation.
+#[test]
+fn a_share_created_just_before_its_files_revocation_commits_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 54);
+    let file = upload(&env);
+    let listed = day_share(&env.vault, &env.member, &file, None);
+    let template = env.vault.meta().share(&listed.id).unwrap().unwrap();
+    let late = kinko_core::vault::ShareId([0x2b; 16]);
+    // What `create_share` commits, landing first.
+    hooks.stage_once(
+        |op| matches!(op, Op::RevokeShare(..) | Op::RevokeSharesOfFile(..)),
+        move |store| {
+            let mut s = template.clone();
+            s.id = late;
+            store
+                .commit(&[], vec![Op::PutShare(s)], Durability::Sync)
+                .unwrap();
+        },
+    );
+    env.vault.revoke_file_shares(&env.member, &file).unwrap();
+    let shares = env.vault.meta().shares_of_file(&file).unwrap();
+    assert_eq!(shares.len(), 2);
+    for id in shares {
+        let s = env.vault.meta().share(&id).unwrap().unwrap();
+        assert!(s.revoked.is_some(), "share {id} survived the revocation");
+    }
+}

@@ -1516,14 +1516,16 @@ impl Vault {
                 &file_obj(file),
             )?;
             let guards = vec![Guard::File(f.id, Some(f.version))];
-            let mut ops = Vec::new();
+            // The revocations are read-modify-writes of the shares the file has when the commit
+            // applies, so a share created after this listing is revoked too (`create_share`
+            // does not change the file's version). The count is of this listing.
             let mut n = 0;
             for sid in self.meta.shares_of_file(file)? {
                 if let Some(s) = self.meta.share(&sid)? {
                     n += usize::from(s.revoked.is_none());
-                    ops.push(Op::RevokeShare(s.id, ctx.now));
                 }
             }
+            let ops = vec![Op::RevokeSharesOfFile(f.id, ctx.now)];
             let mut entry = ctx.entry("file.revoke_shares", file_obj(file), Outcome::Allowed);
             entry.detail = format!("shares_revoked={n}");
             match self.commit(guards, ops, entry, Durability::Sync) {
