@@ -8,9 +8,10 @@ use std::sync::{Arc, Barrier};
 
 use kinko_core::vault::store::Op;
 use kinko_core::vault::{
-    AccessDurability, AccessError, AccessKind, Durability, FileId, KeyRing, MasterKey, Metadata,
-    NewShare, StoreError, UserId, Vault, VaultError,
+    AccessDurability, AccessError, AccessKind, ApiToken, Durability, FileId, KeyRing, MasterKey,
+    Metadata, NewShare, StoreError, TokenId, UserId, Vault, VaultError,
 };
+use secrecy::ExposeSecret;
 use vault_common::hooked::{HookedStore, Hooks, is_shred};
 use vault_common::*;
 
@@ -464,4 +465,76 @@ fn a_share_created_just_before_its_files_revocation_commits_is_revoked() {
         let s = env.vault.meta().share(&id).unwrap().unwrap();
         assert!(s.revoked.is_some(), "share {id} survived the revocation");
     }
+}
+
+/// `who` acting through a fresh API token of its own (as a server request does), and the
+/// token's id.
+fn through_a_token(env: &Env, who: &kinko_core::vault::Ctx) -> (kinko_core::vault::Ctx, TokenId) {
+    let token = env
+        .vault
+        .issue_token(&env.admin, &who.principal.user, "device", DAY)
+        .unwrap();
+    let parsed = ApiToken::parse(token.expose_secret().expose_secret()).unwrap();
+    let principal = env.vault.authenticate(&parsed, "", T0).unwrap();
+    let mut c = who.clone();
+    c.principal = principal;
+    (c, parsed.id())
+}
+
+/// Deletes an API token straight in the store (what `revoke_token` commits).
+fn revoke_behind_the_back(store: &dyn kinko_core::vault::MetaStore, token: &TokenId) {
+    let t = store.token(token).unwrap().unwrap();
+    store
+        .commit(&[], vec![Op::DeleteToken(t)], Durability::Sync)
+        .unwrap();
+}
+
+/// A request authenticated with a token that is revoked before the request commits (a lost
+/// device's token, revoked while its share request hashed the password, say), staged: the
+/// revocation lands between the share's reads and its commit. No share may be created by a
+/// token after its revocation returned; asked again, the token is refused.
+#[test]
+fn a_share_requested_with_a_token_revoked_meanwhile_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 55);
+    let file = upload(&env);
+    let (member, token) = through_a_token(&env, &env.member);
+    hooks.stage_once(
+        |op| matches!(op, Op::PutShare(_)),
+        move |store| revoke_behind_the_back(store, &token),
+    );
+    let raced = env.vault.create_share(&member, &file, day_options(None));
+    assert!(raced.is_err(), "{raced:?}");
+    assert!(env.vault.meta().shares_of_file(&file).unwrap().is_empty());
+    let again = env.vault.create_share(&member, &file, day_options(None));
+    assert!(
+        matches!(again, Err(VaultError::Unauthenticated)),
+        "{again:?}"
+    );
+    assert!(env.vault.meta().shares_of_file(&file).unwrap().is_empty());
+}
+
+/// The same for an admin's token issuing a new token: a revoked admin token must not mint a
+/// working credential after its revocation.
+#[test]
+fn a_token_issued_through_a_token_revoked_meanwhile_is_not_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 56);
+    let (admin, token) = through_a_token(&env, &env.admin);
+    let before = env.vault.meta().tokens_of(&env.member_id).unwrap().len();
+    hooks.stage_once(
+        |op| matches!(op, Op::PutToken(_)),
+        move |store| revoke_behind_the_back(store, &token),
+    );
+    let raced = env.vault.issue_token(&admin, &env.member_id, "minted", DAY);
+    assert!(raced.is_err(), "{raced:?}");
+    let again = env.vault.issue_token(&admin, &env.member_id, "minted", DAY);
+    assert!(
+        matches!(again, Err(VaultError::Unauthenticated)),
+        "{again:?}"
+    );
+    assert_eq!(
+        env.vault.meta().tokens_of(&env.member_id).unwrap().len(),
+        before
+    );
 }

@@ -907,12 +907,14 @@ impl Vault {
             Outcome::Allowed,
         );
         entry.detail = format!("user={} expires={}", u.id, rec.expires);
-        self.commit(
-            vec![Guard::User(u.id, Some(u.version))],
-            vec![Op::PutToken(rec)],
-            entry,
-            Durability::Sync,
-        )?;
+        // Guarded by the caller's token and user too: a token revoked (or an admin disabled)
+        // while this request was in flight must not mint a new credential afterwards.
+        let Some(mut guards) = self.writer_guards(&ctx.principal)? else {
+            let gone = VaultError::Unauthenticated;
+            return self.refuse(ctx, "token.issue", user_obj(user), gone);
+        };
+        guards.push(Guard::User(u.id, Some(u.version)));
+        self.commit(guards, vec![Op::PutToken(rec)], entry, Durability::Sync)?;
         Ok(token)
     }
 
@@ -1462,6 +1464,13 @@ impl Vault {
             }
             guards.push(Guard::User(rec.creator, creator.map(|u| u.version)));
         }
+        // And by the caller's token, as an upload is: a link created through a token after
+        // that token was revoked would hand a capability to whoever holds the lost token.
+        let Some(writer) = self.writer_guards(&ctx.principal)? else {
+            let gone = VaultError::Unauthenticated;
+            return self.refuse(ctx, "share.create", file_obj(file), gone);
+        };
+        guards.extend(writer);
         self.commit(guards, vec![Op::PutShare(rec)], entry, Durability::Sync)?;
         Ok(NewShare {
             id,
