@@ -8,8 +8,8 @@ use std::sync::{Arc, Barrier};
 
 use kinko_core::vault::store::Op;
 use kinko_core::vault::{
-    AccessDurability, AccessError, AccessKind, ApiToken, Durability, FileId, KeyRing, MasterKey,
-    Metadata, NewShare, StoreError, TokenId, UserId, Vault, VaultError,
+    AccessDurability, AccessError, AccessKind, ApiToken, Durability, FileId, FileState, KeyRing,
+    MasterKey, Metadata, NewShare, StoreError, TokenId, UserId, Vault, VaultError,
 };
 use secrecy::ExposeSecret;
 use vault_common::hooked::{HookedStore, Hooks, is_shred};
@@ -537,4 +537,60 @@ fn a_token_issued_through_a_token_revoked_meanwhile_is_not_issued() {
         env.vault.meta().tokens_of(&env.member_id).unwrap().len(),
         before
     );
+}
+
+/// A KEK rotation while files are deleted, staged: a file is crypto-shredded between the
+/// rotation's listing and its re-wrap commit. The rotation skips it (it has no key left to
+/// re-wrap) and finishes, rather than failing on a change it does not care about; the
+/// shredded file stays shredded.
+#[test]
+fn a_file_deleted_during_a_kek_rotation_does_not_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _hooks) = hooked_env(dir.path(), 57);
+    let files: Vec<FileId> = (0..3).map(|_| upload(&env)).collect();
+    let admin_id = env.admin.principal.user;
+    drop(env);
+    let (meta, hooks) = HookedStore::open(&dir.path().join("meta"));
+    let ring = KeyRing::new(kek_from([58; 32])).with_old(kek_from([57; 32]));
+    let blobs = kinko_core::vault::FsBlobStore::open(&dir.path().join("blobs")).unwrap();
+    let (vault, _) = Vault::with_stores(Box::new(meta), Box::new(blobs), config(ring), T0).unwrap();
+    // What a delete's shred commits, landing before the first re-wrap.
+    let staged = AtomicBool::new(false);
+    let victim = std::sync::Mutex::new(None);
+    let shredded = Arc::new(victim);
+    let seen = Arc::clone(&shredded);
+    hooks.before_commit(Box::new(move |store, ops| {
+        let Some(Op::PutFile(f)) = ops.first() else {
+            return;
+        };
+        if f.state != FileState::Active || staged.swap(true, SeqCst) {
+            return;
+        }
+        let mut tomb = store.file(&f.id).unwrap().unwrap();
+        tomb.header = Vec::new();
+        tomb.state = FileState::Shredded;
+        tomb.version += 1;
+        store
+            .commit(
+                &[],
+                vec![Op::DeleteSharesOfFile(f.id), Op::PutFile(tomb)],
+                Durability::Sync,
+            )
+            .unwrap();
+        *seen.lock().unwrap() = Some(f.id);
+    }));
+    let admin = ctx(admin_id, kinko_core::vault::Role::Admin, T0);
+    let report = vault.rotate_kek(&admin).unwrap();
+    let victim = shredded.lock().unwrap().expect("a re-wrap was staged");
+    assert_eq!(report.rewrapped, 2);
+    assert!(report.seed_rewrapped);
+    for id in files {
+        let f = vault.meta().file(&id).unwrap().unwrap();
+        if id == victim {
+            assert_eq!(f.state, FileState::Shredded);
+            assert!(f.header.is_empty(), "the shredded key came back");
+        } else {
+            assert_eq!(f.state, FileState::Active);
+        }
+    }
 }
