@@ -594,3 +594,60 @@ fn a_file_deleted_during_a_kek_rotation_does_not_stop_it() {
         }
     }
 }
+
+/// What a delete does to a file, straight in the store and on disk: the shred commit, then
+/// the blob's removal.
+fn shred_behind_the_back(
+    store: &dyn kinko_core::vault::MetaStore,
+    file: &FileId,
+    blob: &std::path::Path,
+) {
+    let mut tomb = store.file(file).unwrap().unwrap();
+    tomb.header = Vec::new();
+    tomb.state = FileState::Shredded;
+    tomb.version += 1;
+    store
+        .commit(
+            &[],
+            vec![Op::DeleteSharesOfFile(*file), Op::PutFile(tomb)],
+            Durability::Sync,
+        )
+        .unwrap();
+    std::fs::remove_file(blob).unwrap();
+}
+
+/// A file deleted while it is being read, staged: the delete (shred and blob removal) lands
+/// right after the read of the file record, for a partner's download granted just before
+/// and for the owner's own read. Either is told the file is gone, as if it had come after
+/// the delete, not a store failure (which the server answers with a 500).
+#[test]
+fn a_file_deleted_while_a_read_opens_it_is_gone_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 60);
+    for owner_read in [false, true] {
+        let file = upload(&env);
+        let s = day_share(&env.vault, &env.member, &file, None);
+        let grant = env
+            .vault
+            .access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+            .unwrap();
+        let blob = dir
+            .path()
+            .join("blobs")
+            .join(format!("{:02x}", file.0[0]))
+            .join(file.to_string());
+        assert!(blob.exists(), "{blob:?}");
+        hooks.after_file_read(Box::new(move |store| {
+            shred_behind_the_back(store, &file, &blob);
+        }));
+        let read = if owner_read {
+            env.vault.open_file(&env.member, &file).map(drop)
+        } else {
+            env.vault.download(&grant).map(drop)
+        };
+        assert!(
+            matches!(read, Err(VaultError::NotFound("file"))),
+            "owner read {owner_read}: {read:?}"
+        );
+    }
+}

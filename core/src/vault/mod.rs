@@ -1260,22 +1260,40 @@ impl Vault {
     /// # Errors
     /// Forbidden, not found, key or store errors.
     pub fn open_file(&self, ctx: &Ctx, file: &FileId) -> Result<Box<dyn PlainRead>, VaultError> {
-        let f = self.live_file(file, ctx.now)?;
-        if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
-            return Err(VaultError::NotFound("file"));
+        loop {
+            let f = self.live_file(file, ctx.now)?;
+            if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
+                return Err(VaultError::NotFound("file"));
+            }
+            let entry = ctx.entry("file.read", file_obj(file), Outcome::Allowed);
+            match self.commit(
+                vec![Guard::File(f.id, Some(f.version))],
+                vec![],
+                entry,
+                Durability::Buffered,
+            ) {
+                Ok(_) => {}
+                // Deleted or re-wrapped since the read: read it again.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let payload = self.open_blob(&f)?;
+            return Ok(sealing::open(&f.header, &self.config.keys, payload)?);
         }
-        let entry = ctx.entry("file.read", file_obj(file), Outcome::Allowed);
-        self.commit(
-            vec![Guard::File(f.id, Some(f.version))],
-            vec![],
-            entry,
-            Durability::Buffered,
-        )?;
-        Ok(sealing::open(
-            &f.header,
-            &self.config.keys,
-            self.blobs.open(file)?,
-        )?)
+    }
+
+    /// Opens the blob of `f`, a record read as active just before. A delete may have shredded
+    /// the file and removed its blob since that read: the file is then gone
+    /// ([`VaultError::NotFound`]), as it would be to a read after the delete, not a store
+    /// failure. A blob missing from a file still active is one (outside damage).
+    fn open_blob(&self, f: &FileRecord) -> Result<Box<dyn BlobRead>, VaultError> {
+        match self.blobs.open(&f.id) {
+            Ok(payload) => Ok(payload),
+            Err(e) => match self.meta.file(&f.id)? {
+                Some(now) if now.state == FileState::Active => Err(e.into()),
+                _ => Err(VaultError::NotFound("file")),
+            },
+        }
     }
 
     /// The file if it is not shredded, for managing it (delete, revoke its shares) and for
@@ -1897,7 +1915,7 @@ impl Vault {
             ));
         }
         let f = self.active_file(&grant.file)?;
-        let payload = self.blobs.open(&f.id)?;
+        let payload = self.open_blob(&f)?;
         if grant.recipients.is_empty() {
             Ok(Download::Plaintext(sealing::open(
                 &f.header,
