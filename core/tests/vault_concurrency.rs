@@ -11,7 +11,7 @@ use kinko_core::vault::{
     AccessDurability, AccessError, AccessKind, ApiToken, Durability, FileId, FileState, KeyRing,
     MasterKey, Metadata, NewShare, StoreError, TokenId, UserId, Vault, VaultError,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use vault_common::hooked::{HookedStore, Hooks, is_shred};
 use vault_common::*;
 
@@ -593,6 +593,61 @@ fn a_file_deleted_during_a_kek_rotation_does_not_stop_it() {
             assert_eq!(f.state, FileState::Active);
         }
     }
+}
+
+/// Concurrent wrong passwords lock a share after exactly the configured number: that many
+/// are told "wrong password", every other one is refused as locked, and the counter and the
+/// audit log agree.
+#[test]
+fn concurrent_wrong_passwords_lock_after_exactly_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [59; 32]);
+    let file = upload(&env);
+    let mut opts = day_options(None);
+    opts.password = Some(SecretString::from("correct horse"));
+    let s = env.vault.create_share(&env.member, &file, opts).unwrap();
+    let wrong = SecretString::from("wrong");
+    let barrier = Barrier::new(40);
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    env.vault
+                        .access(&s.id, &s.secret, Some(&wrong), AccessKind::Download, "", T0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let wrongs = answers
+        .iter()
+        .filter(|a| matches!(a, Err(AccessError::WrongPassword)))
+        .count();
+    assert_eq!(wrongs, 5, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Err(AccessError::WrongPassword | AccessError::Denied))),
+        "{answers:?}"
+    );
+    let stored = env.vault.meta().share(&s.id).unwrap().unwrap();
+    assert_eq!(stored.failed_attempts, 5);
+    assert!(stored.locked());
+    let mut out = Vec::new();
+    env.vault.export_audit(&env.admin, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let count = |reason: &str| {
+        text.lines()
+            .filter(|l| l.contains("\"action\":\"share.download\"") && l.contains(reason))
+            .count()
+    };
+    assert_eq!(count("\"reason\":\"wrong password\""), 5);
+    assert_eq!(
+        count("\"reason\":\"share locked after wrong passwords\""),
+        35
+    );
+    assert!(env.vault.verify_audit(&env.admin).is_ok());
 }
 
 /// What a delete does to a file, straight in the store and on disk: the shred commit, then
