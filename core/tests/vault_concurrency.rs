@@ -8,9 +8,10 @@ use std::sync::{Arc, Barrier};
 
 use kinko_core::vault::store::Op;
 use kinko_core::vault::{
-    AccessDurability, AccessError, AccessKind, Durability, FileId, KeyRing, MasterKey, Metadata,
-    NewShare, StoreError, UserId, Vault, VaultError,
+    AccessDurability, AccessError, AccessKind, ApiToken, Durability, FileId, FileState, KeyRing,
+    MasterKey, Metadata, NewShare, StoreError, TokenId, UserId, Vault, VaultError,
 };
+use secrecy::{ExposeSecret, SecretString};
 use vault_common::hooked::{HookedStore, Hooks, is_shred};
 use vault_common::*;
 
@@ -432,4 +433,276 @@ fn two_admins_disabling_each_other_leave_one_enabled() {
         .map(|u| u.id)
         .collect();
     assert_eq!(enabled, vec![second]);
+}
+
+/// A share created while every share of its file is being revoked, staged: the share commits
+/// between the revocation's listing and its commit. "Revoke every share of the file" must
+/// take the shares the file has when it commits, or the new share outlives a revocation
+/// that the audit log records after its creation.
+#[test]
+fn a_share_created_just_before_its_files_revocation_commits_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 54);
+    let file = upload(&env);
+    let listed = day_share(&env.vault, &env.member, &file, None);
+    let template = env.vault.meta().share(&listed.id).unwrap().unwrap();
+    let late = kinko_core::vault::ShareId([0x2b; 16]);
+    // What `create_share` commits, landing first.
+    hooks.stage_once(
+        |op| matches!(op, Op::RevokeShare(..) | Op::RevokeSharesOfFile(..)),
+        move |store| {
+            let mut s = template.clone();
+            s.id = late;
+            store
+                .commit(&[], vec![Op::PutShare(s)], Durability::Sync)
+                .unwrap();
+        },
+    );
+    env.vault.revoke_file_shares(&env.member, &file).unwrap();
+    let shares = env.vault.meta().shares_of_file(&file).unwrap();
+    assert_eq!(shares.len(), 2);
+    for id in shares {
+        let s = env.vault.meta().share(&id).unwrap().unwrap();
+        assert!(s.revoked.is_some(), "share {id} survived the revocation");
+    }
+}
+
+/// `who` acting through a fresh API token of its own (as a server request does), and the
+/// token's id.
+fn through_a_token(env: &Env, who: &kinko_core::vault::Ctx) -> (kinko_core::vault::Ctx, TokenId) {
+    let token = env
+        .vault
+        .issue_token(&env.admin, &who.principal.user, "device", DAY)
+        .unwrap();
+    let parsed = ApiToken::parse(token.expose_secret().expose_secret()).unwrap();
+    let principal = env.vault.authenticate(&parsed, "", T0).unwrap();
+    let mut c = who.clone();
+    c.principal = principal;
+    (c, parsed.id())
+}
+
+/// Deletes an API token straight in the store (what `revoke_token` commits).
+fn revoke_behind_the_back(store: &dyn kinko_core::vault::MetaStore, token: &TokenId) {
+    let t = store.token(token).unwrap().unwrap();
+    store
+        .commit(&[], vec![Op::DeleteToken(t)], Durability::Sync)
+        .unwrap();
+}
+
+/// A request authenticated with a token that is revoked before the request commits (a lost
+/// device's token, revoked while its share request hashed the password, say), staged: the
+/// revocation lands between the share's reads and its commit. No share may be created by a
+/// token after its revocation returned; asked again, the token is refused.
+#[test]
+fn a_share_requested_with_a_token_revoked_meanwhile_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 55);
+    let file = upload(&env);
+    let (member, token) = through_a_token(&env, &env.member);
+    hooks.stage_once(
+        |op| matches!(op, Op::PutShare(_)),
+        move |store| revoke_behind_the_back(store, &token),
+    );
+    let raced = env.vault.create_share(&member, &file, day_options(None));
+    assert!(raced.is_err(), "{raced:?}");
+    assert!(env.vault.meta().shares_of_file(&file).unwrap().is_empty());
+    let again = env.vault.create_share(&member, &file, day_options(None));
+    assert!(
+        matches!(again, Err(VaultError::Unauthenticated)),
+        "{again:?}"
+    );
+    assert!(env.vault.meta().shares_of_file(&file).unwrap().is_empty());
+}
+
+/// The same for an admin's token issuing a new token: a revoked admin token must not mint a
+/// working credential after its revocation.
+#[test]
+fn a_token_issued_through_a_token_revoked_meanwhile_is_not_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 56);
+    let (admin, token) = through_a_token(&env, &env.admin);
+    let before = env.vault.meta().tokens_of(&env.member_id).unwrap().len();
+    hooks.stage_once(
+        |op| matches!(op, Op::PutToken(_)),
+        move |store| revoke_behind_the_back(store, &token),
+    );
+    let raced = env.vault.issue_token(&admin, &env.member_id, "minted", DAY);
+    assert!(raced.is_err(), "{raced:?}");
+    let again = env.vault.issue_token(&admin, &env.member_id, "minted", DAY);
+    assert!(
+        matches!(again, Err(VaultError::Unauthenticated)),
+        "{again:?}"
+    );
+    assert_eq!(
+        env.vault.meta().tokens_of(&env.member_id).unwrap().len(),
+        before
+    );
+}
+
+/// A KEK rotation while files are deleted, staged: a file is crypto-shredded between the
+/// rotation's listing and its re-wrap commit. The rotation skips it (it has no key left to
+/// re-wrap) and finishes, rather than failing on a change it does not care about; the
+/// shredded file stays shredded.
+#[test]
+fn a_file_deleted_during_a_kek_rotation_does_not_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, _hooks) = hooked_env(dir.path(), 57);
+    let files: Vec<FileId> = (0..3).map(|_| upload(&env)).collect();
+    let admin_id = env.admin.principal.user;
+    drop(env);
+    let (meta, hooks) = HookedStore::open(&dir.path().join("meta"));
+    let ring = KeyRing::new(kek_from([58; 32])).with_old(kek_from([57; 32]));
+    let blobs = kinko_core::vault::FsBlobStore::open(&dir.path().join("blobs")).unwrap();
+    let (vault, _) = Vault::with_stores(Box::new(meta), Box::new(blobs), config(ring), T0).unwrap();
+    // What a delete's shred commits, landing before the first re-wrap.
+    let staged = AtomicBool::new(false);
+    let victim = std::sync::Mutex::new(None);
+    let shredded = Arc::new(victim);
+    let seen = Arc::clone(&shredded);
+    hooks.before_commit(Box::new(move |store, ops| {
+        let Some(Op::PutFile(f)) = ops.first() else {
+            return;
+        };
+        if f.state != FileState::Active || staged.swap(true, SeqCst) {
+            return;
+        }
+        let mut tomb = store.file(&f.id).unwrap().unwrap();
+        tomb.header = Vec::new();
+        tomb.state = FileState::Shredded;
+        tomb.version += 1;
+        store
+            .commit(
+                &[],
+                vec![Op::DeleteSharesOfFile(f.id), Op::PutFile(tomb)],
+                Durability::Sync,
+            )
+            .unwrap();
+        *seen.lock().unwrap() = Some(f.id);
+    }));
+    let admin = ctx(admin_id, kinko_core::vault::Role::Admin, T0);
+    let report = vault.rotate_kek(&admin).unwrap();
+    let victim = shredded.lock().unwrap().expect("a re-wrap was staged");
+    assert_eq!(report.rewrapped, 2);
+    assert!(report.seed_rewrapped);
+    for id in files {
+        let f = vault.meta().file(&id).unwrap().unwrap();
+        if id == victim {
+            assert_eq!(f.state, FileState::Shredded);
+            assert!(f.header.is_empty(), "the shredded key came back");
+        } else {
+            assert_eq!(f.state, FileState::Active);
+        }
+    }
+}
+
+/// Concurrent wrong passwords lock a share after exactly the configured number: that many
+/// are told "wrong password", every other one is refused as locked, and the counter and the
+/// audit log agree.
+#[test]
+fn concurrent_wrong_passwords_lock_after_exactly_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), [59; 32]);
+    let file = upload(&env);
+    let mut opts = day_options(None);
+    opts.password = Some(SecretString::from("correct horse"));
+    let s = env.vault.create_share(&env.member, &file, opts).unwrap();
+    let wrong = SecretString::from("wrong");
+    let barrier = Barrier::new(40);
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    env.vault
+                        .access(&s.id, &s.secret, Some(&wrong), AccessKind::Download, "", T0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let wrongs = answers
+        .iter()
+        .filter(|a| matches!(a, Err(AccessError::WrongPassword)))
+        .count();
+    assert_eq!(wrongs, 5, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Err(AccessError::WrongPassword | AccessError::Denied))),
+        "{answers:?}"
+    );
+    let stored = env.vault.meta().share(&s.id).unwrap().unwrap();
+    assert_eq!(stored.failed_attempts, 5);
+    assert!(stored.locked());
+    let mut out = Vec::new();
+    env.vault.export_audit(&env.admin, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let count = |reason: &str| {
+        text.lines()
+            .filter(|l| l.contains("\"action\":\"share.download\"") && l.contains(reason))
+            .count()
+    };
+    assert_eq!(count("\"reason\":\"wrong password\""), 5);
+    assert_eq!(
+        count("\"reason\":\"share locked after wrong passwords\""),
+        35
+    );
+    assert!(env.vault.verify_audit(&env.admin).is_ok());
+}
+
+/// What a delete does to a file, straight in the store and on disk: the shred commit, then
+/// the blob's removal.
+fn shred_behind_the_back(
+    store: &dyn kinko_core::vault::MetaStore,
+    file: &FileId,
+    blob: &std::path::Path,
+) {
+    let mut tomb = store.file(file).unwrap().unwrap();
+    tomb.header = Vec::new();
+    tomb.state = FileState::Shredded;
+    tomb.version += 1;
+    store
+        .commit(
+            &[],
+            vec![Op::DeleteSharesOfFile(*file), Op::PutFile(tomb)],
+            Durability::Sync,
+        )
+        .unwrap();
+    std::fs::remove_file(blob).unwrap();
+}
+
+/// A file deleted while it is being read, staged: the delete (shred and blob removal) lands
+/// right after the read of the file record, for a partner's download granted just before
+/// and for the owner's own read. Either is told the file is gone, as if it had come after
+/// the delete, not a store failure (which the server answers with a 500).
+#[test]
+fn a_file_deleted_while_a_read_opens_it_is_gone_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 60);
+    for owner_read in [false, true] {
+        let file = upload(&env);
+        let s = day_share(&env.vault, &env.member, &file, None);
+        let grant = env
+            .vault
+            .access(&s.id, &s.secret, None, AccessKind::Download, "", T0)
+            .unwrap();
+        let blob = dir
+            .path()
+            .join("blobs")
+            .join(format!("{:02x}", file.0[0]))
+            .join(file.to_string());
+        assert!(blob.exists(), "{blob:?}");
+        hooks.after_file_read(Box::new(move |store| {
+            shred_behind_the_back(store, &file, &blob);
+        }));
+        let read = if owner_read {
+            env.vault.open_file(&env.member, &file).map(drop)
+        } else {
+            env.vault.download(&grant).map(drop)
+        };
+        assert!(
+            matches!(read, Err(VaultError::NotFound("file"))),
+            "owner read {owner_read}: {read:?}"
+        );
+    }
 }

@@ -907,12 +907,14 @@ impl Vault {
             Outcome::Allowed,
         );
         entry.detail = format!("user={} expires={}", u.id, rec.expires);
-        self.commit(
-            vec![Guard::User(u.id, Some(u.version))],
-            vec![Op::PutToken(rec)],
-            entry,
-            Durability::Sync,
-        )?;
+        // Guarded by the caller's token and user too: a token revoked (or an admin disabled)
+        // while this request was in flight must not mint a new credential afterwards.
+        let Some(mut guards) = self.writer_guards(&ctx.principal)? else {
+            let gone = VaultError::Unauthenticated;
+            return self.refuse(ctx, "token.issue", user_obj(user), gone);
+        };
+        guards.push(Guard::User(u.id, Some(u.version)));
+        self.commit(guards, vec![Op::PutToken(rec)], entry, Durability::Sync)?;
         Ok(token)
     }
 
@@ -1258,22 +1260,40 @@ impl Vault {
     /// # Errors
     /// Forbidden, not found, key or store errors.
     pub fn open_file(&self, ctx: &Ctx, file: &FileId) -> Result<Box<dyn PlainRead>, VaultError> {
-        let f = self.live_file(file, ctx.now)?;
-        if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
-            return Err(VaultError::NotFound("file"));
+        loop {
+            let f = self.live_file(file, ctx.now)?;
+            if !authorize(&ctx.principal, Permission::ManageOwned { owner: f.owner }) {
+                return Err(VaultError::NotFound("file"));
+            }
+            let entry = ctx.entry("file.read", file_obj(file), Outcome::Allowed);
+            match self.commit(
+                vec![Guard::File(f.id, Some(f.version))],
+                vec![],
+                entry,
+                Durability::Buffered,
+            ) {
+                Ok(_) => {}
+                // Deleted or re-wrapped since the read: read it again.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let payload = self.open_blob(&f)?;
+            return Ok(sealing::open(&f.header, &self.config.keys, payload)?);
         }
-        let entry = ctx.entry("file.read", file_obj(file), Outcome::Allowed);
-        self.commit(
-            vec![Guard::File(f.id, Some(f.version))],
-            vec![],
-            entry,
-            Durability::Buffered,
-        )?;
-        Ok(sealing::open(
-            &f.header,
-            &self.config.keys,
-            self.blobs.open(file)?,
-        )?)
+    }
+
+    /// Opens the blob of `f`, a record read as active just before. A delete may have shredded
+    /// the file and removed its blob since that read: the file is then gone
+    /// ([`VaultError::NotFound`]), as it would be to a read after the delete, not a store
+    /// failure. A blob missing from a file still active is one (outside damage).
+    fn open_blob(&self, f: &FileRecord) -> Result<Box<dyn BlobRead>, VaultError> {
+        match self.blobs.open(&f.id) {
+            Ok(payload) => Ok(payload),
+            Err(e) => match self.meta.file(&f.id)? {
+                Some(now) if now.state == FileState::Active => Err(e.into()),
+                _ => Err(VaultError::NotFound("file")),
+            },
+        }
     }
 
     /// The file if it is not shredded, for managing it (delete, revoke its shares) and for
@@ -1462,6 +1482,13 @@ impl Vault {
             }
             guards.push(Guard::User(rec.creator, creator.map(|u| u.version)));
         }
+        // And by the caller's token, as an upload is: a link created through a token after
+        // that token was revoked would hand a capability to whoever holds the lost token.
+        let Some(writer) = self.writer_guards(&ctx.principal)? else {
+            let gone = VaultError::Unauthenticated;
+            return self.refuse(ctx, "share.create", file_obj(file), gone);
+        };
+        guards.extend(writer);
         self.commit(guards, vec![Op::PutShare(rec)], entry, Durability::Sync)?;
         Ok(NewShare {
             id,
@@ -1516,14 +1543,16 @@ impl Vault {
                 &file_obj(file),
             )?;
             let guards = vec![Guard::File(f.id, Some(f.version))];
-            let mut ops = Vec::new();
+            // The revocations are read-modify-writes of the shares the file has when the commit
+            // applies, so a share created after this listing is revoked too (`create_share`
+            // does not change the file's version). The count is of this listing.
             let mut n = 0;
             for sid in self.meta.shares_of_file(file)? {
                 if let Some(s) = self.meta.share(&sid)? {
                     n += usize::from(s.revoked.is_none());
-                    ops.push(Op::RevokeShare(s.id, ctx.now));
                 }
             }
+            let ops = vec![Op::RevokeSharesOfFile(f.id, ctx.now)];
             let mut entry = ctx.entry("file.revoke_shares", file_obj(file), Outcome::Allowed);
             entry.detail = format!("shares_revoked={n}");
             match self.commit(guards, ops, entry, Durability::Sync) {
@@ -1886,7 +1915,7 @@ impl Vault {
             ));
         }
         let f = self.active_file(&grant.file)?;
-        let payload = self.blobs.open(&f.id)?;
+        let payload = self.open_blob(&f)?;
         if grant.recipients.is_empty() {
             Ok(Download::Plaintext(sealing::open(
                 &f.header,

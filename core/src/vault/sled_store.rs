@@ -318,11 +318,13 @@ impl MetaStore for SledMetaStore {
         let mut revokes = Vec::new();
         let mut emptied_files = Vec::new();
         let mut revoked_users = Vec::new();
+        let mut revoked_files = Vec::new();
         for op in ops {
             match op {
                 Op::RevokeShare(id, at) => revokes.push((id, at)),
                 Op::DeleteSharesOfFile(file) => emptied_files.push(file),
                 Op::RevokeSharesOfUser(user, at) => revoked_users.push((user, at)),
+                Op::RevokeSharesOfFile(file, at) => revoked_files.push((file, at)),
                 Op::PutUser(u) => {
                     batch.insert(key(b'n', &[u.name.as_bytes()]), &u.id.0[..]);
                     batch.insert(key(b'u', &[&u.id.0]), u.encode());
@@ -371,6 +373,9 @@ impl MetaStore for SledMetaStore {
                     self.shares_created_for_others(&user)?,
                 ];
                 revokes.extend(shares.into_iter().flatten().map(|id| (id, at)));
+            }
+            for (file, at) in revoked_files {
+                revokes.extend(self.shares_of_file(&file)?.into_iter().map(|id| (id, at)));
             }
             for (id, at) in revokes {
                 if let Some(mut s) = self.share(&id)? {

@@ -113,6 +113,10 @@ pub enum Op {
     /// user created of others' files, as they are at the moment the commit applies: the set is
     /// read inside the commit, so a share created after the caller listed them is revoked too.
     RevokeSharesOfUser(UserId, Timestamp),
+    /// Revoke (as [`Op::RevokeShare`]) every share the file has at the moment the commit
+    /// applies: the set is read inside the commit, so a share created after the caller listed
+    /// them is revoked too.
+    RevokeSharesOfFile(FileId, Timestamp),
     /// Remove one expiry index entry (a stale one: its record is already gone).
     DeleteExpiry(ExpiryEntry),
     /// Set a named setting.

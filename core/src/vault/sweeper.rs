@@ -277,34 +277,39 @@ impl Vault {
         let primary = self.config.keys.primary();
         let new_id = primary.id();
         let mut report = RotationReport::default();
-        self.each_file(|f| {
-            if f.state != FileState::Active {
-                return Ok(());
-            }
-            if f.kek == new_id && sealing::kek_of(&f.header)? == new_id {
-                report.already_current += 1;
-                return Ok(());
-            }
-            let mut f2 = f.clone();
-            f2.header = sealing::rewrap(&f.header, &self.config.keys, primary)?;
-            f2.kek = new_id;
-            f2.version += 1;
-            let mut entry = ctx.entry("file.rewrap", super::file_obj(&f.id), Outcome::Allowed);
-            entry.detail = format!("kek {} -> {new_id}", f.kek);
-            match self.commit(
-                vec![Guard::File(f.id, Some(f.version))],
-                vec![Op::PutFile(f2)],
-                entry,
-                Durability::Buffered,
-            ) {
-                Ok(_) => {
-                    report.rewrapped += 1;
-                    Ok(())
+        self.each_file(|mut f| {
+            loop {
+                if f.state != FileState::Active {
+                    return Ok(());
                 }
-                Err(StoreError::Conflict) => Err(VaultError::Invalid(
-                    "a file changed during rotation; run it again".into(),
-                )),
-                Err(e) => Err(e.into()),
+                if f.kek == new_id && sealing::kek_of(&f.header)? == new_id {
+                    report.already_current += 1;
+                    return Ok(());
+                }
+                let mut f2 = f.clone();
+                f2.header = sealing::rewrap(&f.header, &self.config.keys, primary)?;
+                f2.kek = new_id;
+                f2.version += 1;
+                let mut entry = ctx.entry("file.rewrap", super::file_obj(&f.id), Outcome::Allowed);
+                entry.detail = format!("kek {} -> {new_id}", f.kek);
+                match self.commit(
+                    vec![Guard::File(f.id, Some(f.version))],
+                    vec![Op::PutFile(f2)],
+                    entry,
+                    Durability::Buffered,
+                ) {
+                    Ok(_) => {
+                        report.rewrapped += 1;
+                        return Ok(());
+                    }
+                    // Changed since it was listed (deleted, say, or re-wrapped by another
+                    // rotation): decide again on what it is now.
+                    Err(StoreError::Conflict) => match self.meta.file(&f.id)? {
+                        Some(now) => f = now,
+                        None => return Ok(()),
+                    },
+                    Err(e) => return Err(e.into()),
+                }
             }
         })?;
         let seed_bytes = self

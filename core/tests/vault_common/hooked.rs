@@ -26,7 +26,12 @@ pub struct Hooks {
     pub failing_commits: AtomicU32,
     before_commit: Mutex<Option<BeforeCommit>>,
     after_checkpoints: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    after_file_read: Mutex<Option<AfterRead>>,
 }
+
+/// Runs once, right after a file record was read, with the store (see
+/// [`Hooks::after_file_read`]).
+type AfterRead = Box<dyn FnOnce(&dyn MetaStore) + Send>;
 
 impl Hooks {
     /// Installs the hook run before every commit.
@@ -53,6 +58,12 @@ impl Hooks {
     /// to the log while it is being verified).
     pub fn after_checkpoints(&self, hook: Box<dyn FnOnce() + Send>) {
         *self.after_checkpoints.lock().unwrap() = Some(hook);
+    }
+
+    /// Runs `hook` once, right after the next read of a file record: a concurrent writer
+    /// landing between a vault operation's read of a file and what it does with it.
+    pub fn after_file_read(&self, hook: AfterRead) {
+        *self.after_file_read.lock().unwrap() = Some(hook);
     }
 
     fn take_flush_failure(&self) -> bool {
@@ -128,7 +139,12 @@ impl MetaStore for HookedStore {
         self.inner.tokens_of(user)
     }
     fn file(&self, id: &FileId) -> Result<Option<FileRecord>, StoreError> {
-        self.inner.file(id)
+        let read = self.inner.file(id);
+        let hook = self.hooks.after_file_read.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook(&self.inner);
+        }
+        read
     }
     fn files_after(
         &self,
