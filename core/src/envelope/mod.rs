@@ -340,4 +340,4 @@ impl fmt::Debug for Header {
 }
 mod pipeline;
 
-pub use pipeline::THREADS_ENV;
+pub use pipeline::{THREADS_ENV, set_default_threads};

@@ -8,6 +8,7 @@
 //! size whatever the file size. A file that fits in one or two chunks never touches the pool.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use super::TAG_BYTES;
@@ -21,8 +22,22 @@ pub(crate) fn batch_chunks(chunk_size: usize) -> usize {
     (BATCH_BYTES / chunk_size).clamp(2, 64)
 }
 
-/// Environment variable that caps the crypto threads (default: one per core).
+/// Environment variable that caps the crypto threads (default: one per core, or what the
+/// program chose with [`set_default_threads`]).
 pub const THREADS_ENV: &str = "KINKO_CRYPTO_THREADS";
+
+/// The pool's size when [`THREADS_ENV`] does not set it; 0: one thread per core.
+static DEFAULT_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many crypto threads the pool starts with when [`THREADS_ENV`] does not say (`0`:
+/// one per core, the default). Takes effect only before the first envelope is sealed or
+/// opened with more than one chunk: the pool is started once.
+///
+/// A server is the case for fewer: its transfers run side by side, each already on a thread
+/// of its own, and a pool thread per core competes with them and with the network stack.
+pub fn set_default_threads(threads: usize) {
+    DEFAULT_THREADS.store(threads, Ordering::Relaxed);
+}
 
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
@@ -31,6 +46,7 @@ fn pool() -> &'static rayon::ThreadPool {
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|&n| n > 0)
+            .or(Some(DEFAULT_THREADS.load(Ordering::Relaxed)).filter(|&n| n > 0))
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -147,6 +147,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), ServeError> {
     if let Some(name) = recover {
         return recover_admin(&config, keys, &name);
     }
+    kinko_core::envelope::set_default_threads(crypto_threads());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kinko-serve")
@@ -232,6 +233,15 @@ async fn serve(config: config::Config, keys: kinko_core::vault::KeyRing) -> Resu
     let _ = tokio::task::spawn_blocking(move || v.flush()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Crypto pool threads for the server (unless `KINKO_CRYPTO_THREADS` says): half the cores.
+/// A transfer already has a thread of its own that reads and hands over batches; the pool
+/// adds parallelism within one transfer, which competes with the other transfers and the
+/// network stack. Measured with 1 GiB downloads on 2 cores (curl beside it), one pool thread
+/// instead of two: about 10% more MB/s at about 12% less server CPU per GiB.
+fn crypto_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// Threads deciding link requests: one per core (they rarely block: the flushes are
