@@ -325,8 +325,13 @@ fn a_share_created_during_its_owners_disable_does_not_survive_it() {
     let raced = env
         .vault
         .create_share(&env.member, &file, day_options(None));
+    // The commit fails on the owner's version; the owner, disabled, is also the caller, so
+    // the failure is reported as the caller being gone.
     assert!(
-        matches!(raced, Err(VaultError::Store(StoreError::Conflict))),
+        matches!(
+            raced,
+            Err(VaultError::Store(StoreError::Conflict) | VaultError::Unauthenticated)
+        ),
         "{raced:?}"
     );
     assert!(env.vault.meta().shares_of_user(&member).unwrap().is_empty());
@@ -422,7 +427,14 @@ fn two_admins_disabling_each_other_leave_one_enabled() {
         move |store| disable_behind_the_back(store, &root),
     );
     let raced = env.vault.disable_user(&env.admin, &second);
-    assert!(matches!(raced, Err(VaultError::Invalid(_))), "{raced:?}");
+    // Refused: as the last admin's disable, or because its caller is now disabled.
+    assert!(
+        matches!(
+            raced,
+            Err(VaultError::Invalid(_) | VaultError::Unauthenticated)
+        ),
+        "{raced:?}"
+    );
     let enabled: Vec<_> = env
         .vault
         .meta()
@@ -704,5 +716,90 @@ fn a_file_deleted_while_a_read_opens_it_is_gone_not_a_failure() {
             matches!(read, Err(VaultError::NotFound("file"))),
             "owner read {owner_read}: {read:?}"
         );
+    }
+}
+
+/// Every other admin write through a token revoked meanwhile, staged as above: the revocation
+/// lands between the write's reads and its commit. Nothing is written after the revocation
+/// returned (no user created, enabled or disabled, no retention set, no freeze); asked
+/// again, the token is refused.
+#[test]
+fn admin_writes_through_a_token_revoked_meanwhile_are_not_applied() {
+    use kinko_core::vault::{Ctx, Retention, Role};
+
+    type Write = fn(&Vault, &Ctx, &UserId, &UserId) -> Result<(), VaultError>;
+    /// What is written, the store operation to stage the revocation before, and the write.
+    type Case = (&'static str, fn(&Op) -> bool, Write);
+    let dir = tempfile::tempdir().unwrap();
+    let (env, hooks) = hooked_env(dir.path(), 57);
+    let other = env
+        .vault
+        .create_user(&env.admin, "other", Role::Member)
+        .unwrap();
+    env.vault.disable_user(&env.admin, &env.member_id).unwrap();
+    let state = |v: &Vault| {
+        let mut users: Vec<(String, bool)> = v
+            .meta()
+            .users()
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.name, u.disabled))
+            .collect();
+        users.sort();
+        let r = v.retention().unwrap();
+        (users, r.default, r.max, v.frozen().unwrap())
+    };
+    let writes: [Case; 5] = [
+        (
+            "create",
+            |op| matches!(op, Op::PutUser(u) if u.name == "newcomer"),
+            |v, c, _, _| v.create_user(c, "newcomer", Role::Member).map(drop),
+        ),
+        (
+            "enable",
+            |op| matches!(op, Op::PutUser(u) if !u.disabled),
+            |v, c, member, _| v.enable_user(c, member),
+        ),
+        (
+            "disable",
+            |op| matches!(op, Op::PutUser(u) if u.disabled),
+            |v, c, _, other| v.disable_user(c, other),
+        ),
+        (
+            "retention",
+            |op| matches!(op, Op::PutSetting(..)),
+            |v, c, _, _| {
+                v.set_retention(
+                    c,
+                    Retention {
+                        default: 2 * DAY,
+                        max: 3 * DAY,
+                    },
+                )
+            },
+        ),
+        (
+            "freeze",
+            |op| matches!(op, Op::PutSetting(..)),
+            |v, c, _, _| v.freeze(c),
+        ),
+    ];
+    for (what, trigger, write) in writes {
+        let before = state(&env.vault);
+        let (admin, token) = through_a_token(&env, &env.admin);
+        hooks.stage_once(trigger, move |store| revoke_behind_the_back(store, &token));
+        let raced = write(&env.vault, &admin, &env.member_id, &other);
+        assert!(raced.is_err(), "{what}: {raced:?}");
+        assert_eq!(
+            state(&env.vault),
+            before,
+            "{what}: applied after the revocation"
+        );
+        let again = write(&env.vault, &admin, &env.member_id, &other);
+        assert!(
+            matches!(again, Err(VaultError::Unauthenticated)),
+            "{what}: {again:?}"
+        );
+        assert_eq!(state(&env.vault), before, "{what}");
     }
 }

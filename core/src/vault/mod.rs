@@ -863,22 +863,28 @@ impl Vault {
         let user = UserRecord::new(name, role, ctx.now);
         let mut entry = ctx.entry("user.create", user_obj(&user.id), Outcome::Allowed);
         entry.detail = format!("name={name:?} role={role}");
+        let mut guards = vec![
+            Guard::UserNameFree(name.to_owned()),
+            Guard::User(user.id, None),
+        ];
+        // An admin whose token was revoked while this was in flight creates nobody.
+        guards.extend(self.caller_guards(ctx, "user.create", name.to_owned())?);
         match self.commit(
-            vec![
-                Guard::UserNameFree(name.to_owned()),
-                Guard::User(user.id, None),
-            ],
+            guards,
             vec![Op::PutUser(user.clone())],
             entry,
             Durability::Sync,
         ) {
             Ok(_) => Ok(user.id),
-            Err(StoreError::Conflict) => self.refuse(
-                ctx,
-                "user.create",
-                name.to_owned(),
-                VaultError::Exists("user"),
-            ),
+            Err(StoreError::Conflict) => {
+                self.caller_guards(ctx, "user.create", name.to_owned())?;
+                self.refuse(
+                    ctx,
+                    "user.create",
+                    name.to_owned(),
+                    VaultError::Exists("user"),
+                )
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -909,12 +915,8 @@ impl Vault {
         entry.detail = format!("user={} expires={}", u.id, rec.expires);
         // Guarded by the caller's token and user too: a token revoked (or an admin disabled)
         // while this request was in flight must not mint a new credential afterwards.
-        let Some(mut guards) = self.writer_guards(&ctx.principal)? else {
-            let gone = VaultError::Unauthenticated;
-            return self.refuse(ctx, "token.issue", user_obj(user), gone);
-        };
-        guards.push(Guard::User(u.id, Some(u.version)));
-        self.commit(guards, vec![Op::PutToken(rec)], entry, Durability::Sync)?;
+        let guards = vec![Guard::User(u.id, Some(u.version))];
+        self.commit_as_caller(ctx, user_obj(user), guards, vec![Op::PutToken(rec)], entry)?;
         Ok(token)
     }
 
@@ -953,6 +955,8 @@ impl Vault {
         loop {
             let u = self.meta.user(user)?.ok_or(VaultError::NotFound("user"))?;
             let mut guards = vec![Guard::User(u.id, Some(u.version))];
+            // A conflict loops back here: an admin whose token was revoked meanwhile stops.
+            guards.extend(self.caller_guards(ctx, "user.disable", user_obj(user))?);
             if u.role == Role::Admin && !u.disabled {
                 // Never the last enabled admin: nobody could administer the vault any more
                 // (not even to enable it again). Guarded by the other admins' versions, so
@@ -1007,13 +1011,8 @@ impl Vault {
         u2.disabled = false;
         u2.version += 1;
         let entry = ctx.entry("user.enable", user_obj(user), Outcome::Allowed);
-        self.commit(
-            vec![Guard::User(u.id, Some(u.version))],
-            vec![Op::PutUser(u2)],
-            entry,
-            Durability::Sync,
-        )?;
-        Ok(())
+        let guards = vec![Guard::User(u.id, Some(u.version))];
+        self.commit_as_caller(ctx, user_obj(user), guards, vec![Op::PutUser(u2)], entry)
     }
 
     // ---------------------------------------------------------------- settings
@@ -1045,13 +1044,8 @@ impl Vault {
         b.extend_from_slice(&r.max.to_be_bytes());
         let mut entry = ctx.entry("retention.set", "retention".into(), Outcome::Allowed);
         entry.detail = format!("default={} max={}", r.default, r.max);
-        self.commit(
-            vec![],
-            vec![Op::PutSetting(SETTING_RETENTION, b)],
-            entry,
-            Durability::Sync,
-        )?;
-        Ok(())
+        let ops = vec![Op::PutSetting(SETTING_RETENTION, b)];
+        self.commit_as_caller(ctx, "retention".into(), vec![], ops, entry)
     }
 
     fn freeze_value(&self) -> Result<Option<Vec<u8>>, StoreError> {
@@ -1093,13 +1087,8 @@ impl Vault {
         let mut v = vec![u8::from(on)];
         v.extend_from_slice(&ctx.now.0.to_be_bytes());
         let entry = ctx.entry(action, "deployment".into(), Outcome::Allowed);
-        self.commit(
-            vec![],
-            vec![Op::PutSetting(SETTING_FREEZE, v)],
-            entry,
-            Durability::Sync,
-        )?;
-        Ok(())
+        let ops = vec![Op::PutSetting(SETTING_FREEZE, v)];
+        self.commit_as_caller(ctx, "deployment".into(), vec![], ops, entry)
     }
 
     // ---------------------------------------------------------------- files
@@ -1190,6 +1179,43 @@ impl Vault {
             guards.extend(p.token.map(Guard::Token));
             guards
         }))
+    }
+
+    /// The caller's own guards ([`Vault::writer_guards`]) for a write on their behalf: a token
+    /// revoked, or a user disabled, while the request was in flight must not have the write
+    /// applied after that. A caller already gone is refused (and audited).
+    fn caller_guards(
+        &self,
+        ctx: &Ctx,
+        action: &'static str,
+        object: String,
+    ) -> Result<Vec<Guard>, VaultError> {
+        match self.writer_guards(&ctx.principal)? {
+            Some(guards) => Ok(guards),
+            None => self.refuse(ctx, action, object, VaultError::Unauthenticated),
+        }
+    }
+
+    /// Commits an admin write guarded by `guards` and by the caller's own guards. A conflict
+    /// because the caller went away meanwhile is refused as [`VaultError::Unauthenticated`].
+    fn commit_as_caller(
+        &self,
+        ctx: &Ctx,
+        object: String,
+        mut guards: Vec<Guard>,
+        ops: Vec<Op>,
+        entry: Entry,
+    ) -> Result<(), VaultError> {
+        let action = entry.action;
+        guards.extend(self.caller_guards(ctx, action, object.clone())?);
+        match self.commit(guards, ops, entry, Durability::Sync) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => {
+                self.caller_guards(ctx, action, object)?;
+                Err(StoreError::Conflict.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// After an upload's failed commit: deletes the blob unless the record was committed
@@ -1484,12 +1510,7 @@ impl Vault {
         }
         // And by the caller's token, as an upload is: a link created through a token after
         // that token was revoked would hand a capability to whoever holds the lost token.
-        let Some(writer) = self.writer_guards(&ctx.principal)? else {
-            let gone = VaultError::Unauthenticated;
-            return self.refuse(ctx, "share.create", file_obj(file), gone);
-        };
-        guards.extend(writer);
-        self.commit(guards, vec![Op::PutShare(rec)], entry, Durability::Sync)?;
+        self.commit_as_caller(ctx, file_obj(file), guards, vec![Op::PutShare(rec)], entry)?;
         Ok(NewShare {
             id,
             secret,
