@@ -386,27 +386,12 @@ fn a_share_created_just_before_its_owners_disable_commits_is_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let (env, hooks) = hooked_env(dir.path(), 52);
     let file = upload(&env);
-    let listed = day_share(&env.vault, &env.member, &file, None);
-    let template = env.vault.meta().share(&listed.id).unwrap().unwrap();
-    let late = kinko_core::vault::ShareId([0x1a; 16]);
-    // What `create_share` commits, landing first.
-    hooks.stage_once(
-        |op| matches!(op, Op::RevokeSharesOfUser(..)),
-        move |store| {
-            let mut s = template.clone();
-            s.id = late;
-            store
-                .commit(&[], vec![Op::PutShare(s)], Durability::Sync)
-                .unwrap();
-        },
-    );
+    stage_a_late_share(&env, &hooks, &file, 0x1a, |op| {
+        matches!(op, Op::RevokeSharesOfUser(..))
+    });
     env.vault.disable_user(&env.admin, &env.member_id).unwrap();
     let shares = env.vault.meta().shares_of_user(&env.member_id).unwrap();
-    assert_eq!(shares.len(), 2);
-    for id in shares {
-        let s = env.vault.meta().share(&id).unwrap().unwrap();
-        assert!(s.revoked.is_some(), "share {id} survived the disable");
-    }
+    assert_two_revoked(&env, shares, "the disable");
 }
 
 /// Two admins disabling each other at once, staged: the other disable commits between this
@@ -456,26 +441,35 @@ fn a_share_created_just_before_its_files_revocation_commits_is_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let (env, hooks) = hooked_env(dir.path(), 54);
     let file = upload(&env);
-    let listed = day_share(&env.vault, &env.member, &file, None);
-    let template = env.vault.meta().share(&listed.id).unwrap().unwrap();
-    let late = kinko_core::vault::ShareId([0x2b; 16]);
-    // What `create_share` commits, landing first.
-    hooks.stage_once(
-        |op| matches!(op, Op::RevokeShare(..) | Op::RevokeSharesOfFile(..)),
-        move |store| {
-            let mut s = template.clone();
-            s.id = late;
-            store
-                .commit(&[], vec![Op::PutShare(s)], Durability::Sync)
-                .unwrap();
-        },
-    );
+    stage_a_late_share(&env, &hooks, &file, 0x2b, |op| {
+        matches!(op, Op::RevokeShare(..) | Op::RevokeSharesOfFile(..))
+    });
     env.vault.revoke_file_shares(&env.member, &file).unwrap();
     let shares = env.vault.meta().shares_of_file(&file).unwrap();
+    assert_two_revoked(&env, shares, "the revocation");
+}
+
+/// Shares `file` (the member's) once, and stages a second share of it, what `create_share`
+/// commits, to land just before the first commit that `trigger` matches.
+fn stage_a_late_share(env: &Env, hooks: &Hooks, file: &FileId, late: u8, trigger: fn(&Op) -> bool) {
+    let listed = day_share(&env.vault, &env.member, file, None);
+    let template = env.vault.meta().share(&listed.id).unwrap().unwrap();
+    let late = kinko_core::vault::ShareId([late; 16]);
+    hooks.stage_once(trigger, move |store| {
+        let mut s = template.clone();
+        s.id = late;
+        store
+            .commit(&[], vec![Op::PutShare(s)], Durability::Sync)
+            .unwrap();
+    });
+}
+
+/// Both shares (the listed one and the late one) exist and are revoked after `what`.
+fn assert_two_revoked(env: &Env, shares: Vec<kinko_core::vault::ShareId>, what: &str) {
     assert_eq!(shares.len(), 2);
     for id in shares {
         let s = env.vault.meta().share(&id).unwrap().unwrap();
-        assert!(s.revoked.is_some(), "share {id} survived the revocation");
+        assert!(s.revoked.is_some(), "share {id} survived {what}");
     }
 }
 

@@ -600,16 +600,7 @@ fn range_requests_read_parts_and_one_ticket_counts_once() {
         ("bytes=-70000".into(), size - 70000, size - 1),
     ];
     for (range, a, b) in &cases {
-        let r = srv.request(
-            "GET",
-            &path,
-            &[
-                ("kinko-link-secret", &secret),
-                ("kinko-ticket", &ticket),
-                ("range", range),
-            ],
-            None,
-        );
+        let r = srv.ranged_by_ticket(&share, &secret, &ticket, range);
         assert_eq!(r.status, 206, "{range}: {}", r.text());
         assert_eq!(r.body, &content[*a..=*b], "{range}");
         assert_eq!(
@@ -617,16 +608,7 @@ fn range_requests_read_parts_and_one_ticket_counts_once() {
             Some(format!("bytes {a}-{b}/{size}").as_str())
         );
     }
-    let r = srv.request(
-        "GET",
-        &path,
-        &[
-            ("kinko-link-secret", &secret),
-            ("kinko-ticket", &ticket),
-            ("range", &format!("bytes={size}-")),
-        ],
-        None,
-    );
+    let r = srv.ranged_by_ticket(&share, &secret, &ticket, &format!("bytes={size}-"));
     assert_eq!(
         (r.status, r.code().as_str()),
         (416, "range_not_satisfiable")
@@ -1155,18 +1137,7 @@ fn a_suffix_range_of_an_empty_file_answers_200_empty() {
     assert!(r.body.is_empty());
     assert_eq!(r.header("content-range"), None);
     let ticket = r.header("kinko-ticket").expect("the ticket").to_owned();
-    let with_ticket = |range: &str| {
-        srv.request(
-            "GET",
-            &path,
-            &[
-                ("kinko-link-secret", &secret),
-                ("kinko-ticket", &ticket),
-                ("range", range),
-            ],
-            None,
-        )
-    };
+    let with_ticket = |range: &str| srv.ranged_by_ticket(&share, &secret, &ticket, range);
     let r = with_ticket("bytes=-1");
     assert_eq!((r.status, r.body.len()), (200, 0));
     assert_eq!(r.header("content-range"), None);

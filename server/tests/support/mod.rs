@@ -291,6 +291,20 @@ impl TestServer {
         )
     }
 
+    /// `GET` of a link's content with its ticket (a re-read that counts nothing) and `range`.
+    pub fn ranged_by_ticket(&self, share: &str, secret: &str, ticket: &str, range: &str) -> Resp {
+        self.request(
+            "GET",
+            &format!("/api/v1/links/{share}/content"),
+            &[
+                ("kinko-link-secret", secret),
+                ("kinko-ticket", ticket),
+                ("range", range),
+            ],
+            None,
+        )
+    }
+
     /// Moves the server's clock forward.
     pub fn advance(&self, secs: u64) {
         let r = self.admin(
