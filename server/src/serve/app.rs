@@ -445,7 +445,7 @@ impl http_body::Body for Holding {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
@@ -517,7 +517,7 @@ mod tests {
     /// id and secret, and the admin's context.
     /// A server state whose admin shares one file holding `content` with `opts`: the state,
     /// the share, its link secret, and the admin's context.
-    fn shared_file(
+    pub(crate) fn shared_file(
         dir: &std::path::Path,
         content: &[u8],
         opts: kinko_core::vault::ShareOptions,
