@@ -445,7 +445,7 @@ impl http_body::Body for Holding {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
@@ -517,7 +517,7 @@ mod tests {
     /// id and secret, and the admin's context.
     /// A server state whose admin shares one file holding `content` with `opts`: the state,
     /// the share, its link secret, and the admin's context.
-    fn shared_file(
+    pub(crate) fn shared_file(
         dir: &std::path::Path,
         content: &[u8],
         opts: kinko_core::vault::ShareOptions,
@@ -672,9 +672,22 @@ mod tests {
         app.clone().oneshot(req).await.unwrap()
     }
 
+    /// The `code` of an error answer's JSON body.
+    async fn error_code(resp: Response) -> String {
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON error body");
+        body["error"]["code"]
+            .as_str()
+            .expect("an error code")
+            .to_owned()
+    }
+
     /// docs/openapi.json is what `/openapi.json` serves, parses as OpenAPI 3.1, and documents
     /// exactly the (method, path) pairs the router serves: the paths are the route tables the
-    /// router is built from, the methods are asked of the router itself (405 = not served).
+    /// router is built from, the methods are asked of the router itself (405 = not served,
+    /// answered as the document's `MethodNotAllowed`: code `method_not_allowed`, with `Allow`).
     #[tokio::test]
     async fn openapi_documents_exactly_the_served_routes() {
         let dir = tempfile::tempdir().unwrap();
@@ -719,7 +732,12 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("/");
             for m in &METHODS {
-                if call(&app, m.clone(), &uri).await.status() != StatusCode::METHOD_NOT_ALLOWED {
+                let resp = call(&app, m.clone(), &uri).await;
+                if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+                    // What the document's `MethodNotAllowed` response says of every path.
+                    assert!(resp.headers().contains_key(header::ALLOW), "{m} {path}");
+                    assert_eq!(error_code(resp).await, "method_not_allowed", "{m} {path}");
+                } else {
                     served.insert((m.as_str().to_owned(), path.to_owned()));
                 }
             }
@@ -731,6 +749,132 @@ mod tests {
             undocumented.is_empty() && not_served.is_empty(),
             "served but not in docs/openapi.json: {undocumented:?}; \
              documented but not served: {not_served:?}"
+        );
+    }
+
+    /// Every error response in docs/openapi.json resolves, and lists each code it names (the
+    /// backquoted codes of its description) under the status the server answers that code
+    /// with: the statuses are taken from the server's own error mapping, not restated here.
+    /// A `HEAD` of a link's content, which the router would answer as a `GET`, is refused with
+    /// `405 method_not_allowed`, and the document says so.
+    #[tokio::test]
+    async fn openapi_lists_each_error_code_under_its_status() {
+        use kinko_core::vault::{AccessError, StoreError, VaultError};
+
+        use super::super::files::ranged_response;
+        use super::super::stream::RangeReq;
+
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(state(dir.path()));
+        let body = call(&app, Method::GET, "/openapi.json").await.into_body();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+
+        let mut answers: Vec<(StatusCode, String)> = [
+            ApiError::invalid(""),
+            ApiError::unauthenticated(),
+            ApiError::not_found("file"),
+            ApiError::link_invalid(),
+            ApiError::rate_limited(1),
+            ApiError::too_large(1),
+            ApiError::timeout(),
+            ApiError::internal(),
+            ApiError::unavailable(""),
+            VaultError::Forbidden.into(),
+            VaultError::Exists("user").into(),
+            VaultError::Store(StoreError::Conflict).into(),
+            AccessError::PasswordRequired.into(),
+            AccessError::WrongPassword.into(),
+            AccessError::NotRecipient.into(),
+        ]
+        .into_iter()
+        .map(|e| (e.status, e.code.to_owned()))
+        .collect();
+        let share = format!("/api/v1/links/{}", "0".repeat(32));
+        let link_content = format!("{share}/content");
+        let refused = [
+            call(&app, Method::PATCH, "/healthz").await,
+            call(&app, Method::POST, &format!("{share}?x")).await,
+            ranged_response(
+                RangeReq::Unsatisfiable,
+                0,
+                HeaderValue::from_static("text/plain"),
+                "f",
+                &[],
+                |_| Body::empty(),
+            ),
+        ];
+        for resp in refused {
+            answers.push((resp.status(), error_code(resp).await));
+        }
+        let status_of: std::collections::BTreeMap<String, StatusCode> =
+            answers.into_iter().map(|(s, c)| (c, s)).collect();
+
+        let known: BTreeSet<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        for code in status_of.keys() {
+            assert!(
+                known.contains(code.as_str()),
+                "{code} is not in the Error schema"
+            );
+        }
+        let resolve = |r: &serde_json::Value| -> serde_json::Value {
+            match r["$ref"].as_str() {
+                Some(to) => {
+                    let name = to
+                        .strip_prefix("#/components/responses/")
+                        .unwrap_or_else(|| panic!("not a response: {to}"));
+                    let target = &doc["components"]["responses"][name];
+                    assert!(target.is_object(), "{to} does not resolve");
+                    target.clone()
+                }
+                None => r.clone(),
+            }
+        };
+        let mut unchecked = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let Some(responses) = op["responses"].as_object() else {
+                    continue;
+                };
+                for (status, r) in responses {
+                    let status: u16 = status.parse().unwrap();
+                    let description = resolve(r)["description"].as_str().unwrap().to_owned();
+                    let codes = description
+                        .split('`')
+                        .skip(1)
+                        .step_by(2)
+                        .filter(|w| known.contains(w));
+                    for code in codes {
+                        match status_of.get(code) {
+                            Some(real) => assert_eq!(
+                                real.as_u16(),
+                                status,
+                                "{method} {path} lists {code} under {status}"
+                            ),
+                            None => {
+                                unchecked.insert(code.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Answered only by an audit log that fails to verify.
+        assert_eq!(unchecked, BTreeSet::from(["audit_broken".to_owned()]));
+
+        let head = call(&app, Method::HEAD, &link_content).await;
+        assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(head.headers()[header::ALLOW], "GET");
+        let listed = &doc["paths"]["/api/v1/links/{share}/content"]["get"]["responses"]["405"];
+        assert_eq!(
+            listed["$ref"], "#/components/responses/MethodNotAllowed",
+            "the HEAD refusal is not documented"
         );
     }
 }

@@ -176,8 +176,21 @@ where
         state.auth_limiter.penalize(ip, mono);
     }
     let grant = decided.outcome?;
-    let prepared = prepared.ok_or_else(ApiError::internal)??;
+    let prepared = prepared
+        .ok_or_else(ApiError::internal)?
+        .map_err(unservable)?;
     Ok((grant, prepared))
+}
+
+/// The answer to a granted link request whose file could not then be served. A file deleted
+/// between the decision and its opening is gone ([`VaultError::NotFound`]): that is answered
+/// as every other dead link is, and as a request after the delete is, so that a partner
+/// cannot tell a deleted file from a wrong, expired or revoked link (nor when it was deleted).
+fn unservable(e: VaultError) -> ApiError {
+    match e {
+        VaultError::NotFound(_) => ApiError::link_invalid(),
+        other => other.into(),
+    }
 }
 
 /// `POST /api/v1/links/{share}`: the details a partner sees before downloading.
@@ -420,6 +433,81 @@ fn respond(state: &AppState, grant: &Grant, served: Served) -> Response {
                 &extra,
                 |_| stream::reader_body(b.prefix, b.payload, Some(b.len), metrics),
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use kinko_core::vault::ShareOptions;
+    use tower::ServiceExt;
+
+    use super::super::app::router;
+    use super::super::app::tests::shared_file;
+    use super::*;
+
+    /// Status and body of an answer.
+    async fn answer(resp: Response) -> (StatusCode, bytes::Bytes) {
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, body)
+    }
+
+    /// A file deleted after a partner's request was granted, before the file is opened, gets
+    /// the answer a link to a file deleted before the request gets: `404 link_invalid`, the
+    /// same bytes, not the owner's `not_found`. The delete is staged inside the decision's
+    /// vault job, between the grant and the opening, for what each link route then does with
+    /// the grant: the content and form downloads prepare the file, the ticket opens it, the
+    /// details read its metadata. No timing involved.
+    #[tokio::test]
+    async fn a_file_deleted_after_the_grant_is_a_dead_link() {
+        for route in ["content", "ticket", "info"] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = ShareOptions {
+                expires_in: 3600,
+                ..Default::default()
+            };
+            let (st, share, secret, ctx) = shared_file(dir.path(), b"deleted soon", opts);
+            let kind = if route == "info" {
+                AccessKind::View
+            } else {
+                AccessKind::Download
+            };
+            let raced = decide(
+                &st,
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                &share.to_string(),
+                Some(&secret),
+                None,
+                kind,
+                move |v, g| {
+                    v.delete_file(&ctx, &g.file)?;
+                    match route {
+                        "content" => prepare(v, g, None).map(drop),
+                        "ticket" => v.download(g).map(drop),
+                        _ => v.grant_meta(g).map(drop),
+                    }
+                },
+            )
+            .await;
+            let Err(raced) = raced else {
+                panic!("{route}: a deleted file was served");
+            };
+            let raced = answer(raced.into_response()).await;
+
+            let after = axum::http::Request::builder()
+                .uri(format!("/api/v1/links/{share}/content"))
+                .header(SECRET_HEADER, &secret)
+                .body(Body::empty())
+                .unwrap();
+            let after = answer(router(st.clone()).oneshot(after).await.unwrap()).await;
+            let code: serde_json::Value = serde_json::from_slice(&after.1).unwrap();
+            assert_eq!(code["error"]["code"], "link_invalid");
+            assert_eq!(raced, after, "{route}");
         }
     }
 }
