@@ -333,6 +333,53 @@ fn unreadable_or_empty_link_headers_count_nothing() {
     srv.assert_no_server_errors();
 }
 
+/// A link request without `Kinko-Link-Secret` is told what it forgot (`400 invalid`, naming
+/// the header), on every link route, and counts nothing; one whose secret cannot be read is
+/// refused as every wrong secret is (`404 link_invalid`).
+#[test]
+fn a_link_request_without_its_secret_says_so_and_counts_nothing() {
+    let srv = TestServer::start();
+    let (_, alice) = srv.member("alice");
+    let file = srv.upload(&alice, "once.txt", b"one download only");
+    let (share, secret, _) = srv.share(
+        &alice,
+        &file,
+        json!({"expires_in": 600, "max_downloads": 1}),
+    );
+    for (method, path) in [
+        ("POST", format!("/api/v1/links/{share}")),
+        ("POST", format!("/api/v1/links/{share}/ticket")),
+        ("GET", format!("/api/v1/links/{share}/content")),
+    ] {
+        let r = srv.request(method, &path, &[], None);
+        assert_eq!((r.status, r.code().as_str()), (400, "invalid"), "{path}");
+        assert!(
+            r.text().contains("Kinko-Link-Secret"),
+            "{path}: {}",
+            r.text()
+        );
+        // Even with a ticket: the ticket never stands in for the secret.
+        let r = srv.request(method, &path, &[("kinko-ticket", "t")], None);
+        assert_eq!((r.status, r.code().as_str()), (400, "invalid"), "{path}");
+        // A secret that cannot be read is a wrong one, not a missing one.
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Length: 0\r\nKinko-Link-Secret: "
+        )
+        .into_bytes();
+        req.extend_from_slice(b"\xe9\r\n\r\n");
+        let resp = raw(&srv, &req, Duration::from_secs(10));
+        assert_eq!(status_of(&resp), 404, "{path}: {resp}");
+        assert!(resp.contains("link_invalid"), "{path}: {resp}");
+    }
+    assert_eq!(srv.link_info(&share, &secret).json()["downloads_left"], 1);
+    assert_eq!(
+        srv.link_download(&share, &secret, None).body,
+        b"one download only"
+    );
+    srv.assert_no_server_errors();
+}
+
 #[test]
 fn wrong_tokens_are_refused_and_rate_limited_per_address() {
     let srv = TestServer::start_with(Options {

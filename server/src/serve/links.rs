@@ -48,6 +48,20 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The link secret of `Kinko-Link-Secret`. A request without the header is refused as
+/// incomplete (`400 invalid`), before the share is looked at: that tells a client what it
+/// forgot and nothing about the share. A value that cannot be a secret (not ASCII, malformed)
+/// is `None`: refused later exactly like a wrong secret.
+fn secret_from(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let v = h.get(SECRET_HEADER).ok_or_else(|| {
+        ApiError::invalid(
+            "the link secret is missing: send the text after `#` in the link \
+             in the Kinko-Link-Secret header",
+        )
+    })?;
+    Ok(v.to_str().ok())
+}
+
 /// The share password of `Kinko-Password`. A value that is not ASCII (UTF-8 sent raw) is
 /// refused rather than taken for no password; an empty one, which no share password is, is
 /// no password, so that it never counts toward the lock.
@@ -200,11 +214,12 @@ pub(crate) async fn info(
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let ip = client(parts.extensions.get::<ClientAddr>());
+    let secret = secret_from(&parts.headers)?;
     let (grant, meta) = decide(
         &state,
         ip,
         &share,
-        header_str(&parts.headers, SECRET_HEADER),
+        secret,
         None,
         AccessKind::View,
         |v, g| v.grant_meta(g),
@@ -252,11 +267,12 @@ pub(crate) async fn ticket(
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let ip = client(parts.extensions.get::<ClientAddr>());
+    let secret = secret_from(&parts.headers)?;
     let (grant, ()) = decide(
         &state,
         ip,
         &share,
-        header_str(&parts.headers, SECRET_HEADER),
+        secret,
         password_from(&parts.headers)?,
         download_kind(&parts.headers)?,
         // Opened as the download will be, so that a file the server cannot serve (its blob
@@ -289,6 +305,7 @@ pub(crate) async fn content(
         ));
     }
     let ip = client(parts.extensions.get::<ClientAddr>());
+    let secret = secret_from(&parts.headers)?;
     // A ticket that cannot be read is a bad ticket, not none: without one, this request would
     // start (and count) a download of its own.
     let kind = match parts.headers.get(TICKET_HEADER) {
@@ -306,15 +323,9 @@ pub(crate) async fn content(
         None
     };
     let range = header_str(&parts.headers, header::RANGE.as_str()).map(str::to_owned);
-    let (grant, served) = decide(
-        &state,
-        ip,
-        &share,
-        header_str(&parts.headers, SECRET_HEADER),
-        password,
-        kind,
-        move |v, g| prepare(v, g, range.as_deref()),
-    )
+    let (grant, served) = decide(&state, ip, &share, secret, password, kind, move |v, g| {
+        prepare(v, g, range.as_deref())
+    })
     .await?;
     Ok(respond(&state, &grant, served))
 }
