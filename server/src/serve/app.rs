@@ -513,8 +513,6 @@ pub(crate) mod tests {
         }
     }
 
-    /// A vault with a file shared under the password "open sesame": the state, the share's
-    /// id and secret, and the admin's context.
     /// A server state whose admin shares one file holding `content` with `opts`: the state,
     /// the share, its link secret, and the admin's context.
     pub(crate) fn shared_file(
@@ -542,6 +540,8 @@ pub(crate) mod tests {
         (st, share.id, secret, ctx)
     }
 
+    /// A vault with a file shared under the password "open sesame": the state, the share's
+    /// id and secret, and the admin's context.
     fn password_share(dir: &std::path::Path) -> (AppState, ShareId, String, Ctx) {
         let opts = kinko_core::vault::ShareOptions {
             expires_in: 3600,
