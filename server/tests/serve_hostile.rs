@@ -265,13 +265,7 @@ fn wrong_methods_and_head_on_a_link_are_refused_as_json() {
 #[test]
 fn unreadable_or_empty_link_headers_count_nothing() {
     let srv = TestServer::start();
-    let (_, alice) = srv.member("alice");
-    let file = srv.upload(&alice, "once.txt", b"one download only");
-    let (share, secret, _) = srv.share(
-        &alice,
-        &file,
-        json!({"expires_in": 600, "max_downloads": 1}),
-    );
+    let (alice, file, share, secret) = one_download_share(&srv);
     let get = |extra: &[u8]| {
         let mut req = format!(
             "GET /api/v1/links/{share}/content HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
@@ -333,12 +327,9 @@ fn unreadable_or_empty_link_headers_count_nothing() {
     srv.assert_no_server_errors();
 }
 
-/// A link request without `Kinko-Link-Secret` is told what it forgot (`400 invalid`, naming
-/// the header), on every link route, and counts nothing; one whose secret cannot be read is
-/// refused as every wrong secret is (`404 link_invalid`).
-#[test]
-fn a_link_request_without_its_secret_says_so_and_counts_nothing() {
-    let srv = TestServer::start();
+/// A member "alice" who shares "once.txt" (`one download only`) for one download: her token,
+/// the file, the share and its secret.
+fn one_download_share(srv: &TestServer) -> (String, String, String, String) {
     let (_, alice) = srv.member("alice");
     let file = srv.upload(&alice, "once.txt", b"one download only");
     let (share, secret, _) = srv.share(
@@ -346,6 +337,16 @@ fn a_link_request_without_its_secret_says_so_and_counts_nothing() {
         &file,
         json!({"expires_in": 600, "max_downloads": 1}),
     );
+    (alice, file, share, secret)
+}
+
+/// A link request without `Kinko-Link-Secret` is told what it forgot (`400 invalid`, naming
+/// the header), on every link route, and counts nothing; one whose secret cannot be read is
+/// refused as every wrong secret is (`404 link_invalid`).
+#[test]
+fn a_link_request_without_its_secret_says_so_and_counts_nothing() {
+    let srv = TestServer::start();
+    let (_, _, share, secret) = one_download_share(&srv);
     for (method, path) in [
         ("POST", format!("/api/v1/links/{share}")),
         ("POST", format!("/api/v1/links/{share}/ticket")),
