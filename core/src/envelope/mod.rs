@@ -33,7 +33,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod cipher;
+pub(crate) mod cipher;
 mod error;
 pub(crate) mod kdf;
 mod key;

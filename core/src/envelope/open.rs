@@ -37,14 +37,26 @@ impl From<Failure> for OpenError {
 struct Job {
     index: u64,
     last: bool,
+    /// A failure under `last` is worth a second try under `!last` (see [`open_job`]).
+    retry: bool,
     chunk: ChunkBuf,
     /// After decryption: the outcome.
     result: Result<(), Failure>,
 }
 
+thread_local! {
+    /// A copy of the ciphertext of the chunk this thread is opening: a failed open zeroes the
+    /// chunk, and the second try needs the ciphertext back. Never holds plaintext.
+    static CIPHERTEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Opens one chunk in place. A chunk that fails under its expected flag is tried under the
 /// other one only to name the failure: a non-final chunk that opens as final means bytes
 /// were appended; a final chunk that opens as non-final means the stream was cut.
+///
+/// The second try needs the ciphertext, which the failed open zeroed, so a job that may be
+/// retried is copied first: the copy costs about as much as decrypting with AES-GCM. Jobs
+/// whose last flag is certain skip both (see [`Opener::flags_are_certain`]).
 fn open_job(cipher: &Cipher, job: &mut Job) {
     let len = job.chunk.len;
     if job.last && len < TAG_BYTES {
@@ -52,6 +64,12 @@ fn open_job(cipher: &Cipher, job: &mut Job) {
         return;
     }
     let buf = &mut job.chunk.buf[..len];
+    if job.retry {
+        CIPHERTEXT.with_borrow_mut(|copy| {
+            copy.clear();
+            copy.extend_from_slice(buf);
+        });
+    }
     match cipher.open(&chunk_nonce(job.index, job.last), b"", buf) {
         Ok(0) if job.last && job.index > 0 => {
             // Only an empty file has an empty final chunk; no encoder writes this.
@@ -61,7 +79,12 @@ fn open_job(cipher: &Cipher, job: &mut Job) {
             job.chunk.len = n;
             job.result = Ok(());
         }
+        Err(_) if !job.retry => {
+            job.result = Err(Failure::ChunkAuth(job.index));
+            job.chunk.len = 0;
+        }
         Err(_) => {
+            CIPHERTEXT.with_borrow(|copy| buf.copy_from_slice(copy));
             let other = cipher.open(&chunk_nonce(job.index, !job.last), b"", buf);
             job.result = Err(match other {
                 Ok(_) if job.last => Failure::Truncated,
@@ -258,6 +281,14 @@ impl<R: Read> Opener<R> {
         }
     }
 
+    /// Whether every chunk's last flag is known for certain before it is opened: on seekable
+    /// input whose length [`known_plaintext_len`] checked against the metadata's size. Then a
+    /// chunk that fails under its flag cannot open under the other one (each index of a
+    /// payload was sealed once, under one flag), and a second try would only cost time.
+    fn flags_are_certain(&self) -> bool {
+        matches!(self.layout, Layout::Known { .. }) && self.metadata.size.is_some()
+    }
+
     fn enc_chunk(&self) -> usize {
         self.chunk_size + TAG_BYTES
     }
@@ -328,6 +359,7 @@ impl<R: Read> Opener<R> {
             jobs.push(Job {
                 index,
                 last,
+                retry: !self.flags_are_certain(),
                 chunk,
                 result: Ok(()),
             });

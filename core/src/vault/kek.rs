@@ -14,13 +14,13 @@
 use std::fmt;
 use std::path::Path;
 
-use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use secrecy::{ExposeSecret, SecretBox};
 use zeroize::Zeroize;
 
 use super::codec::{self, Dec, Enc, from_hex, to_hex};
 use super::types::random_array;
+use crate::envelope::Suite;
+use crate::envelope::cipher::Cipher;
 
 /// BLAKE3 `derive_key` contexts used by the vault. FORMAT.md lists the envelope's; these are
 /// the vault's, listed again in `docs/VAULT.md`.
@@ -228,13 +228,16 @@ impl fmt::Debug for WrappedSecret {
     }
 }
 
-fn wrap_cipher(kek: &MasterKey, salt: &[u8; 16]) -> ChaCha20Poly1305 {
+/// Every wrap key is fresh (salted), so the nonce is fixed.
+const WRAP_NONCE: [u8; 12] = [0; 12];
+
+fn wrap_cipher(kek: &MasterKey, salt: &[u8; 16]) -> Cipher {
     let mut material = [0u8; 48];
     material[..32].copy_from_slice(kek.expose_secret());
     material[32..].copy_from_slice(salt);
     let mut key = blake3::derive_key(context::SEED_WRAP, &material);
     material.zeroize();
-    let cipher = ChaCha20Poly1305::new(&key.into());
+    let cipher = Cipher::new(Suite::ChaCha20Poly1305, &key);
     key.zeroize();
     cipher
 }
@@ -243,14 +246,12 @@ impl WrappedSecret {
     pub(crate) fn wrap(kek: &MasterKey, secret: &[u8; 32], aad: &[u8]) -> WrappedSecret {
         let salt: [u8; 16] = random_array();
         let mut buf = *secret;
-        let tag = wrap_cipher(kek, &salt)
-            .encrypt_inout_detached(&Default::default(), aad, (&mut buf[..]).into())
-            .expect("32 bytes are within ChaCha20-Poly1305's limits");
+        let tag = wrap_cipher(kek, &salt).seal_detached(&WRAP_NONCE, aad, &mut buf);
         WrappedSecret {
             kek: kek.id(),
             salt,
             ct: buf,
-            tag: tag.into(),
+            tag,
         }
     }
 
@@ -263,13 +264,12 @@ impl WrappedSecret {
             .get(&self.kek)
             .ok_or(UnwrapError::UnknownKek(self.kek))?;
         let mut out = SecretBox::new(Box::new(self.ct));
-        let tag = self.tag.into();
         wrap_cipher(kek, &self.salt)
-            .decrypt_inout_detached(
-                &Default::default(),
+            .open_detached(
+                &WRAP_NONCE,
                 aad,
-                (&mut secrecy::ExposeSecretMut::expose_secret_mut(&mut out)[..]).into(),
-                &tag,
+                &mut secrecy::ExposeSecretMut::expose_secret_mut(&mut out)[..],
+                &self.tag,
             )
             .map_err(|_| UnwrapError::Corrupt)?;
         Ok(out)
