@@ -116,7 +116,9 @@ impl Drop for Cipher {
     fn drop(&mut self) {
         // An assignment through the box writes the whole schedule at its one address;
         // `black_box` makes the compiler treat the written bytes as read, so the store is not
-        // removed as dead. The same guarantee as `zeroize` gives: best effort, no `unsafe`.
+        // removed as dead (`zeroize` gets the same from volatile writes, which need `unsafe`).
+        // Copies the compiler made while building the schedule are out of reach, as they are
+        // for `zeroize`.
         *self.key = schedule(self.suite, &[0; 32]);
         std::hint::black_box(&*self.key);
     }
