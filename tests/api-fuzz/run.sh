@@ -99,7 +99,7 @@ st api --exclude-path-regex "$global" || status=1
 # to them (the secret travels in the link's fragment), so above they only ever meet unknown
 # shares. Here the share id and secret are fixed and everything else is generated.
 seeded=$("$dir/venv/bin/python" "$here/seed.py" "$url" "$token")
-share=${seeded% *} secret=${seeded#* }
+read -r share secret member <<< "$seeded"
 config=$dir/links.toml
 cat > "$config" <<EOF
 [[operations]]
@@ -108,7 +108,13 @@ parameters = { "path.share" = "$share", "header.Kinko-Link-Secret" = "$secret" }
 EOF
 # These two passes select no linked pair of operations: no stateful phase.
 st links --include-path-regex '^/(s|api/v1/links)/' --phases examples,coverage,fuzzing || status=1
-config=
+# The user to disable is a seeded member: random ids only ever meet 404.
+config=$dir/server-wide.toml
+cat > "$config" <<EOF
+[[operations]]
+include-path-regex = "^/api/v1/admin/users/"
+parameters = { "path.user" = "$member" }
+EOF
 st server-wide --include-path-regex "$global" --phases examples,coverage,fuzzing || status=1
 if ! kill -0 "$server" 2>/dev/null; then
   echo "$0: the server died during the run" >&2; cat "$dir/server.err" >&2; status=1

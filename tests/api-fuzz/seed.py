@@ -1,5 +1,7 @@
-"""Uploads one file to a running `kinko serve --dev` and shares it; prints the share id and
-the link secret, for the link operations' pass of tests/api-fuzz/run.sh.
+"""Uploads one file to a running `kinko serve --dev` and shares it, and adds a member; prints
+the share id and the link secret (for the link operations' pass of tests/api-fuzz/run.sh) and
+the member's id (for the server-wide pass, whose user operation otherwise only meets unknown
+users).
 
 usage: seed.py URL TOKEN
 """
@@ -27,7 +29,9 @@ def main() -> None:
     opts = json.dumps({"expires_in": 86400}).encode()
     s = call(url, token, "POST", f"/api/v1/files/{f['id']}/shares", opts, "application/json")
     base, _, secret = s["link"].partition("#")
-    print(base.rsplit("/", 1)[1], secret)
+    opts = json.dumps({"name": "fuzz member", "role": "member"}).encode()
+    member = call(url, token, "POST", "/api/v1/admin/users", opts, "application/json")
+    print(base.rsplit("/", 1)[1], secret, member["id"])
 
 
 if __name__ == "__main__":
