@@ -99,7 +99,8 @@ st api --exclude-path-regex "$global" || status=1
 # to them (the secret travels in the link's fragment), so above they only ever meet unknown
 # shares. Here the share id and secret are fixed and everything else is generated.
 seeded=$("$dir/venv/bin/python" "$here/seed.py" "$url" "$token")
-read -r share secret member <<< "$seeded"
+share=${seeded%% *} seeded=${seeded#* }
+secret=${seeded%% *} member=${seeded#* }
 config=$dir/links.toml
 cat > "$config" <<EOF
 [[operations]]
