@@ -178,6 +178,14 @@ impl TestServer {
         }
         let result = match body {
             Some(b) => self.agent.run(builder.body(b.to_vec()).unwrap()),
+            // ureq sends a POST without a body as an empty chunked body, whose end goes out
+            // after the head. A handler that answers before hyper has read that end leaves it
+            // unable to keep the connection (it would have to wait for the body), so it closes
+            // it, and a request that ureq sends on the closed connection meanwhile fails with
+            // "Peer disconnected". Kinko's own client sends `content-length: 0`; so does this.
+            None if matches!(method, "POST" | "PUT" | "PATCH") => {
+                self.agent.run(builder.body(Vec::new()).unwrap())
+            }
             None => self.agent.run(builder.body(()).unwrap()),
         };
         let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
