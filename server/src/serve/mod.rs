@@ -244,9 +244,9 @@ fn crypto_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
-/// Threads deciding link requests: one per core (they rarely block: the flushes are
-/// [`workers::GroupCommit`]'s), at least two so one slow disk read does not stall the queue.
-/// Measured with 64 connections on 2 cores: four threads were no faster than two.
+/// Threads deciding link requests: one per core, at least two. One of them runs at a time
+/// while it keeps up (the flushes are [`workers::GroupCommit`]'s); the others take over from
+/// one stuck on a slow disk read, so that it does not stall the queue.
 fn vault_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
