@@ -195,8 +195,8 @@ fn worker(queue: &Queue, vault: &Vault, me: usize) {
             continue;
         }
         if s.closed && s.jobs.is_empty() {
-            // Workers that stood by while this one drained the queue wait again: the last
-            // to leave tells the others.
+            // Workers that stood by while this one drained the queue may be waiting: each
+            // worker that leaves wakes them all, so every one of them sees the close.
             for ready in &queue.ready {
                 ready.notify_one();
             }
