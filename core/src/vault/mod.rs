@@ -15,6 +15,7 @@
 pub mod audit;
 mod codec;
 mod fs_blob;
+mod journal;
 pub mod kek;
 pub mod model;
 pub mod policy;

@@ -31,6 +31,30 @@ pub fn raw_tree(meta: &Path) -> sled::Tree {
     kinko_core::vault::SledMetaStore::open_raw_tree(meta).unwrap()
 }
 
+/// Rewrites every audit bundle of the store in `meta` (key `A`: records as `seq` u64 BE, `len`
+/// u32 LE, record) as one `a` key per record, the store's other form, so that a test can damage
+/// single records. The store reads both forms alike.
+pub fn unbundle_audit(meta: &Path) -> usize {
+    let t = raw_tree(meta);
+    let mut moved = 0;
+    for kv in t.scan_prefix(b"A") {
+        let (k, b) = kv.unwrap();
+        let mut rest: &[u8] = &b;
+        while !rest.is_empty() {
+            let seq = &rest[..8];
+            let len = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+            let mut key = vec![b'a'];
+            key.extend_from_slice(seq);
+            assert!(t.insert(key, &rest[12..12 + len]).unwrap().is_none());
+            rest = &rest[12 + len..];
+            moved += 1;
+        }
+        t.remove(k).unwrap();
+    }
+    t.flush().unwrap();
+    moved
+}
+
 pub fn kek_from(bytes: [u8; 32]) -> MasterKey {
     MasterKey::from_bytes(bytes)
 }
