@@ -400,14 +400,6 @@ impl Journal {
         lock(&self.flushing).other_used = false;
         Ok(())
     }
-
-    /// The sizes of the files (for tests).
-    #[cfg(test)]
-    pub(crate) fn file_lens(&self) -> [u64; 2] {
-        self.files
-            .each_ref()
-            .map(|f| f.metadata().map_or(0, |m| m.len()))
-    }
 }
 
 #[cfg(test)]
