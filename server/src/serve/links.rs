@@ -15,8 +15,8 @@ use kinko_core::envelope::OpenError;
 use kinko_core::keys::Recipient;
 use kinko_core::vault::store::BlobRead;
 use kinko_core::vault::{
-    AccessError, AccessKind, Download, DownloadTicket, Grant, LinkSecret, SealingError, ShareId,
-    Vault, VaultError,
+    AccessError, AccessKind, Decided, Download, DownloadTicket, Grant, LinkSecret, SealingError,
+    ShareId, Vault, VaultError,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -136,7 +136,6 @@ where
     // job (it takes far longer than a flush would wait), nor a view or a further range (they
     // never need a flush).
     let starts_download = kind.starts_download();
-    let announced = (!slow && starts_download).then(|| state.group_commit.announce());
     // Kept until the decision's answer is read; dropped with this future if the client goes
     // away first.
     let (_waiting, requester) = workers::requester();
@@ -168,24 +167,37 @@ where
         };
         Some((d, prepared))
     };
+    let must_flush =
+        |decided: &Option<(Decided<_>, _)>| decided.as_ref().is_some_and(|(d, _)| d.must_flush);
     let decided = if slow {
         let _argon2 = state
             .argon2
             .acquire()
             .await
             .map_err(|_| ApiError::unavailable("the server is stopping"))?;
-        state.vault(job).await?
+        let decided = state.vault(job).await?;
+        if must_flush(&decided) {
+            state.group_commit.unannounced().flushed().await?;
+        }
+        decided
     } else {
-        state.workers.run(job).await?
+        let commit = &state.group_commit;
+        let announced = if starts_download {
+            commit.announce()
+        } else {
+            commit.unannounced()
+        };
+        state
+            .workers
+            .run_durable(announced, move |v| {
+                let decided = job(v);
+                let flush = must_flush(&decided);
+                (decided, flush)
+            })
+            .await?
     };
     // Skipped only when this request was gone: nobody reads this.
     let (decided, prepared) = decided.ok_or_else(ApiError::internal)?;
-    if decided.must_flush {
-        let announced = announced.unwrap_or_else(|| state.group_commit.announce());
-        announced.flushed().await?;
-    } else {
-        drop(announced);
-    }
     if matches!(decided.outcome, Err(AccessError::WrongPassword)) {
         state.auth_limiter.penalize(ip, mono);
     }
