@@ -1,6 +1,6 @@
-//! The metadata store's journal of link decisions: append-only files beside sled's own,
-//! written and synced by the store's flushes, that let a link decision's commit skip sled
-//! until the store moves a few thousand of them into sled at once.
+//! The metadata store's journal of link decisions: files beside sled's own, written and
+//! synced by the store's flushes, that let a link decision's commit skip sled until the store
+//! moves a thousand or so of them into sled at once.
 //!
 //! Why: under a stream of small link downloads, sled's per-commit work (the inserts, the node
 //! splits of the growing audit keys, and the IO-thread handoffs of every small flush of its
@@ -13,7 +13,8 @@
 //!
 //! The journal is two files, `kinko-journal-0` and `kinko-journal-1`, in the store's
 //! directory; records go to one of them at a time. Each is a sequence of records, one per
-//! journaled commit, appended in commit order:
+//! journaled commit, in commit order from the start of the file, followed by zeros up to the
+//! file's end:
 //!
 //! | field   | size      | meaning                                              |
 //! |---------|-----------|------------------------------------------------------|
@@ -25,9 +26,16 @@
 //! store's: `a` with an audit sequence number, `k` with the number of a checkpoint, `s` with a
 //! share id.
 //!
-//! A crash can leave a torn last record; reading stops at the first record that is short or
-//! fails its check. The check guards against torn writes, not against an attacker: the audit
-//! records carry their own hash chain.
+//! A crash can leave a torn last record; reading stops at the first record that is short,
+//! all zeros (the end) or fails its check. The check guards against torn writes, not against
+//! an attacker: the audit records carry their own hash chain.
+//!
+//! A file is written in place: emptying the journal overwrites the records of the file it
+//! leaves with zeros instead of cutting the file, so that the next records written there go
+//! to blocks the file already has. Syncing an overwrite then writes only the data, where an
+//! append also commits the file's new size to the file system's own journal: here that was
+//! 132 against 187 µs per `fdatasync` (median of 3,000 syncs of 900-byte records), and less
+//! CPU.
 //!
 //! # Ordering
 //!
@@ -40,8 +48,9 @@
 //!
 //! A record moved into sled needs no flush of sled: the journal still holds it. When the
 //! overlay or the journal has grown past a bound (and on a clean close), the store empties the
-//! journal: it moves everything into sled, switches to the other file, flushes sled and cuts
-//! the first file to nothing. Flushes go on into the other file meanwhile.
+//! journal: it moves everything into sled, switches to the other file, flushes sled and
+//! overwrites the first file's records with zeros. Flushes go on into the other file
+//! meanwhile.
 //!
 //! # Replay
 //!
@@ -53,7 +62,8 @@
 //! nothing, so a file may keep records that sled already holds.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -135,6 +145,9 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(Vec<KeyValue>, u64)>> {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
+    if head == [0; HEAD] {
+        return Ok(None); // the zeros after the last record
+    }
     let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
     // Read through `take`, so a damaged length cannot allocate more than the file holds.
     let mut body = Vec::new();
@@ -203,6 +216,9 @@ fn backend(e: sled::Error) -> StoreError {
 /// The bytes of records (written or waiting) past which the store empties the journal.
 const FULL_BYTES: u64 = 8 << 20;
 
+/// The bytes of zeros written at once over a retired file's records.
+const ZEROS_AT_ONCE: usize = 64 << 10;
+
 /// Records taken from the buffer, with the count of sled's writes they follow.
 #[derive(Debug)]
 pub(crate) struct Taken {
@@ -226,6 +242,8 @@ pub(crate) struct Written {
     sled_durable: u64,
     /// The file records are written to (0 or 1).
     current: usize,
+    /// Where each file's records end: zeros follow, up to the file's end.
+    ends: [u64; 2],
     /// Whether the other file may hold records.
     other_used: bool,
     /// A write or sync of a file failed: what it held may be lost while later records would
@@ -260,10 +278,17 @@ impl Journal {
     /// Opens the (replayed, empty) journal files in `dir`.
     pub(crate) fn open(dir: &Path, db: sled::Db) -> Result<Journal, StoreError> {
         let open = |name| {
-            OpenOptions::new()
+            let file = OpenOptions::new()
                 .create(true)
-                .append(true)
-                .open(dir.join(name))
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(dir.join(name))?;
+            // Replayed files are empty; one that is not is cut, so zeros follow its records.
+            if file.metadata()?.len() > 0 {
+                file.set_len(0)?;
+            }
+            Ok::<_, io::Error>(file)
         };
         Ok(Journal {
             files: [open(FILE_NAMES[0])?, open(FILE_NAMES[1])?],
@@ -349,13 +374,15 @@ impl Journal {
         }
         if !taken.buf.is_empty() {
             let file = &self.files[w.current];
-            let written = (&*file)
-                .write_all(&taken.buf)
+            let end = w.ends[w.current];
+            let written = file
+                .write_all_at(&taken.buf, end)
                 .and_then(|()| file.sync_data());
             if let Err(e) = written {
                 w.failed = true;
                 return Err(e.into());
             }
+            w.ends[w.current] = end + taken.buf.len() as u64;
         }
         Ok(())
     }
@@ -373,9 +400,11 @@ impl Journal {
         let sled_writes = lock(&self.pending).sled_writes;
         self.db.flush().map_err(backend)?;
         w.sled_durable = sled_writes;
+        // Cut, not overwritten: a failed write may have left bytes past a file's end.
         for f in &self.files {
             f.set_len(0)?;
         }
+        w.ends = [0, 0];
         self.bytes.store(0, Ordering::Relaxed);
         w.failed = false;
         w.other_used = false;
@@ -392,12 +421,27 @@ impl Journal {
         old
     }
 
-    /// Cuts the file `old` once everything in it is in sled: flushes sled first. Call
-    /// without the flushing lock.
+    /// Overwrites the records of the file `old` with zeros once everything in it is in
+    /// sled: flushes sled first. Call without the flushing lock.
     pub(crate) fn retire(&self, old: usize) -> Result<(), StoreError> {
         self.db.flush().map_err(backend)?;
-        self.files[old].set_len(0)?;
-        lock(&self.flushing).other_used = false;
+        // Nobody writes `old` until this returns: it is not current, and the journal is not
+        // switched back to it while `other_used` is set.
+        let end = lock(&self.flushing).ends[old];
+        let zeros = vec![0; ZEROS_AT_ONCE];
+        let file = &self.files[old];
+        let mut at = 0;
+        while at < end {
+            let n = (end - at).min(ZEROS_AT_ONCE as u64);
+            file.write_all_at(&zeros[..n as usize], at)?;
+            at += n;
+        }
+        // Not needed for safety (replaying records that sled holds changes nothing), but it
+        // keeps these writes out of the next records' syncs.
+        file.sync_data()?;
+        let mut w = lock(&self.flushing);
+        w.ends[old] = 0;
+        w.other_used = false;
         Ok(())
     }
 }
@@ -459,6 +503,51 @@ mod tests {
             }
             assert_eq!(n, ends.iter().filter(|&&e| e <= at).count(), "flip at {at}");
         }
+    }
+
+    /// The records in the file at `path`, and its length.
+    fn records_in(path: &Path) -> (Vec<Vec<KeyValue>>, u64) {
+        let mut r = BufReader::new(File::open(path).unwrap());
+        let mut records = vec![];
+        while let Some((w, _)) = read_record(&mut r).unwrap() {
+            records.push(w);
+        }
+        (records, std::fs::metadata(path).unwrap().len())
+    }
+
+    /// A retired file is overwritten with zeros, not cut, and the next records written to it
+    /// go over its old ones from the start: reading it gives exactly the new records.
+    #[test]
+    fn files_are_reused_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let j = Journal::open(dir.path(), db).unwrap();
+        let path = |i: usize| dir.path().join(FILE_NAMES[i]);
+        let flush_switch_retire = |records: &[Vec<KeyValue>]| {
+            for r in records {
+                j.append(r);
+            }
+            j.flush().unwrap();
+            let mut w = j.flushing();
+            let old = j.switch(&mut w);
+            drop(w);
+            let (read, len) = records_in(&path(old));
+            assert_eq!(read, records);
+            j.retire(old).unwrap();
+            let after = std::fs::read(path(old)).unwrap();
+            assert_eq!(after.len() as u64, len, "a retired file keeps its blocks");
+            assert!(after.iter().all(|&b| b == 0), "a retired file is all zeros");
+            len
+        };
+        let first = flush_switch_retire(&[writes(9), writes(8), writes(7)]);
+        flush_switch_retire(&[writes(1)]);
+        // Back in the first file: fewer, shorter records than it held.
+        let again = [writes(2), writes(1)];
+        for r in &again {
+            j.append(r);
+        }
+        j.flush().unwrap();
+        assert_eq!(records_in(&path(0)), (again.to_vec(), first));
     }
 
     #[test]
