@@ -11,7 +11,8 @@
 //! directory in between would return before the directory entry is.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -117,6 +118,55 @@ impl FsBlobStore {
 
     fn path(&self, id: &FileId) -> PathBuf {
         self.fan_dir(id).join(id.to_string())
+    }
+}
+
+/// A published blob open for reading. Blobs never change once published, so its length is
+/// read once, its position kept here, and reads go to that position (`pread`): positioning a
+/// download costs no system call, where a plain [`File`]'s seeks cost one each (three or four
+/// per link download, about 2% of the server's CPU on 1 KiB downloads).
+#[derive(Debug)]
+struct BlobFile {
+    file: File,
+    len: u64,
+    pos: u64,
+}
+
+impl BlobFile {
+    fn open(path: &Path) -> io::Result<BlobFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(BlobFile { file, len, pos: 0 })
+    }
+}
+
+impl Read for BlobFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for BlobFile {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        // As a file's seek: before the start is an error, past the end is allowed.
+        self.pos = pos.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of a blob",
+            )
+        })?;
+        Ok(self.pos)
+    }
+
+    fn stream_position(&mut self) -> io::Result<u64> {
+        Ok(self.pos)
     }
 }
 
@@ -428,7 +478,7 @@ impl BlobStore for FsBlobStore {
     }
 
     fn open(&self, id: &FileId) -> Result<Box<dyn BlobRead>, StoreError> {
-        Ok(Box::new(File::open(self.path(id))?))
+        Ok(Box::new(BlobFile::open(&self.path(id))?))
     }
 
     fn exists(&self, id: &FileId) -> Result<bool, StoreError> {
@@ -527,6 +577,46 @@ mod tests {
             );
         }
         assert_eq!(store.remove_temporaries().unwrap(), 0);
+    }
+
+    /// An opened blob seeks and reads as the file itself would, step for step: from the
+    /// start, the end and the current position, past the end, and (refused) before the start.
+    #[test]
+    fn an_opened_blob_seeks_and_reads_as_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let data = pattern(10_000);
+        let id = FileId(random_array());
+        let mut w = store.create(&id).unwrap();
+        w.write_all(&data).unwrap();
+        w.commit().unwrap();
+        let mut blob = store.open(&id).unwrap();
+        let mut file = File::open(store.path(&id)).unwrap();
+        let steps = [
+            SeekFrom::Current(0),
+            SeekFrom::End(0),
+            SeekFrom::Start(0),
+            SeekFrom::Current(4_000),
+            SeekFrom::Current(-1_234),
+            SeekFrom::End(-7),
+            SeekFrom::End(5),
+            SeekFrom::Start(12_000),
+            SeekFrom::Current(-20_000),
+            SeekFrom::End(-10_001),
+            SeekFrom::Start(9_999),
+        ];
+        for (i, to) in steps.into_iter().enumerate() {
+            let (b, f) = (blob.seek(to), file.seek(to));
+            assert_eq!(b.is_ok(), f.is_ok(), "step {i}: {to:?}");
+            assert_eq!(b.ok(), f.ok(), "step {i}: {to:?}");
+            let (mut bb, mut fb) = (vec![0; 3_000], vec![0; 3_000]);
+            let (bn, fn_) = (blob.read(&mut bb).unwrap(), file.read(&mut fb).unwrap());
+            assert_eq!(bb[..bn], fb[..fn_], "step {i}: {to:?}");
+            assert_eq!(
+                blob.stream_position().unwrap(),
+                file.stream_position().unwrap()
+            );
+        }
     }
 
     /// A blob abandoned with a block being written leaves no temporary behind.
