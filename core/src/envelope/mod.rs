@@ -56,7 +56,7 @@ pub use cipher::TAG_BYTES;
 pub use error::{OpenError, SealError};
 pub use key::{DataKey, KEY_BYTES, KEY_ID_BYTES, KeyId, SymmetricKey};
 pub use metadata::{MAX_METADATA_FIELD, Metadata};
-pub use open::{Opener, open};
+pub use open::{OpenedHeader, Opener, open};
 pub use seal::{SealOptions, Sealer, seal};
 pub use stanza::{Argon2Params, Keyring, Recipients, RewrapError};
 

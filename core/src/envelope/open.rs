@@ -154,6 +154,49 @@ fn known_plaintext_len(
     }
 }
 
+/// A header opened with its DEK: MAC verified, metadata decrypted, payload key derived. It
+/// opens the same envelope's payload again ([`Opener::from_opened`]) without the DEK, so a
+/// caller that serves one file many times can keep it instead of unwrapping the DEK for each
+/// opening. It holds the payload key (expanded for the cipher): keep it no longer than the
+/// file may be opened.
+pub struct OpenedHeader {
+    header: Header,
+    metadata: Metadata,
+    cipher: Cipher,
+}
+
+impl OpenedHeader {
+    /// Verifies `header`'s MAC with `dek`, decrypts its metadata and derives its payload key.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::HeaderAuthFailed`] if `dek` does not belong to `header`; metadata errors.
+    pub fn new(header: Header, dek: &DataKey) -> Result<Self, OpenError> {
+        header.verify_mac(dek)?;
+        let metadata = header.metadata(dek)?;
+        let cipher = payload_cipher(header.suite, dek, &header.payload_nonce);
+        Ok(OpenedHeader {
+            header,
+            metadata,
+            cipher,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+/// The header only: the rest is secret.
+impl std::fmt::Debug for OpenedHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedHeader")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Opens an envelope: a [`Read`] of the verified plaintext, and over seekable input
 /// ([`Opener::new_seekable`]) a [`Seek`] that decrypts only the chunks a range covers.
 ///
@@ -163,9 +206,7 @@ fn known_plaintext_len(
 /// Chunks are decrypted in parallel, a bounded number of batches ahead of the reader.
 pub struct Opener<R> {
     inner: R,
-    header: Header,
-    metadata: Metadata,
-    cipher: Arc<Cipher>,
+    opened: Arc<OpenedHeader>,
     chunk_size: usize,
     batch_chunks: usize,
     layout: Layout,
@@ -199,7 +240,7 @@ pub struct Opener<R> {
 impl<R> std::fmt::Debug for Opener<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opener")
-            .field("header", &self.header)
+            .field("header", &self.opened.header)
             .field("position", &self.position)
             .finish_non_exhaustive()
     }
@@ -225,14 +266,17 @@ impl<R: Read> Opener<R> {
     ///
     /// [`OpenError::HeaderAuthFailed`] if `dek` does not belong to `header`.
     pub fn from_parts(header: Header, dek: DataKey, payload: R) -> Result<Self, OpenError> {
-        header.verify_mac(&dek)?;
-        let metadata = header.metadata(&dek)?;
-        let cipher = payload_cipher(header.suite, &dek, &header.payload_nonce);
-        let chunk_size = header.chunk_size();
-        Ok(Opener {
+        Ok(Self::from_opened(
+            Arc::new(OpenedHeader::new(header, &dek)?),
+            payload,
+        ))
+    }
+
+    /// Opens a payload whose header was opened before (see [`OpenedHeader`]).
+    pub fn from_opened(opened: Arc<OpenedHeader>, payload: R) -> Self {
+        let chunk_size = opened.header.chunk_size();
+        Opener {
             inner: payload,
-            metadata,
-            cipher: Arc::new(cipher),
             chunk_size,
             batch_chunks: pipeline::batch_chunks(chunk_size),
             layout: Layout::Stream,
@@ -250,18 +294,18 @@ impl<R: Read> Opener<R> {
             position: 0,
             end: None,
             bufs: BufPool::new(chunk_size),
-            header,
-        })
+            opened,
+        }
     }
 
     /// The header.
     pub fn header(&self) -> &Header {
-        &self.header
+        &self.opened.header
     }
 
     /// The decrypted metadata.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        &self.opened.metadata
     }
 
     /// Makes `read` stop at plaintext offset `end` (or not at all with `None`): chunks past
@@ -287,7 +331,7 @@ impl<R: Read> Opener<R> {
     /// chunk that fails under its flag cannot open under the other one (each index of a
     /// payload was sealed once, under one flag), and a second try would only cost time.
     fn flags_are_certain(&self) -> bool {
-        matches!(self.layout, Layout::Known { .. }) && self.metadata.size.is_some()
+        matches!(self.layout, Layout::Known { .. }) && self.opened.metadata.size.is_some()
     }
 
     fn enc_chunk(&self) -> usize {
@@ -380,7 +424,7 @@ impl<R: Read> Opener<R> {
                         self.done = true;
                         return Ok(());
                     }
-                    let cipher = &self.cipher;
+                    let cipher = &self.opened.cipher;
                     if jobs.len() <= 1 {
                         open_batch(cipher, jobs)
                     } else {
@@ -393,8 +437,9 @@ impl<R: Read> Opener<R> {
             let next = self.read_jobs(self.ramp);
             match next {
                 Ok(next) if !next.is_empty() => {
-                    let cipher = Arc::clone(&self.cipher);
-                    self.in_flight = Some(InFlight::spawn(move || open_batch(&cipher, next)));
+                    let opened = Arc::clone(&self.opened);
+                    self.in_flight =
+                        Some(InFlight::spawn(move || open_batch(&opened.cipher, next)));
                 }
                 Ok(_) => {}
                 Err(e) => self.failure = Some(OpenError::Io(e)),
@@ -408,7 +453,7 @@ impl<R: Read> Opener<R> {
                 }
                 if job.last {
                     let actual = job.index * self.chunk_size as u64 + job.chunk.len as u64;
-                    if let Some(declared) = self.metadata.size
+                    if let Some(declared) = self.opened.metadata.size
                         && declared != actual
                     {
                         self.bufs.put(job.chunk);
@@ -514,14 +559,32 @@ impl<R: Read + Seek> Opener<R> {
     pub fn from_parts_seekable(
         header: Header,
         dek: DataKey,
+        payload: R,
+    ) -> Result<Self, OpenError> {
+        Self::from_opened_seekable(Arc::new(OpenedHeader::new(header, &dek)?), payload)
+    }
+
+    /// Like [`Opener::from_opened`] over seekable input positioned at the payload's start,
+    /// with the checks of [`Opener::from_parts_seekable`].
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Truncated`] or [`OpenError::TrailingData`] if the payload is shorter or
+    /// longer than its header and metadata say; I/O errors while seeking.
+    pub fn from_opened_seekable(
+        opened: Arc<OpenedHeader>,
         mut payload: R,
     ) -> Result<Self, OpenError> {
         let payload_start = payload.stream_position()?;
         let payload_end = payload.seek(SeekFrom::End(0))?;
         payload.seek(SeekFrom::Start(payload_start))?;
         let payload_len = payload_end.saturating_sub(payload_start);
-        let mut opener = Self::from_parts(header, dek, payload)?;
-        let plaintext_len = known_plaintext_len(&opener.header, opener.metadata.size, payload_len)?;
+        let mut opener = Self::from_opened(opened, payload);
+        let plaintext_len = known_plaintext_len(
+            &opener.opened.header,
+            opener.opened.metadata.size,
+            payload_len,
+        )?;
         opener.layout = Layout::Known {
             payload_start,
             payload_len,
@@ -626,5 +689,5 @@ pub fn open<R: Read, W: Write>(
     let mut opener = Opener::new(input, keyring)?;
     let n = opener.copy_to(&mut output)?;
     output.flush()?;
-    Ok((opener.metadata.clone(), n))
+    Ok((opener.opened.metadata.clone(), n))
 }

@@ -18,6 +18,7 @@ mod fs_blob;
 mod journal;
 pub mod kek;
 pub mod model;
+mod opened;
 pub mod policy;
 mod sealing;
 mod sled_store;
@@ -431,6 +432,8 @@ pub struct Vault {
     config: VaultConfig,
     keys: VaultKeys,
     audit: AuditLog,
+    /// The opened headers of recently served files (see [`opened`]).
+    opened: opened::OpenedCache,
 }
 
 impl fmt::Debug for Vault {
@@ -586,6 +589,7 @@ impl Vault {
             config,
             keys,
             audit,
+            opened: opened::OpenedCache::default(),
         };
         let report = vault.repair(now)?;
         Ok((vault, report))
@@ -1305,8 +1309,21 @@ impl Vault {
                 Err(e) => return Err(e.into()),
             }
             let payload = self.open_blob(&f)?;
-            return Ok(sealing::open(&f.header, &self.config.keys, payload)?);
+            return self.open_plaintext(&f, payload);
         }
+    }
+
+    /// Opens `payload`, the blob of `f` (a record read as active just before), for reading
+    /// plaintext, with `f`'s opened header from the cache if it holds it (see [`opened`]).
+    fn open_plaintext(
+        &self,
+        f: &FileRecord,
+        payload: Box<dyn BlobRead>,
+    ) -> Result<Box<dyn PlainRead>, VaultError> {
+        let opened = self.opened.get_or_open(&f.id, &f.header, || {
+            sealing::open_header(&f.header, &self.config.keys)
+        })?;
+        Ok(sealing::open_with(opened, payload)?)
     }
 
     /// Opens the blob of `f`, a record read as active just before. A delete may have shredded
@@ -1393,7 +1410,11 @@ impl Vault {
                     detail: format!("key shredded; shares_deleted={n_shares}"),
                 };
                 match self.commit(guards, ops, entry, Durability::Sync) {
-                    Ok(_) => continue,
+                    Ok(_) => {
+                        // The wrapped DEK is gone from the store: its payload key goes too.
+                        self.opened.forget(file);
+                        continue;
+                    }
                     Err(StoreError::Conflict) => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -1939,11 +1960,7 @@ impl Vault {
         let f = self.active_file(&grant.file)?;
         let payload = self.open_blob(&f)?;
         if grant.recipients.is_empty() {
-            Ok(Download::Plaintext(sealing::open(
-                &f.header,
-                &self.config.keys,
-                payload,
-            )?))
+            Ok(Download::Plaintext(self.open_plaintext(&f, payload)?))
         } else {
             let header = sealing::bind(
                 &f.header,
@@ -2118,6 +2135,43 @@ mod tests {
         ] {
             check_new_user_name(good).unwrap();
         }
+    }
+
+    /// A file read keeps its opened header for the next read, which serves the same bytes
+    /// without it; deleting the file forgets it.
+    #[test]
+    fn deleting_a_file_forgets_its_opened_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp(1_000);
+        let keys = KeyRing::new(MasterKey::generate());
+        let (v, _) = Vault::open(dir.path(), VaultConfig::new(keys), now).unwrap();
+        let (admin, _) = v.bootstrap_admin("root", 3600, now).unwrap();
+        let c = ctx(admin, now);
+        let meta = Metadata {
+            name: "plan.txt".into(),
+            ..Metadata::default()
+        };
+        let [a, b] = [b"the plan", b"the rest"].map(|data| {
+            let file = v.upload(&c, &meta, None, &mut &data[..]).unwrap();
+            (file, data)
+        });
+        for _ in 0..2 {
+            for (file, data) in [a, b] {
+                let mut back = Vec::new();
+                v.open_file(&c, &file)
+                    .unwrap()
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, data);
+            }
+        }
+        assert_eq!(v.opened.len(), 2);
+        v.delete_file(&c, &a.0).unwrap();
+        assert_eq!(v.opened.len(), 1, "the deleted file's opened header stayed");
+        assert!(matches!(
+            v.open_file(&c, &a.0),
+            Err(VaultError::NotFound(_))
+        ));
     }
 
     /// A vault created before audit record tags (its seed wrapped under the old associated

@@ -8,12 +8,13 @@
 //! payload.
 
 use std::io::{Read, Seek, Write};
+use std::sync::Arc;
 
 use crate::envelope::kdf;
 use crate::envelope::rng::DerivedRandom;
 use crate::envelope::{
-    self, Header, Keyring, Metadata, OpenError, Opener, Recipients, RewrapError, SealError,
-    SealOptions, Sealer, SymmetricKey,
+    self, Header, Keyring, Metadata, OpenError, OpenedHeader, Opener, Recipients, RewrapError,
+    SealError, SealOptions, Sealer, SymmetricKey,
 };
 use crate::keys::Recipient;
 
@@ -138,15 +139,21 @@ impl<R: Read + Seek + Send> PlainRead for Opener<R> {
     }
 }
 
-/// Opens the payload for reading plaintext; seeking decrypts only the chunks a range covers.
-pub(crate) fn open(
-    header: &[u8],
-    ring: &KeyRing,
-    payload: Box<dyn BlobRead>,
-) -> Result<Box<dyn PlainRead>, SealingError> {
+/// Opens a stored header: unwraps the DEK, verifies the MAC, decrypts the metadata and
+/// derives the payload key (see [`open_with`]).
+pub(crate) fn open_header(header: &[u8], ring: &KeyRing) -> Result<OpenedHeader, SealingError> {
     let h = Header::from_bytes(header)?;
     let dek = h.unwrap_key(&keyring(ring))?;
-    Ok(Box::new(Opener::from_parts_seekable(h, dek, payload)?))
+    Ok(OpenedHeader::new(h, &dek)?)
+}
+
+/// Opens the payload of an opened header for reading plaintext; seeking decrypts only the
+/// chunks a range covers.
+pub(crate) fn open_with(
+    opened: Arc<OpenedHeader>,
+    payload: Box<dyn BlobRead>,
+) -> Result<Box<dyn PlainRead>, SealingError> {
+    Ok(Box::new(Opener::from_opened_seekable(opened, payload)?))
 }
 
 /// A header that opens only for `recipients` (X25519 public keys): no KEK stanza is kept, so
