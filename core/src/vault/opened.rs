@@ -4,7 +4,7 @@
 //! Opening a stored file's header unwraps its DEK with the master key, verifies the header's
 //! MAC, decrypts its metadata and derives its payload key: about a tenth of the server's CPU
 //! per 1 KiB link download, repeated for every download of the same file. The vault keeps
-//! the result ([`OpenedHeader`]) for the last files it served, the way an encryption SDK
+//! the result ([`OpenedHeader`]) for the files it served recently, the way an encryption SDK
 //! caches data keys:
 //!
 //! - An entry is used only for the exact header bytes it was opened from, and only after the
